@@ -1,0 +1,666 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using KvFusion.Engine.Models;
+using KvFusion.Engine.SafeTensors;
+
+namespace KvFusion.Engine.Compute.Cpu;
+
+/// <summary>
+/// The reference backend: float32 compute on the CPU with AVX2/FMA, all cores through a fork/join pool, weights
+/// read in place from the memory-mapped checkpoint. Every operation is allocation-free after warm-up.
+/// </summary>
+public sealed unsafe partial class CpuBackend : IComputeBackend
+{
+    private const int MatMulBlockColumns = 64;
+    private const int SmallWork = 1 << 14;
+
+    private readonly CpuWorkerPool _pool;
+    private readonly float** _packScratch;
+    private readonly WorkerScratch* _scratch;
+    private bool _disposed;
+
+    /// <summary>Creates a CPU backend using <paramref name="threads"/> threads (default: all cores).</summary>
+    /// <exception cref="PlatformNotSupportedException">The processor lacks AVX2 and FMA.</exception>
+    public CpuBackend(int? threads = null)
+    {
+        if (!Avx2.IsSupported || !Fma.IsSupported)
+        {
+            throw new PlatformNotSupportedException("The KvFusion CPU backend needs an x86-64 processor with AVX2 and FMA (x86-64-v3).");
+        }
+
+        var count = threads ?? Environment.ProcessorCount;
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1, nameof(threads));
+        _pool = new CpuWorkerPool(count);
+        _packScratch = (float**)NativeMemory.AllocZeroed((nuint)(count * sizeof(float*)));
+        _scratch = (WorkerScratch*)NativeMemory.AllocZeroed((nuint)(count * sizeof(WorkerScratch)));
+        for (var i = 0; i < count; i++)
+        {
+            _packScratch[i] = (float*)NativeMemory.AlignedAlloc((nuint)(CpuGemm.PackScratchFloats(MatMulBlockColumns) * sizeof(float)), 64);
+        }
+    }
+
+    /// <summary>Threads used by parallel operations.</summary>
+    public int ThreadCount => _pool.ThreadCount;
+
+    /// <inheritdoc />
+    public string DeviceName => $"CPU ({ThreadCount} thread{(ThreadCount == 1 ? "" : "s")}, AVX2/FMA{(Avx512F.IsSupported ? ", AVX-512 present" : "")})";
+
+    /// <inheritdoc />
+    public DeviceTensor Allocate(TensorDType dtype, int rows, int cols) => CpuTensor.Allocate(dtype, rows, cols);
+
+    /// <inheritdoc />
+    public DeviceTensor CreateWeight(SafeTensor source, int rows, int cols)
+    {
+        if ((long)rows * cols != source.ElementCount)
+        {
+            throw new ModelLoadException($"Tensor '{source.Name}' has {source.ElementCount} elements; expected {rows}×{cols}.");
+        }
+
+        return CpuTensor.View(source.DType, rows, cols, source.Data);
+    }
+
+    /// <inheritdoc />
+    public void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset)
+    {
+        var t = Check(destination, TensorDType.F32);
+        CheckRange(t, rowOffset, source.Length);
+        source.CopyTo(new Span<float>(t.F32 + ((long)rowOffset * t.Cols), source.Length));
+    }
+
+    /// <inheritdoc />
+    public void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset)
+    {
+        var t = Check(destination, TensorDType.I32);
+        CheckRange(t, rowOffset, source.Length);
+        source.CopyTo(new Span<int>(t.I32 + ((long)rowOffset * t.Cols), source.Length));
+    }
+
+    /// <inheritdoc />
+    public void Download(DeviceTensor source, int rowOffset, int rowCount, Span<float> destination)
+    {
+        var t = Check(source, TensorDType.F32);
+        var count = (long)rowCount * t.Cols;
+        CheckRange(t, rowOffset, count);
+        if (destination.Length < count)
+        {
+            throw new ArgumentException($"Destination holds {destination.Length} floats; {count} needed.", nameof(destination));
+        }
+
+        new ReadOnlySpan<float>(t.F32 + ((long)rowOffset * t.Cols), (int)count).CopyTo(destination);
+    }
+
+    /// <inheritdoc />
+    public void CopyRows(DeviceTensor source, int sourceRow, DeviceTensor destination, int destinationRow, int rowCount)
+    {
+        var s = (CpuTensor)source;
+        var d = (CpuTensor)destination;
+        if (s.DType != d.DType || s.Cols != d.Cols)
+        {
+            throw new ArgumentException("CopyRows needs tensors of the same dtype and width.");
+        }
+
+        CheckRange(s, sourceRow, (long)rowCount * s.Cols);
+        CheckRange(d, destinationRow, (long)rowCount * d.Cols);
+        var rowBytes = (long)s.Cols * s.DType.SizeInBytes();
+        Buffer.MemoryCopy((byte*)s.Data + (sourceRow * rowBytes), (byte*)d.Data + (destinationRow * rowBytes), (d.Rows - destinationRow) * rowBytes, rowCount * rowBytes);
+    }
+
+    /// <inheritdoc />
+    public void Embed(DeviceTensor table, DeviceTensor ids, int count, DeviceTensor output)
+    {
+        var tab = (CpuTensor)table;
+        var idx = Check(ids, TensorDType.I32);
+        var o = Check(output, TensorDType.F32);
+        CheckRows(o, count);
+        for (var i = 0; i < count; i++)
+        {
+            var id = idx.I32[i];
+            if ((uint)id >= (uint)tab.Rows)
+            {
+                throw new ArgumentOutOfRangeException(nameof(ids), $"Token id {id} is outside the vocabulary of {tab.Rows}.");
+            }
+
+            HalfConversion.ToSingle(tab.Data, tab.DType, (long)id * tab.Cols, o.F32 + ((long)i * o.Cols), tab.Cols);
+        }
+    }
+
+    /// <inheritdoc />
+    public void RmsNorm(DeviceTensor x, int rows, DeviceTensor weight, float epsilon, DeviceTensor output)
+    {
+        var xs = Check(x, TensorDType.F32);
+        var o = Check(output, TensorDType.F32);
+        var w = (CpuTensor)weight;
+        CheckRows(xs, rows);
+        CheckRows(o, rows);
+        var job = new NormJob { X = xs.F32, Out = o.F32, W = w.Data, WType = w.DType, Cols = xs.Cols, Segment = xs.Cols, Eps = epsilon, Rows = rows };
+        RunRows(rows, xs.Cols, &NormRows, &job);
+    }
+
+    /// <inheritdoc />
+    public void RmsNormHeads(DeviceTensor x, int rows, int headDim, DeviceTensor weight, float epsilon)
+    {
+        var xs = Check(x, TensorDType.F32);
+        var w = (CpuTensor)weight;
+        CheckRows(xs, rows);
+        var job = new NormJob { X = xs.F32, Out = xs.F32, W = w.Data, WType = w.DType, Cols = xs.Cols, Segment = headDim, Eps = epsilon, Rows = rows };
+        RunRows(rows, xs.Cols, &NormRows, &job);
+    }
+
+    /// <inheritdoc />
+    public void MatMul(DeviceTensor x, int rows, DeviceTensor weight, DeviceTensor? bias, DeviceTensor output, bool accumulate)
+    {
+        var a = Check(x, TensorDType.F32);
+        var w = (CpuTensor)weight;
+        var c = Check(output, TensorDType.F32);
+        CheckRows(a, rows);
+        CheckRows(c, rows);
+        if (a.Cols < w.Cols || c.Cols < w.Rows)
+        {
+            throw new ArgumentException($"MatMul shapes: x has {a.Cols} columns, weight is {w.Rows}×{w.Cols}, output has {c.Cols} columns.");
+        }
+
+        if (bias is not null)
+        {
+            var b = (CpuTensor)bias;
+            for (var i = 0; i < rows; i++)
+            {
+                var row = c.F32 + ((long)i * c.Cols);
+                if (accumulate)
+                {
+                    for (var j = 0; j < w.Rows; j++)
+                    {
+                        row[j] += HalfConversion.Load1(b.Data, b.DType, j);
+                    }
+                }
+                else
+                {
+                    HalfConversion.ToSingle(b.Data, b.DType, 0, row, w.Rows);
+                }
+            }
+
+            accumulate = true;
+        }
+
+        Gemm(a.F32, a.Cols, new CpuGemm.Operand(w.Data, w.DType, w.Cols, transposed: true), c.F32, c.Cols, rows, w.Rows, w.Cols, accumulate);
+    }
+
+    /// <summary>Parallel GEMM over the pool: C[m, n] (+)= A · op(B).</summary>
+    internal void Gemm(float* a, long lda, CpuGemm.Operand b, float* c, long ldc, int m, int n, int k, bool accumulate)
+    {
+        var nb = MatMulBlockColumns;
+        int mBlocks;
+        if (m <= CpuGemm.GemvMaxRows)
+        {
+            mBlocks = 1;
+            nb = Math.Max(16, (n + (4 * ThreadCount) - 1) / (4 * ThreadCount));
+            nb = Math.Min(nb, 256);
+        }
+        else
+        {
+            mBlocks = (m + CpuGemm.MC - 1) / CpuGemm.MC;
+            while (nb > 16 && mBlocks * ((n + nb - 1) / nb) < 3 * ThreadCount)
+            {
+                nb /= 2;
+            }
+        }
+
+        var job = new GemmJob
+        {
+            A = a, Lda = lda, B = b, C = c, Ldc = ldc, M = m, N = n, K = k, Accumulate = accumulate,
+            NBlock = nb, NBlocks = (n + nb - 1) / nb, MBlocks = mBlocks, Pack = _packScratch,
+        };
+        var tasks = job.NBlocks * mBlocks;
+        if ((long)m * n * k < SmallWork)
+        {
+            for (var t = 0; t < tasks; t++)
+            {
+                GemmTask(&job, t, 0);
+            }
+
+            return;
+        }
+
+        _pool.Run(tasks, &GemmTask, &job);
+    }
+
+    /// <inheritdoc />
+    public void ApplyRope(DeviceTensor x, int rows, int headDim, DeviceTensor positions, DeviceTensor inverseFrequencies, DeviceTensor output)
+    {
+        var xs = Check(x, TensorDType.F32);
+        var o = Check(output, TensorDType.F32);
+        var pos = Check(positions, TensorDType.I32);
+        var inv = Check(inverseFrequencies, TensorDType.F32);
+        CheckRows(xs, rows);
+        CheckRows(o, rows);
+        if (inv.ElementCount < headDim / 2 || xs.Cols % headDim != 0)
+        {
+            throw new ArgumentException("RoPE: inverse frequencies or head layout do not match the head dimension.");
+        }
+
+        var job = new RopeJob { X = xs.F32, Out = o.F32, Cols = xs.Cols, OutCols = o.Cols, HeadDim = headDim, Positions = pos.I32, Inv = inv.F32, Rows = rows };
+        RunRows(rows, xs.Cols, &RopeRows, &job);
+    }
+
+    /// <inheritdoc />
+    public void SiluMultiply(DeviceTensor gate, DeviceTensor up, int rows, DeviceTensor output)
+    {
+        var g = Check(gate, TensorDType.F32);
+        var u = Check(up, TensorDType.F32);
+        var o = Check(output, TensorDType.F32);
+        CheckRows(g, rows);
+        var job = new ElementwiseJob { A = g.F32, B = u.F32, Out = o.F32, Cols = g.Cols, Rows = rows, Kind = 0 };
+        RunRows(rows, g.Cols, &ElementwiseRows, &job);
+    }
+
+    /// <inheritdoc />
+    public void Add(DeviceTensor target, DeviceTensor source, int rows)
+    {
+        var t = Check(target, TensorDType.F32);
+        var s = Check(source, TensorDType.F32);
+        CheckRows(t, rows);
+        var job = new ElementwiseJob { A = t.F32, B = s.F32, Out = t.F32, Cols = t.Cols, Rows = rows, Kind = 1 };
+        RunRows(rows, t.Cols, &ElementwiseRows, &job);
+    }
+
+    /// <inheritdoc />
+    public void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity)
+    {
+        var s = Check(source, TensorDType.F32);
+        var sl = Check(slots, TensorDType.I32);
+        var c = Check(cache, TensorDType.F32);
+        var hd = c.Cols;
+        for (var i = 0; i < rows; i++)
+        {
+            var slot = sl.I32[i];
+            if ((uint)slot >= (uint)capacity)
+            {
+                throw new ArgumentOutOfRangeException(nameof(slots), $"Slot {slot} is outside the cache capacity {capacity}.");
+            }
+
+            for (var h = 0; h < kvHeads; h++)
+            {
+                Buffer.MemoryCopy(s.F32 + ((long)i * s.Cols) + (h * hd), c.F32 + ((((long)h * capacity) + slot) * hd), hd * sizeof(float), hd * sizeof(float));
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination)
+    {
+        var c = Check(cache, TensorDType.F32);
+        var sl = Check(slots, TensorDType.I32);
+        var d = Check(destination, TensorDType.F32);
+        var hd = c.Cols;
+        for (var i = 0; i < rows; i++)
+        {
+            var slot = sl.I32[i];
+            if ((uint)slot >= (uint)capacity)
+            {
+                throw new ArgumentOutOfRangeException(nameof(slots), $"Slot {slot} is outside the cache capacity {capacity}.");
+            }
+
+            for (var h = 0; h < kvHeads; h++)
+            {
+                Buffer.MemoryCopy(c.F32 + ((((long)h * capacity) + slot) * hd), d.F32 + ((long)i * d.Cols) + (h * hd), hd * sizeof(float), hd * sizeof(float));
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void GatherRows(DeviceTensor source, DeviceTensor indices, int count, DeviceTensor destination)
+    {
+        var s = (CpuTensor)source;
+        var idx = Check(indices, TensorDType.I32);
+        var d = (CpuTensor)destination;
+        if (s.DType != d.DType || s.Cols != d.Cols)
+        {
+            throw new ArgumentException("GatherRows needs tensors of the same dtype and width.");
+        }
+
+        CheckRows(d, count);
+        var rowBytes = (long)s.Cols * s.DType.SizeInBytes();
+        for (var i = 0; i < count; i++)
+        {
+            var r = idx.I32[i];
+            if ((uint)r >= (uint)s.Rows)
+            {
+                throw new ArgumentOutOfRangeException(nameof(indices), $"Row {r} is outside a tensor of {s.Rows} rows.");
+            }
+
+            Buffer.MemoryCopy((byte*)s.Data + (r * rowBytes), (byte*)d.Data + (i * rowBytes), rowBytes, rowBytes);
+        }
+    }
+
+    /// <inheritdoc />
+    public void CacheDeviation(DeviceTensor fresh, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity, DeviceTensor output)
+    {
+        var f = Check(fresh, TensorDType.F32);
+        var sl = Check(slots, TensorDType.I32);
+        var c = Check(cache, TensorDType.F32);
+        var o = Check(output, TensorDType.F32);
+        var hd = c.Cols;
+        for (var i = 0; i < rows; i++)
+        {
+            var slot = sl.I32[i];
+            if ((uint)slot >= (uint)capacity)
+            {
+                throw new ArgumentOutOfRangeException(nameof(slots), $"Slot {slot} is outside the cache capacity {capacity}.");
+            }
+
+            var sum = 0f;
+            for (var h = 0; h < kvHeads; h++)
+            {
+                var a = f.F32 + ((long)i * f.Cols) + (h * hd);
+                var b = c.F32 + ((((long)h * capacity) + slot) * hd);
+                for (var d = 0; d < hd; d++)
+                {
+                    var diff = a[d] - b[d];
+                    sum += diff * diff;
+                }
+            }
+
+            o.F32[i] = sum;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Synchronize()
+    {
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _pool.Dispose();
+        for (var i = 0; i < ThreadCount; i++)
+        {
+            NativeMemory.AlignedFree(_packScratch[i]);
+            _scratch[i].Free();
+        }
+
+        NativeMemory.Free(_packScratch);
+        NativeMemory.Free(_scratch);
+    }
+
+    private static CpuTensor Check(DeviceTensor t, TensorDType dtype)
+    {
+        var c = t as CpuTensor ?? throw new ArgumentException("The tensor belongs to another backend.");
+        return c.DType == dtype ? c : throw new ArgumentException($"Expected a {dtype} tensor, got {c.DType}.");
+    }
+
+    private static void CheckRows(CpuTensor t, int rows)
+    {
+        if (rows < 0 || rows > t.Rows)
+        {
+            throw new ArgumentOutOfRangeException(nameof(rows), $"{rows} rows requested from a tensor of {t.Rows}.");
+        }
+    }
+
+    private static void CheckRange(CpuTensor t, int rowOffset, long elements)
+    {
+        if (rowOffset < 0 || ((long)rowOffset * t.Cols) + elements > t.ElementCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(rowOffset), $"{elements} elements at row {rowOffset} exceed a {t.Rows}×{t.Cols} tensor.");
+        }
+    }
+
+    /// <summary>Runs a row-parallel job: serially when small, else in chunks over the pool.</summary>
+    private void RunRows(int rows, int cols, delegate*<void*, int, int, void> fn, void* job)
+    {
+        var hdr = (RowJobHeader*)job;
+        if ((long)rows * cols < SmallWork || ThreadCount == 1)
+        {
+            hdr->RowsPerTask = rows;
+            fn(job, 0, 0);
+            return;
+        }
+
+        var tasks = Math.Min(rows, 4 * ThreadCount);
+        hdr->RowsPerTask = (rows + tasks - 1) / tasks;
+        _pool.Run((rows + hdr->RowsPerTask - 1) / hdr->RowsPerTask, fn, job);
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RowJobHeader
+    {
+        public int RowsPerTask;
+        public int Rows;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct NormJob
+    {
+        public int RowsPerTask;
+        public int Rows;
+        public float* X;
+        public float* Out;
+        public void* W;
+        public TensorDType WType;
+        public int Cols;
+        public int Segment;
+        public float Eps;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RopeJob
+    {
+        public int RowsPerTask;
+        public int Rows;
+        public float* X;
+        public float* Out;
+        public int Cols;
+        public int OutCols;
+        public int HeadDim;
+        public int* Positions;
+        public float* Inv;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct ElementwiseJob
+    {
+        public int RowsPerTask;
+        public int Rows;
+        public float* A;
+        public float* B;
+        public float* Out;
+        public int Cols;
+        public int Kind;
+    }
+
+    private struct GemmJob
+    {
+        public float* A;
+        public long Lda;
+        public CpuGemm.Operand B;
+        public float* C;
+        public long Ldc;
+        public int M;
+        public int N;
+        public int K;
+        public bool Accumulate;
+        public int NBlock;
+        public int NBlocks;
+        public int MBlocks;
+        public float** Pack;
+    }
+
+    private static void GemmTask(void* state, int task, int worker)
+    {
+        var j = (GemmJob*)state;
+        var nBlock = task % j->NBlocks;
+        var mBlock = task / j->NBlocks;
+        var n0 = nBlock * j->NBlock;
+        var nb = Math.Min(j->NBlock, j->N - n0);
+        var m0 = mBlock * CpuGemm.MC;
+        var mc = j->MBlocks == 1 ? j->M : Math.Min(CpuGemm.MC, j->M - m0);
+        var pack = j->Pack[worker];
+        for (var sub = 0; sub < nb; sub += MatMulBlockColumns)
+        {
+            var width = Math.Min(MatMulBlockColumns, nb - sub);
+            CpuGemm.Serial(j->A + (m0 * j->Lda), j->Lda, j->B, j->C + (m0 * j->Ldc), j->Ldc, mc, n0 + sub, width, j->K, j->Accumulate, pack);
+        }
+    }
+
+    private static void NormRows(void* state, int task, int worker)
+    {
+        var j = (NormJob*)state;
+        var r0 = task * j->RowsPerTask;
+        var r1 = Math.Min(j->Rows, r0 + j->RowsPerTask);
+        var seg = j->Segment;
+        var w = stackalloc float[seg];
+        HalfConversion.ToSingle(j->W, j->WType, 0, w, seg);
+        for (var r = r0; r < r1; r++)
+        {
+            for (var s0 = 0; s0 < j->Cols; s0 += seg)
+            {
+                var x = j->X + ((long)r * j->Cols) + s0;
+                var o = j->Out + ((long)r * j->Cols) + s0;
+                var sum = Vector256<float>.Zero;
+                var i = 0;
+                for (; i <= seg - 8; i += 8)
+                {
+                    var v = Avx.LoadVector256(x + i);
+                    sum = Fma.MultiplyAdd(v, v, sum);
+                }
+
+                var ss = Vector256.Sum(sum);
+                for (; i < seg; i++)
+                {
+                    ss += x[i] * x[i];
+                }
+
+                var scale = 1f / MathF.Sqrt((ss / seg) + j->Eps);
+                var vs = Vector256.Create(scale);
+                i = 0;
+                for (; i <= seg - 8; i += 8)
+                {
+                    // transformers: weight * (x * rsqrt(mean(x²) + eps)), in float32.
+                    (Avx.LoadVector256(w + i) * (Avx.LoadVector256(x + i) * vs)).Store(o + i);
+                }
+
+                for (; i < seg; i++)
+                {
+                    o[i] = w[i] * (x[i] * scale);
+                }
+            }
+        }
+    }
+
+    private static void RopeRows(void* state, int task, int worker)
+    {
+        var j = (RopeJob*)state;
+        var r0 = task * j->RowsPerTask;
+        var r1 = Math.Min(j->Rows, r0 + j->RowsPerTask);
+        var half = j->HeadDim / 2;
+        var cos = stackalloc float[half];
+        var sin = stackalloc float[half];
+        for (var r = r0; r < r1; r++)
+        {
+            var pos = (float)j->Positions[r];
+            for (var i = 0; i < half; i++)
+            {
+                var angle = pos * j->Inv[i];
+                cos[i] = MathF.Cos(angle);
+                sin[i] = MathF.Sin(angle);
+            }
+
+            var x = j->X + ((long)r * j->Cols);
+            var o = j->Out + ((long)r * j->OutCols);
+            for (var h = 0; h < j->Cols; h += j->HeadDim)
+            {
+                var xh = x + h;
+                var oh = o + h;
+                for (var i = 0; i < half; i++)
+                {
+                    var a = xh[i];
+                    var b = xh[i + half];
+                    oh[i] = (a * cos[i]) - (b * sin[i]);
+                    oh[i + half] = (b * cos[i]) + (a * sin[i]);
+                }
+            }
+        }
+    }
+
+    private static void ElementwiseRows(void* state, int task, int worker)
+    {
+        var j = (ElementwiseJob*)state;
+        var r0 = task * j->RowsPerTask;
+        var r1 = Math.Min(j->Rows, r0 + j->RowsPerTask);
+        var n = (long)(r1 - r0) * j->Cols;
+        var a = j->A + ((long)r0 * j->Cols);
+        var b = j->B + ((long)r0 * j->Cols);
+        var o = j->Out + ((long)r0 * j->Cols);
+        long i = 0;
+        if (j->Kind == 0)
+        {
+            for (; i <= n - 8; i += 8)
+            {
+                var g = Avx.LoadVector256(a + i);
+                var silu = g / (Vector256.Create(1f) + VectorMath.Exp(-g));
+                (silu * Avx.LoadVector256(b + i)).Store(o + i);
+            }
+
+            for (; i < n; i++)
+            {
+                var g = a[i];
+                o[i] = g / (1f + MathF.Exp(-g)) * b[i];
+            }
+        }
+        else
+        {
+            for (; i <= n - 8; i += 8)
+            {
+                (Avx.LoadVector256(a + i) + Avx.LoadVector256(b + i)).Store(o + i);
+            }
+
+            for (; i < n; i++)
+            {
+                o[i] = a[i] + b[i];
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void EnsureCapacity(ref float* buffer, ref long capacity, long needed)
+    {
+        if (capacity >= needed)
+        {
+            return;
+        }
+
+        if (buffer != null)
+        {
+            NativeMemory.AlignedFree(buffer);
+        }
+
+        var size = Math.Max(needed, capacity * 2);
+        buffer = (float*)NativeMemory.AlignedAlloc((nuint)(size * sizeof(float)), 64);
+        capacity = size;
+    }
+
+    private struct WorkerScratch
+    {
+        public float* Scores;
+        public long ScoresCapacity;
+        public float* Pack;
+        public long PackCapacity;
+        public float* KeyWeights;
+        public long KeyWeightsCapacity;
+
+        public void Free()
+        {
+            if (Scores != null) NativeMemory.AlignedFree(Scores);
+            if (Pack != null) NativeMemory.AlignedFree(Pack);
+            if (KeyWeights != null) NativeMemory.AlignedFree(KeyWeights);
+            this = default;
+        }
+    }
+}

@@ -1,0 +1,318 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using KvFusion.Engine.Models;
+
+namespace KvFusion.Engine.Compute.Cpu;
+
+/// <summary>
+/// Single-precision GEMM for the CPU backend: C[m, n] (+)= A[m, k] · op(B), with A float32 and B float32, fp16 or
+/// bf16, either stored [n, k] (weights and keys: C = A·Bᵀ) or [k, n] (values: C = A·B). B is converted and packed
+/// into 16-column panels per k-block (so weights stay in their stored dtype in memory) and a 6×16 register-blocked
+/// FMA kernel runs over them. Few-row products (decode) take a GEMV path that streams B once.
+/// </summary>
+internal static unsafe class CpuGemm
+{
+    public const int MR = 6;
+    public const int NR = 16;
+    public const int KC = 256;
+    public const int MC = 192;
+
+    /// <summary>Rows up to which the streaming GEMV path is used instead of packing.</summary>
+    public const int GemvMaxRows = 4;
+
+    /// <summary>Floats of packing scratch one serial call needs for a panel block of <paramref name="nb"/> columns.</summary>
+    public static int PackScratchFloats(int nb) => KC * (((nb + NR - 1) / NR) * NR);
+
+    /// <summary>Describes op(B).</summary>
+    public readonly struct Operand(void* data, TensorDType dtype, long ld, bool transposed)
+    {
+        public readonly void* Data = data;
+        public readonly TensorDType DType = dtype;
+        public readonly long Ld = ld;
+
+        /// <summary>True when B is stored [n, k] (C = A·Bᵀ).</summary>
+        public readonly bool Transposed = transposed;
+    }
+
+    /// <summary>
+    /// Serial GEMM over rows [0, m) and columns [n0, n0 + nb) of C. <paramref name="pack"/> must hold
+    /// <see cref="PackScratchFloats"/>(nb) floats.
+    /// </summary>
+    public static void Serial(float* a, long lda, in Operand b, float* c, long ldc, int m, int n0, int nb, int k, bool accumulate, float* pack)
+    {
+        if (m <= 0 || nb <= 0)
+        {
+            return;
+        }
+
+        if (k == 0)
+        {
+            if (!accumulate)
+            {
+                for (var i = 0; i < m; i++)
+                {
+                    new Span<float>(c + (i * ldc) + n0, nb).Clear();
+                }
+            }
+
+            return;
+        }
+
+        if (m <= GemvMaxRows && b.Transposed)
+        {
+            Gemv(a, lda, b, c, ldc, m, n0, nb, k, accumulate);
+            return;
+        }
+
+        var panels = (nb + NR - 1) / NR;
+        for (var k0 = 0; k0 < k; k0 += KC)
+        {
+            var kc = Math.Min(KC, k - k0);
+            PackB(b, n0, nb, k0, kc, pack);
+            var load = accumulate || k0 > 0;
+            for (var i0 = 0; i0 < m; i0 += MR)
+            {
+                var mr = Math.Min(MR, m - i0);
+                var arow = a + (i0 * lda) + k0;
+                for (var p = 0; p < panels; p++)
+                {
+                    var nr = Math.Min(NR, nb - (p * NR));
+                    Kernel6x16(kc, arow, lda, pack + (p * NR * kc), c + (i0 * ldc) + n0 + (p * NR), ldc, mr, nr, load);
+                }
+            }
+        }
+    }
+
+    /// <summary>Packs B's columns [n0, n0+nb) and depth [k0, k0+kc) as float32 panels of NR columns: panel[p][kk][j].</summary>
+    private static void PackB(in Operand b, int n0, int nb, int k0, int kc, float* pack)
+    {
+        var panels = (nb + NR - 1) / NR;
+        for (var p = 0; p < panels; p++)
+        {
+            var dst = pack + (p * NR * kc);
+            var j0 = n0 + (p * NR);
+            var nr = Math.Min(NR, nb - (p * NR));
+            if (b.Transposed)
+            {
+                PackTransposedPanel(b, j0, nr, k0, kc, dst);
+            }
+            else
+            {
+                // B is [k, n]: each depth step is a contiguous run of columns.
+                for (var kk = 0; kk < kc; kk++)
+                {
+                    var src = (k0 + kk) * b.Ld + j0;
+                    var d = dst + (kk * NR);
+                    if (nr == NR)
+                    {
+                        HalfConversion.Load8(b.Data, b.DType, src).Store(d);
+                        HalfConversion.Load8(b.Data, b.DType, src + 8).Store(d + 8);
+                    }
+                    else
+                    {
+                        for (var j = 0; j < NR; j++)
+                        {
+                            d[j] = j < nr ? HalfConversion.Load1(b.Data, b.DType, src + j) : 0f;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>B rows j0..j0+nr (each contiguous along k) into dst[kk*NR + j], via 8×8 register transposes.</summary>
+    private static void PackTransposedPanel(in Operand b, int j0, int nr, int k0, int kc, float* dst)
+    {
+        var kk = 0;
+        if (nr == NR)
+        {
+            for (; kk <= kc - 8; kk += 8)
+            {
+                for (var half = 0; half < 2; half++)
+                {
+                    var rowBase = ((long)(j0 + (half * 8)) * b.Ld) + k0 + kk;
+                    var r0 = HalfConversion.Load8(b.Data, b.DType, rowBase);
+                    var r1 = HalfConversion.Load8(b.Data, b.DType, rowBase + b.Ld);
+                    var r2 = HalfConversion.Load8(b.Data, b.DType, rowBase + (2 * b.Ld));
+                    var r3 = HalfConversion.Load8(b.Data, b.DType, rowBase + (3 * b.Ld));
+                    var r4 = HalfConversion.Load8(b.Data, b.DType, rowBase + (4 * b.Ld));
+                    var r5 = HalfConversion.Load8(b.Data, b.DType, rowBase + (5 * b.Ld));
+                    var r6 = HalfConversion.Load8(b.Data, b.DType, rowBase + (6 * b.Ld));
+                    var r7 = HalfConversion.Load8(b.Data, b.DType, rowBase + (7 * b.Ld));
+                    Transpose8x8(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+                    var d = dst + (kk * NR) + (half * 8);
+                    r0.Store(d);
+                    r1.Store(d + NR);
+                    r2.Store(d + (2 * NR));
+                    r3.Store(d + (3 * NR));
+                    r4.Store(d + (4 * NR));
+                    r5.Store(d + (5 * NR));
+                    r6.Store(d + (6 * NR));
+                    r7.Store(d + (7 * NR));
+                }
+            }
+        }
+
+        for (; kk < kc; kk++)
+        {
+            var d = dst + (kk * NR);
+            for (var j = 0; j < NR; j++)
+            {
+                d[j] = j < nr ? HalfConversion.Load1(b.Data, b.DType, ((long)(j0 + j) * b.Ld) + k0 + kk) : 0f;
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(
+        ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3,
+        ref Vector256<float> r4, ref Vector256<float> r5, ref Vector256<float> r6, ref Vector256<float> r7)
+    {
+        var t0 = Avx.UnpackLow(r0, r1);
+        var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3);
+        var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5);
+        var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7);
+        var t7 = Avx.UnpackHigh(r6, r7);
+        var s0 = Avx.Shuffle(t0, t2, 0x44);
+        var s1 = Avx.Shuffle(t0, t2, 0xEE);
+        var s2 = Avx.Shuffle(t1, t3, 0x44);
+        var s3 = Avx.Shuffle(t1, t3, 0xEE);
+        var s4 = Avx.Shuffle(t4, t6, 0x44);
+        var s5 = Avx.Shuffle(t4, t6, 0xEE);
+        var s6 = Avx.Shuffle(t5, t7, 0x44);
+        var s7 = Avx.Shuffle(t5, t7, 0xEE);
+        r0 = Avx.Permute2x128(s0, s4, 0x20);
+        r1 = Avx.Permute2x128(s1, s5, 0x20);
+        r2 = Avx.Permute2x128(s2, s6, 0x20);
+        r3 = Avx.Permute2x128(s3, s7, 0x20);
+        r4 = Avx.Permute2x128(s0, s4, 0x31);
+        r5 = Avx.Permute2x128(s1, s5, 0x31);
+        r6 = Avx.Permute2x128(s2, s6, 0x31);
+        r7 = Avx.Permute2x128(s3, s7, 0x31);
+    }
+
+    /// <summary>The 6×16 FMA kernel over a packed panel; rows past <paramref name="mr"/> and columns past <paramref name="nr"/> are computed on clamped inputs and not stored.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x16(int kc, float* a, long lda, float* bp, float* c, long ldc, int mr, int nr, bool load)
+    {
+        var a0 = a;
+        var a1 = mr > 1 ? a + lda : a;
+        var a2 = mr > 2 ? a + (2 * lda) : a;
+        var a3 = mr > 3 ? a + (3 * lda) : a;
+        var a4 = mr > 4 ? a + (4 * lda) : a;
+        var a5 = mr > 5 ? a + (5 * lda) : a;
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (var p = 0; p < kc; p++)
+        {
+            var b0 = Avx.LoadVector256(bp);
+            var b1 = Avx.LoadVector256(bp + 8);
+            bp += NR;
+            var v = Vector256.Create(a0[p]);
+            c00 = Fma.MultiplyAdd(v, b0, c00);
+            c01 = Fma.MultiplyAdd(v, b1, c01);
+            v = Vector256.Create(a1[p]);
+            c10 = Fma.MultiplyAdd(v, b0, c10);
+            c11 = Fma.MultiplyAdd(v, b1, c11);
+            v = Vector256.Create(a2[p]);
+            c20 = Fma.MultiplyAdd(v, b0, c20);
+            c21 = Fma.MultiplyAdd(v, b1, c21);
+            v = Vector256.Create(a3[p]);
+            c30 = Fma.MultiplyAdd(v, b0, c30);
+            c31 = Fma.MultiplyAdd(v, b1, c31);
+            v = Vector256.Create(a4[p]);
+            c40 = Fma.MultiplyAdd(v, b0, c40);
+            c41 = Fma.MultiplyAdd(v, b1, c41);
+            v = Vector256.Create(a5[p]);
+            c50 = Fma.MultiplyAdd(v, b0, c50);
+            c51 = Fma.MultiplyAdd(v, b1, c51);
+        }
+
+        if (nr == NR)
+        {
+            StoreRow(c, load, c00, c01);
+            if (mr > 1) StoreRow(c + ldc, load, c10, c11);
+            if (mr > 2) StoreRow(c + (2 * ldc), load, c20, c21);
+            if (mr > 3) StoreRow(c + (3 * ldc), load, c30, c31);
+            if (mr > 4) StoreRow(c + (4 * ldc), load, c40, c41);
+            if (mr > 5) StoreRow(c + (5 * ldc), load, c50, c51);
+            return;
+        }
+
+        var tmp = stackalloc float[MR * NR];
+        c00.Store(tmp); c01.Store(tmp + 8);
+        c10.Store(tmp + 16); c11.Store(tmp + 24);
+        c20.Store(tmp + 32); c21.Store(tmp + 40);
+        c30.Store(tmp + 48); c31.Store(tmp + 56);
+        c40.Store(tmp + 64); c41.Store(tmp + 72);
+        c50.Store(tmp + 80); c51.Store(tmp + 88);
+        for (var i = 0; i < mr; i++)
+        {
+            var row = c + (i * ldc);
+            for (var j = 0; j < nr; j++)
+            {
+                row[j] = load ? row[j] + tmp[(i * NR) + j] : tmp[(i * NR) + j];
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(float* c, bool load, Vector256<float> v0, Vector256<float> v1)
+    {
+        if (load)
+        {
+            v0 += Avx.LoadVector256(c);
+            v1 += Avx.LoadVector256(c + 8);
+        }
+
+        v0.Store(c);
+        v1.Store(c + 8);
+    }
+
+    /// <summary>Few rows against B stored [n, k]: each B row is streamed once and dotted with every A row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Gemv(float* a, long lda, in Operand b, float* c, long ldc, int m, int n0, int nb, int k, bool accumulate)
+    {
+        var k8 = k & ~7;
+        var dtype = b.DType;
+        for (var j = n0; j < n0 + nb; j++)
+        {
+            var rowOffset = (long)j * b.Ld;
+            Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            var p = 0;
+            for (; p < k8; p += 8)
+            {
+                var w = HalfConversion.Load8(b.Data, dtype, rowOffset + p);
+                s0 = Fma.MultiplyAdd(w, Avx.LoadVector256(a + p), s0);
+                if (m > 1) s1 = Fma.MultiplyAdd(w, Avx.LoadVector256(a + lda + p), s1);
+                if (m > 2) s2 = Fma.MultiplyAdd(w, Avx.LoadVector256(a + (2 * lda) + p), s2);
+                if (m > 3) s3 = Fma.MultiplyAdd(w, Avx.LoadVector256(a + (3 * lda) + p), s3);
+            }
+
+            var r0 = Vector256.Sum(s0);
+            var r1 = Vector256.Sum(s1);
+            var r2 = Vector256.Sum(s2);
+            var r3 = Vector256.Sum(s3);
+            for (; p < k; p++)
+            {
+                var w = HalfConversion.Load1(b.Data, dtype, rowOffset + p);
+                r0 += w * a[p];
+                if (m > 1) r1 += w * a[lda + p];
+                if (m > 2) r2 += w * a[(2 * lda) + p];
+                if (m > 3) r3 += w * a[(3 * lda) + p];
+            }
+
+            Put(c + j, accumulate, r0);
+            if (m > 1) Put(c + ldc + j, accumulate, r1);
+            if (m > 2) Put(c + (2 * ldc) + j, accumulate, r2);
+            if (m > 3) Put(c + (3 * ldc) + j, accumulate, r3);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(float* c, bool accumulate, float v) => *c = accumulate ? *c + v : v;
+}

@@ -1,0 +1,127 @@
+using System.Text.Json;
+using KvFusion.Engine.Models;
+
+namespace KvFusion.Engine.SafeTensors;
+
+/// <summary>
+/// The weights of a model directory: <c>model.safetensors</c>, or the shards named by
+/// <c>model.safetensors.index.json</c>. Every file is memory-mapped; nothing is copied.
+/// </summary>
+public sealed class SafeTensorsCheckpoint : IDisposable
+{
+    /// <summary>Name of the single-file checkpoint.</summary>
+    public const string SingleFileName = "model.safetensors";
+
+    /// <summary>Name of the sharded checkpoint index.</summary>
+    public const string IndexFileName = "model.safetensors.index.json";
+
+    private readonly List<SafeTensorsFile> _files;
+    private readonly Dictionary<string, SafeTensorsFile> _byTensor;
+
+    private SafeTensorsCheckpoint(List<SafeTensorsFile> files, Dictionary<string, SafeTensorsFile> byTensor)
+    {
+        _files = files;
+        _byTensor = byTensor;
+    }
+
+    /// <summary>The weight files in a stable order (for fingerprinting).</summary>
+    public IReadOnlyList<string> FilePaths => _files.Select(f => f.Path).ToList();
+
+    /// <summary>Opens the checkpoint of a model directory.</summary>
+    /// <exception cref="ModelLoadException">No weights, a missing shard, or a corrupt file.</exception>
+    public static SafeTensorsCheckpoint Open(string directory)
+    {
+        var single = Path.Combine(directory, SingleFileName);
+        var index = Path.Combine(directory, IndexFileName);
+        var files = new List<SafeTensorsFile>();
+        try
+        {
+            if (File.Exists(index))
+            {
+                foreach (var shard in ReadShardNames(index))
+                {
+                    files.Add(SafeTensorsFile.Open(Path.Combine(directory, shard)));
+                }
+            }
+            else if (File.Exists(single))
+            {
+                files.Add(SafeTensorsFile.Open(single));
+            }
+            else
+            {
+                throw new ModelLoadException($"No weights in {directory}: expected {SingleFileName} or {IndexFileName}.");
+            }
+
+            var byTensor = new Dictionary<string, SafeTensorsFile>(StringComparer.Ordinal);
+            foreach (var f in files)
+            {
+                foreach (var name in f.TensorNames)
+                {
+                    if (!byTensor.TryAdd(name, f))
+                    {
+                        throw new ModelLoadException($"Tensor '{name}' appears in both {byTensor[name].Path} and {f.Path}.");
+                    }
+                }
+            }
+
+            return new SafeTensorsCheckpoint(files, byTensor);
+        }
+        catch
+        {
+            foreach (var f in files)
+            {
+                f.Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>Whether a tensor of that name exists.</summary>
+    public bool Contains(string name) => _byTensor.ContainsKey(name);
+
+    /// <summary>Gets a tensor by name.</summary>
+    /// <exception cref="ModelLoadException">The tensor is missing.</exception>
+    public SafeTensor Get(string name) => _byTensor.TryGetValue(name, out var f)
+        ? f.Get(name)
+        : throw new ModelLoadException($"Tensor '{name}' is missing from the checkpoint ({string.Join(", ", _files.Select(x => Path.GetFileName(x.Path)))}).");
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var f in _files)
+        {
+            f.Dispose();
+        }
+    }
+
+    private static List<string> ReadShardNames(string indexPath)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            if (!doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
+            {
+                throw new ModelLoadException($"{indexPath} has no 'weight_map' object.");
+            }
+
+            var shards = new SortedSet<string>(StringComparer.Ordinal);
+            foreach (var p in map.EnumerateObject())
+            {
+                var shard = p.Value.GetString() ?? throw new ModelLoadException($"{indexPath}: tensor '{p.Name}' maps to no file.");
+                if (shard.Contains('/', StringComparison.Ordinal) || shard.Contains('\\', StringComparison.Ordinal) || shard.Contains("..", StringComparison.Ordinal))
+                {
+                    throw new ModelLoadException($"{indexPath}: shard name '{shard}' must be a file name in the model directory.");
+                }
+
+                shards.Add(shard);
+            }
+
+            return [.. shards];
+        }
+        catch (JsonException e)
+        {
+            throw new ModelLoadException($"{indexPath} is not valid JSON: {e.Message}", e);
+        }
+    }
+}

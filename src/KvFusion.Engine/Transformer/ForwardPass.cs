@@ -1,0 +1,354 @@
+using KvFusion.Engine.Compute;
+using KvFusion.Engine.Models;
+
+namespace KvFusion.Engine.Transformer;
+
+/// <summary>
+/// One layer-stepped forward pass over a set of token rows of a session. The caller chooses, layer by layer, what
+/// happens: compute q/k/v, read or compare the fresh K/V, write them into the cache (all rows or some), finish the
+/// layer (attention over the whole cache, MLP), and drop rows that later layers need not compute. Full prefill,
+/// decode and fusion are all sequences of these steps (see <see cref="RunLayer"/> for the plain one).
+/// </summary>
+public sealed class ForwardPass
+{
+    private readonly InferenceSession _session;
+    private PassBuffers _b;
+    private int[] _tokens = [];
+    private int[] _slots = [];
+    private int[] _positions = [];
+    private int _qkvLayer = -1;
+    private int _nextLayer;
+
+    internal ForwardPass(InferenceSession session, PassBuffers buffers)
+    {
+        _session = session;
+        _b = buffers;
+    }
+
+    /// <summary>Starts a new pass over these rows (the session reuses one instance, so nothing is allocated per token).</summary>
+    internal void Reset(PassBuffers buffers, ReadOnlySpan<int> tokens, ReadOnlySpan<int> slots, ReadOnlySpan<int> positions)
+    {
+        if (tokens.Length != slots.Length || tokens.Length != positions.Length)
+        {
+            throw new ArgumentException("Tokens, slots and positions must have the same length.");
+        }
+
+        _b = buffers;
+        _tokens = buffers.HostTokens;
+        _slots = buffers.HostSlots;
+        _positions = buffers.HostPositions;
+        tokens.CopyTo(_tokens);
+        slots.CopyTo(_slots);
+        positions.CopyTo(_positions);
+        RowCount = tokens.Length;
+        _qkvLayer = -1;
+        _nextLayer = 0;
+        var backend = _session.Model.Backend;
+        backend.Upload(tokens, _b.Tokens, 0);
+        backend.Upload(slots, _b.Slots, 0);
+        backend.Upload(positions, _b.Positions, 0);
+        backend.Embed(_session.Model.Embedding, _b.Tokens, RowCount, _b.Hidden);
+        _session.Cache.SetPositions(slots, positions);
+    }
+
+    /// <summary>Rows still being computed.</summary>
+    public int RowCount { get; private set; }
+
+    /// <summary>Token ids of the rows.</summary>
+    public ReadOnlySpan<int> Tokens => _tokens.AsSpan(0, RowCount);
+
+    /// <summary>Cache slots of the rows.</summary>
+    public ReadOnlySpan<int> Slots => _slots.AsSpan(0, RowCount);
+
+    /// <summary>Positions of the rows.</summary>
+    public ReadOnlySpan<int> Positions => _positions.AsSpan(0, RowCount);
+
+    /// <summary>The next layer this pass expects to finish.</summary>
+    public int NextLayer => _nextLayer;
+
+    private TransformerModel Model => _session.Model;
+
+    private IComputeBackend Backend => _session.Model.Backend;
+
+    /// <summary>The plain layer: q/k/v, write all rows' K/V, attention and MLP.</summary>
+    public void RunLayer(int layer)
+    {
+        ComputeQkv(layer);
+        CommitKv(layer);
+        CompleteLayer(layer);
+    }
+
+    /// <summary>Runs every remaining layer plainly.</summary>
+    public void RunRemainingLayers()
+    {
+        while (_nextLayer < Model.Config.LayerCount)
+        {
+            RunLayer(_nextLayer);
+        }
+    }
+
+    /// <summary>
+    /// Computes the rows' queries, keys and values for <paramref name="layer"/> (input norm, projections, q/k norm,
+    /// RoPE). The fresh K before and after RoPE, and V, can then be read with <see cref="DownloadFreshKv"/>.
+    /// </summary>
+    public void ComputeQkv(int layer)
+    {
+        EnsureLayer(layer);
+        var c = Model.Config;
+        var w = Model.Layers[layer];
+        var n = RowCount;
+        Backend.RmsNorm(_b.Hidden, n, w.InputNorm, c.RmsNormEps, _b.Normed);
+        Backend.MatMul(_b.Normed, n, w.Query, w.QueryBias, _b.Query, accumulate: false);
+        Backend.MatMul(_b.Normed, n, w.Key, w.KeyBias, _b.KeyPre, accumulate: false);
+        Backend.MatMul(_b.Normed, n, w.Value, w.ValueBias, _b.Value, accumulate: false);
+        if (w.QueryNorm is not null && w.KeyNorm is not null)
+        {
+            Backend.RmsNormHeads(_b.Query, n, c.HeadDim, w.QueryNorm, c.RmsNormEps);
+            Backend.RmsNormHeads(_b.KeyPre, n, c.HeadDim, w.KeyNorm, c.RmsNormEps);
+        }
+
+        Backend.ApplyRope(_b.Query, n, c.HeadDim, _b.Positions, Model.InverseFrequencies, _b.Query);
+        Backend.ApplyRope(_b.KeyPre, n, c.HeadDim, _b.Positions, Model.InverseFrequencies, _b.KeyRotated);
+        _qkvLayer = layer;
+    }
+
+    /// <summary>
+    /// Copies the fresh K (before RoPE when <paramref name="preRope"/>, else after) and V of the current rows, each
+    /// [rows, kv_heads·head_dim], to host memory. Either span may be empty to skip it.
+    /// </summary>
+    public void DownloadFreshKv(bool preRope, Span<float> keys, Span<float> values)
+    {
+        RequireQkv();
+        if (!keys.IsEmpty)
+        {
+            Backend.Download(preRope ? _b.KeyPre : _b.KeyRotated, 0, RowCount, keys);
+        }
+
+        if (!values.IsEmpty)
+        {
+            Backend.Download(_b.Value, 0, RowCount, values);
+        }
+    }
+
+    /// <summary>
+    /// Per current row, the squared L2 distance between the fresh K (after RoPE) and/or V and what the cache holds at
+    /// the row's slot for this layer (summed over heads; K and V added when both are asked for). Call before
+    /// <see cref="CommitKv(int)"/>.
+    /// </summary>
+    public void CacheDeviation(bool keys, bool values, Span<float> deviation)
+    {
+        RequireQkv();
+        var n = RowCount;
+        if (deviation.Length < n)
+        {
+            throw new ArgumentException($"Deviation needs {n} entries.", nameof(deviation));
+        }
+
+        deviation[..n].Clear();
+        var tmp = _session.DeviationScratch(n);
+        if (keys)
+        {
+            Backend.CacheDeviation(_b.KeyRotated, n, _b.Slots, _session.Cache.Keys(_qkvLayer), _session.Cache.KvHeads, _session.Cache.Capacity, _b.Deviation);
+            Backend.Download(_b.Deviation, 0, n, tmp);
+            for (var i = 0; i < n; i++)
+            {
+                deviation[i] += tmp[i];
+            }
+        }
+
+        if (values)
+        {
+            Backend.CacheDeviation(_b.Value, n, _b.Slots, _session.Cache.Values(_qkvLayer), _session.Cache.KvHeads, _session.Cache.Capacity, _b.Deviation);
+            Backend.Download(_b.Deviation, 0, n, tmp);
+            for (var i = 0; i < n; i++)
+            {
+                deviation[i] += tmp[i];
+            }
+        }
+    }
+
+    /// <summary>Writes the fresh K (after RoPE) and V of all current rows into the cache at their slots.</summary>
+    public void CommitKv(int layer)
+    {
+        RequireQkv();
+        if (layer != _qkvLayer)
+        {
+            throw new InvalidOperationException($"The fresh K/V are of layer {_qkvLayer}, not {layer}.");
+        }
+
+        var cache = _session.Cache;
+        Backend.ScatterToCache(_b.KeyRotated, RowCount, _b.Slots, cache.Keys(layer), cache.KvHeads, cache.Capacity);
+        Backend.ScatterToCache(_b.Value, RowCount, _b.Slots, cache.Values(layer), cache.KvHeads, cache.Capacity);
+    }
+
+    /// <summary>
+    /// Finishes <paramref name="layer"/> for the current rows: attention over the cache's valid slots (causal by
+    /// position), output projection, residual, MLP.
+    /// </summary>
+    /// <param name="layer">The layer whose q/k/v were computed last.</param>
+    /// <param name="keyAttention">When given (F32 tensor of at least cache-capacity rows), receives the attention the
+    /// rows paid to each slot, summed over rows and heads.</param>
+    public void CompleteLayer(int layer, DeviceTensor? keyAttention = null)
+    {
+        RequireQkv();
+        if (layer != _qkvLayer)
+        {
+            throw new InvalidOperationException($"The fresh q/k/v are of layer {_qkvLayer}, not {layer}.");
+        }
+
+        var c = Model.Config;
+        var w = Model.Layers[layer];
+        var n = RowCount;
+        var cache = _session.Cache;
+        Backend.Attention(new AttentionArguments(
+            _b.Query, n, _b.Positions, cache.Keys(layer), cache.Values(layer), cache.PositionsOnDevice, cache.Length, cache.Capacity,
+            c.HeadCount, c.KvHeadCount, c.HeadDim, 1f / MathF.Sqrt(c.HeadDim), _b.Attention, keyAttention));
+        Backend.MatMul(_b.Attention, n, w.Output, w.OutputBias, _b.Hidden, accumulate: true);
+        Backend.RmsNorm(_b.Hidden, n, w.PostAttentionNorm, c.RmsNormEps, _b.Normed);
+        Backend.MatMul(_b.Normed, n, w.Gate, w.GateBias, _b.Gate, accumulate: false);
+        Backend.MatMul(_b.Normed, n, w.Up, w.UpBias, _b.Up, accumulate: false);
+        Backend.SiluMultiply(_b.Gate, _b.Up, n, _b.Gate);
+        Backend.MatMul(_b.Gate, n, w.Down, w.DownBias, _b.Hidden, accumulate: true);
+        _qkvLayer = -1;
+        _nextLayer = layer + 1;
+    }
+
+    /// <summary>
+    /// Keeps only the given rows (indices into the current rows, ascending) for the layers that follow; their hidden
+    /// states, tokens, slots and positions move to the front.
+    /// </summary>
+    public void KeepRows(ReadOnlySpan<int> rows)
+    {
+        for (var i = 0; i < rows.Length; i++)
+        {
+            if ((uint)rows[i] >= (uint)RowCount || (i > 0 && rows[i] <= rows[i - 1]))
+            {
+                throw new ArgumentException("Rows to keep must be ascending indices of current rows.", nameof(rows));
+            }
+        }
+
+        for (var i = 0; i < rows.Length; i++)
+        {
+            _tokens[i] = _tokens[rows[i]];
+            _slots[i] = _slots[rows[i]];
+            _positions[i] = _positions[rows[i]];
+        }
+
+        var n = rows.Length;
+        Backend.Upload(rows, _b.Gather, 0);
+        Backend.GatherRows(_b.Hidden, _b.Gather, n, _b.Normed);
+        Backend.CopyRows(_b.Normed, 0, _b.Hidden, 0, n);
+        Backend.Upload(_tokens.AsSpan(0, n), _b.Tokens, 0);
+        Backend.Upload(_slots.AsSpan(0, n), _b.Slots, 0);
+        Backend.Upload(_positions.AsSpan(0, n), _b.Positions, 0);
+        RowCount = n;
+        _qkvLayer = -1;
+    }
+
+    /// <summary>
+    /// Logits of the current row <paramref name="row"/> after all layers (final norm, lm_head) into
+    /// <paramref name="logits"/> (vocab_size floats).
+    /// </summary>
+    public void ComputeLogits(int row, Span<float> logits)
+    {
+        if (_nextLayer != Model.Config.LayerCount)
+        {
+            throw new InvalidOperationException($"Logits need all {Model.Config.LayerCount} layers; {_nextLayer} are done.");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)row, (uint)RowCount, nameof(row));
+        Backend.CopyRows(_b.Hidden, row, _b.Normed, 0, 1);
+        Backend.RmsNorm(_b.Normed, 1, Model.FinalNorm, Model.Config.RmsNormEps, _b.Normed);
+        Backend.MatMul(_b.Normed, 1, Model.LmHead, null, _b.Logits, accumulate: false);
+        Backend.Download(_b.Logits, 0, 1, logits);
+    }
+
+    private void EnsureLayer(int layer)
+    {
+        if (layer != _nextLayer)
+        {
+            throw new InvalidOperationException($"Layers run in order: expected layer {_nextLayer}, got {layer}.");
+        }
+    }
+
+    private void RequireQkv()
+    {
+        if (_qkvLayer < 0)
+        {
+            throw new InvalidOperationException("Call ComputeQkv for the layer first.");
+        }
+    }
+}
+
+/// <summary>Scratch tensors of a pass, sized for a maximum row count and reused across passes.</summary>
+internal sealed class PassBuffers : IDisposable
+{
+    public PassBuffers(IComputeBackend backend, ModelConfig c, int rows)
+    {
+        Rows = rows;
+        Hidden = backend.Allocate(TensorDType.F32, rows, c.HiddenSize);
+        Normed = backend.Allocate(TensorDType.F32, rows, c.HiddenSize);
+        Query = backend.Allocate(TensorDType.F32, rows, c.QueryWidth);
+        KeyPre = backend.Allocate(TensorDType.F32, rows, c.KvWidth);
+        KeyRotated = backend.Allocate(TensorDType.F32, rows, c.KvWidth);
+        Value = backend.Allocate(TensorDType.F32, rows, c.KvWidth);
+        Attention = backend.Allocate(TensorDType.F32, rows, c.QueryWidth);
+        Gate = backend.Allocate(TensorDType.F32, rows, c.IntermediateSize);
+        Up = backend.Allocate(TensorDType.F32, rows, c.IntermediateSize);
+        Tokens = backend.Allocate(TensorDType.I32, rows, 1);
+        Slots = backend.Allocate(TensorDType.I32, rows, 1);
+        Positions = backend.Allocate(TensorDType.I32, rows, 1);
+        Gather = backend.Allocate(TensorDType.I32, rows, 1);
+        Deviation = backend.Allocate(TensorDType.F32, rows, 1);
+        Logits = backend.Allocate(TensorDType.F32, 1, c.VocabSize);
+        HostTokens = new int[rows];
+        HostSlots = new int[rows];
+        HostPositions = new int[rows];
+    }
+
+    public int[] HostTokens { get; }
+
+    public int[] HostSlots { get; }
+
+    public int[] HostPositions { get; }
+
+    public int Rows { get; }
+
+    public DeviceTensor Hidden { get; }
+
+    public DeviceTensor Normed { get; }
+
+    public DeviceTensor Query { get; }
+
+    public DeviceTensor KeyPre { get; }
+
+    public DeviceTensor KeyRotated { get; }
+
+    public DeviceTensor Value { get; }
+
+    public DeviceTensor Attention { get; }
+
+    public DeviceTensor Gate { get; }
+
+    public DeviceTensor Up { get; }
+
+    public DeviceTensor Tokens { get; }
+
+    public DeviceTensor Slots { get; }
+
+    public DeviceTensor Positions { get; }
+
+    public DeviceTensor Gather { get; }
+
+    public DeviceTensor Deviation { get; }
+
+    public DeviceTensor Logits { get; }
+
+    public void Dispose()
+    {
+        foreach (var t in new[] { Hidden, Normed, Query, KeyPre, KeyRotated, Value, Attention, Gate, Up, Tokens, Slots, Positions, Gather, Deviation, Logits })
+        {
+            t.Dispose();
+        }
+    }
+}

@@ -13,6 +13,7 @@ public sealed class ModelTokenizer : IDisposable
     private readonly Tokenizers.DotNet.Tokenizer _tokenizer;
     private readonly Lock _gate = new();
     private readonly Dictionary<string, int> _specialTokens;
+    private readonly Dictionary<int, string> _specialById;
 
     private ModelTokenizer(string path, Tokenizers.DotNet.Tokenizer tokenizer, int vocabSize, Dictionary<string, int> specialTokens)
     {
@@ -20,6 +21,7 @@ public sealed class ModelTokenizer : IDisposable
         _tokenizer = tokenizer;
         VocabSize = vocabSize;
         _specialTokens = specialTokens;
+        _specialById = specialTokens.ToDictionary(p => p.Value, p => p.Key);
     }
 
     /// <summary>Path of tokenizer.json.</summary>
@@ -73,8 +75,40 @@ public sealed class ModelTokenizer : IDisposable
         return result;
     }
 
-    /// <summary>Decodes ids to text.</summary>
+    /// <summary>
+    /// Decodes ids to text. Special tokens are written as their content (the native decoder would drop them), so
+    /// decode(encode(text)) == text also for text that contains them.
+    /// </summary>
     public string Decode(ReadOnlySpan<int> ids)
+    {
+        if (ids.IsEmpty)
+        {
+            return string.Empty;
+        }
+
+        StringBuilder? sb = null;
+        var runStart = 0;
+        for (var i = 0; i < ids.Length; i++)
+        {
+            if (_specialById.TryGetValue(ids[i], out var content))
+            {
+                sb ??= new StringBuilder();
+                sb.Append(DecodeRun(ids[runStart..i]));
+                sb.Append(content);
+                runStart = i + 1;
+            }
+        }
+
+        if (sb is null)
+        {
+            return DecodeRun(ids);
+        }
+
+        sb.Append(DecodeRun(ids[runStart..]));
+        return sb.ToString();
+    }
+
+    private string DecodeRun(ReadOnlySpan<int> ids)
     {
         if (ids.IsEmpty)
         {
@@ -84,6 +118,11 @@ public sealed class ModelTokenizer : IDisposable
         var u = new uint[ids.Length];
         for (var i = 0; i < ids.Length; i++)
         {
+            if ((uint)ids[i] >= (uint)VocabSize)
+            {
+                throw new ArgumentOutOfRangeException(nameof(ids), $"Token id {ids[i]} is outside the tokenizer's vocabulary of {VocabSize}.");
+            }
+
             u[i] = (uint)ids[i];
         }
 

@@ -274,43 +274,111 @@ internal static unsafe class CpuGemm
     }
 
     /// <summary>Few rows against B stored [n, k]: each B row is streamed once and dotted with every A row.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Gemv(float* a, long lda, in Operand b, float* c, long ldc, int m, int n0, int nb, int k, bool accumulate)
     {
+        switch (b.DType)
+        {
+            case TensorDType.F16:
+                Gemv<F16Weights>(a, lda, b.Data, b.Ld, c, ldc, m, n0, nb, k, accumulate);
+                break;
+            case TensorDType.BF16:
+                Gemv<BF16Weights>(a, lda, b.Data, b.Ld, c, ldc, m, n0, nb, k, accumulate);
+                break;
+            default:
+                Gemv<F32Weights>(a, lda, b.Data, b.Ld, c, ldc, m, n0, nb, k, accumulate);
+                break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Gemv<T>(float* a, long lda, void* w, long ldw, float* c, long ldc, int m, int n0, int nb, int k, bool accumulate)
+        where T : struct, IWeightLoader
+    {
+        var wide = Avx512F.IsSupported;
+        var k16 = wide ? k & ~15 : 0;
         var k8 = k & ~7;
-        var dtype = b.DType;
         for (var j = n0; j < n0 + nb; j++)
         {
-            var rowOffset = (long)j * b.Ld;
-            Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
-            var p = 0;
-            for (; p < k8; p += 8)
+            var row = (long)j * ldw;
+            for (var i0 = 0; i0 < m; i0++)
             {
-                var w = HalfConversion.Load8(b.Data, dtype, rowOffset + p);
-                s0 = Fma.MultiplyAdd(w, Avx.LoadVector256(a + p), s0);
-                if (m > 1) s1 = Fma.MultiplyAdd(w, Avx.LoadVector256(a + lda + p), s1);
-                if (m > 2) s2 = Fma.MultiplyAdd(w, Avx.LoadVector256(a + (2 * lda) + p), s2);
-                if (m > 3) s3 = Fma.MultiplyAdd(w, Avx.LoadVector256(a + (3 * lda) + p), s3);
-            }
+                var ai = a + (i0 * lda);
+                var p = 0;
+                var w0 = Vector512<float>.Zero;
+                var w1 = Vector512<float>.Zero;
+                for (; p <= k16 - 32; p += 32)
+                {
+                    w0 = Avx512F.FusedMultiplyAdd(T.Load16(w, row + p), Avx512F.LoadVector512(ai + p), w0);
+                    w1 = Avx512F.FusedMultiplyAdd(T.Load16(w, row + p + 16), Avx512F.LoadVector512(ai + p + 16), w1);
+                }
 
-            var r0 = Vector256.Sum(s0);
-            var r1 = Vector256.Sum(s1);
-            var r2 = Vector256.Sum(s2);
-            var r3 = Vector256.Sum(s3);
-            for (; p < k; p++)
-            {
-                var w = HalfConversion.Load1(b.Data, dtype, rowOffset + p);
-                r0 += w * a[p];
-                if (m > 1) r1 += w * a[lda + p];
-                if (m > 2) r2 += w * a[(2 * lda) + p];
-                if (m > 3) r3 += w * a[(3 * lda) + p];
-            }
+                for (; p < k16; p += 16)
+                {
+                    w0 = Avx512F.FusedMultiplyAdd(T.Load16(w, row + p), Avx512F.LoadVector512(ai + p), w0);
+                }
 
-            Put(c + j, accumulate, r0);
-            if (m > 1) Put(c + ldc + j, accumulate, r1);
-            if (m > 2) Put(c + (2 * ldc) + j, accumulate, r2);
-            if (m > 3) Put(c + (3 * ldc) + j, accumulate, r3);
+                var s = Vector256<float>.Zero;
+                for (; p < k8; p += 8)
+                {
+                    s = Fma.MultiplyAdd(T.Load8(w, row + p), Avx.LoadVector256(ai + p), s);
+                }
+
+                var r = Vector512.Sum(w0 + w1) + Vector256.Sum(s);
+                for (; p < k; p++)
+                {
+                    r += T.Load1(w, row + p) * ai[p];
+                }
+
+                Put(c + (i0 * ldc) + j, accumulate, r);
+            }
         }
+    }
+
+    /// <summary>Loads weights of one stored dtype as float32; a struct per dtype so the JIT specializes the loops.</summary>
+    private interface IWeightLoader
+    {
+        static abstract Vector512<float> Load16(void* p, long index);
+
+        static abstract Vector256<float> Load8(void* p, long index);
+
+        static abstract float Load1(void* p, long index);
+    }
+
+    private readonly struct F16Weights : IWeightLoader
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Load16(void* p, long index) => HalfConversion.HalfToSingle(Vector256.Load((ushort*)p + index));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load8(void* p, long index) => HalfConversion.HalfToSingle(Vector128.Load((ushort*)p + index));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Load1(void* p, long index) => (float)((Half*)p)[index];
+    }
+
+    private readonly struct BF16Weights : IWeightLoader
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Load16(void* p, long index) =>
+            Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load((ushort*)p + index)), 16).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load8(void* p, long index) => HalfConversion.BFloatToSingle(Vector128.Load((ushort*)p + index));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Load1(void* p, long index) => BitConverter.Int32BitsToSingle(((ushort*)p)[index] << 16);
+    }
+
+    private readonly struct F32Weights : IWeightLoader
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Load16(void* p, long index) => Vector512.Load((float*)p + index);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load8(void* p, long index) => Vector256.Load((float*)p + index);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Load1(void* p, long index) => ((float*)p)[index];
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -90,7 +90,11 @@ internal sealed unsafe class CpuWorkerPool : IDisposable
     public void Dispose()
     {
         _stopping = true;
-        _wake.Release(_threads.Length);
+        if (_threads.Length > 0)
+        {
+            _wake.Release(_threads.Length);
+        }
+
         foreach (var t in _threads)
         {
             t.Join();

@@ -24,6 +24,18 @@ internal static unsafe class HalfConversion
         return (f.AsUInt32() | sign).AsSingle();
     }
 
+    private static readonly Vector512<float> Magic512 = Vector512.Create(5.192296858534828e33f);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> HalfToSingle(Vector256<ushort> h)
+    {
+        var w = Avx512F.ConvertToVector512UInt32(h);
+        var sign = Avx512F.ShiftLeftLogical(w & Vector512.Create(0x8000u), 16);
+        var body = Avx512F.ShiftLeftLogical(w & Vector512.Create(0x7FFFu), 13);
+        var f = Avx512F.Multiply(body.AsSingle(), Magic512);
+        return (f.AsUInt32() | sign).AsSingle();
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> BFloatToSingle(Vector128<ushort> h) =>
         Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(h).AsUInt32(), 16).AsSingle();

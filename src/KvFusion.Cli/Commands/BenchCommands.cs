@@ -1,0 +1,147 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using KvFusion.Engine.Diagnostics;
+using Spectre.Console;
+
+namespace KvFusion.Cli.Commands;
+
+/// <summary><c>kvfusion bench …</c>: performance measurements that print a table and write JSON.</summary>
+internal static class BenchCommands
+{
+    public static Command Create()
+    {
+        var command = new Command("bench", "Benchmarks (tables on standard output, JSON with --json).");
+        command.Subcommands.Add(Engine());
+        return command;
+    }
+
+    internal static int[] ParseList(string text, string what)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var values = new int[parts.Length];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            if (!int.TryParse(parts[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out values[i]) || values[i] <= 0)
+            {
+                throw new CliException($"{what}: '{parts[i]}' is not a positive integer.");
+            }
+        }
+
+        return values.Length > 0 ? values : throw new CliException($"{what}: give at least one value.");
+    }
+
+    private static Command Engine()
+    {
+        var model = CommonOptions.Model();
+        var threads = CommonOptions.Threads();
+        var device = CommonOptions.Device();
+        var promptTokens = new Option<string>("--prompt-tokens") { Description = "Comma-separated prompt lengths.", DefaultValueFactory = _ => "128,512,2048" };
+        var genTokens = new Option<int>("--gen-tokens") { Description = "Tokens decoded after each prompt.", DefaultValueFactory = _ => 64 };
+        var runs = new Option<int>("--runs") { Description = "Measured runs per length (after one warm-up).", DefaultValueFactory = _ => 5 };
+        var json = new Option<string?>("--json") { Description = "Write the results as JSON to this file." };
+        var command = new Command("engine", "Prefill tokens/s, decode tokens/s and time to first token per prompt length.")
+        {
+            model, threads, device, promptTokens, genTokens, runs, json,
+        };
+        command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
+        {
+            var lengths = ParseList(parse.GetValue(promptTokens)!, "--prompt-tokens");
+            var gen = parse.GetValue(genTokens);
+            var runCount = Math.Max(1, parse.GetValue(runs));
+            using var backend = CommonOptions.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
+            using var m = CommonOptions.LoadModel(parse.GetValue(model), backend);
+            var context = m.Config.MaxPositionEmbeddings;
+            if (lengths.Max() > context)
+            {
+                throw new CliException($"A prompt of {lengths.Max()} tokens exceeds the model's context ({context}).");
+            }
+
+            // Decode continues after the prompt, so it is capped by the room left in the context.
+            using var session = m.CreateSession(Math.Min(context, lengths.Max() + gen));
+            var results = new List<EngineBenchmarkResult>();
+            await CommonOptions.Diagnostics.Progress().StartAsync(ctx =>
+            {
+                foreach (var len in lengths)
+                {
+                    var task = ctx.AddTask($"{len} prompt tokens", maxValue: runCount + 1);
+                    var prompt = EngineBenchmark.SyntheticPrompt(len, m.Config.VocabSize);
+                    var steps = Math.Min(gen, context - len);
+                    EngineBenchmark.MeasureOnce(session, prompt, steps, ct);
+                    task.Increment(1);
+                    var samples = new List<(double, double, double)>();
+                    for (var r = 0; r < runCount; r++)
+                    {
+                        samples.Add(EngineBenchmark.MeasureOnce(session, prompt, steps, ct));
+                        task.Increment(1);
+                    }
+
+                    results.Add(EngineBenchmark.Summarize(len, steps, samples));
+                }
+
+                return Task.CompletedTask;
+            }).ConfigureAwait(false);
+
+            var table = new Table().Title($"engine: {Markup.Escape(Path.GetFileName(m.Directory))} on {Markup.Escape(backend.DeviceName)}")
+                .AddColumns("prompt tokens", "prefill tok/s (median)", "prefill min..max", "TTFT ms", "decode tok/s", "decoded");
+            foreach (var r in results)
+            {
+                table.AddRow(
+                    r.PromptTokens.ToString(CultureInfo.InvariantCulture), r.PrefillTokensPerSecond.ToString("F0", CultureInfo.InvariantCulture),
+                    $"{r.PrefillTokensPerSecondMin:F0}..{r.PrefillTokensPerSecondMax:F0}", r.TtftMilliseconds.ToString("F1", CultureInfo.InvariantCulture),
+                    r.GenTokens > 0 ? r.DecodeTokensPerSecond.ToString("F0", CultureInfo.InvariantCulture) : "n/a (context full)",
+                    r.GenTokens.ToString(CultureInfo.InvariantCulture));
+            }
+
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine("[grey]Same-run comparison with llama.cpp: dotnet run -c Release --project bench/KvFusion.Benchmarks -- engine (see README).[/]");
+            if (parse.GetValue(json) is { } path)
+            {
+                WriteJson(path, Path.GetFileName(m.Directory), backend.DeviceName, results);
+                CommonOptions.Diagnostics.MarkupLineInterpolated($"[grey]wrote {path}[/]");
+            }
+
+            return 0;
+        }));
+        return command;
+    }
+
+    internal static void WriteJson(string path, string model, string device, IEnumerable<EngineBenchmarkResult> results)
+    {
+        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir)
+        {
+            Directory.CreateDirectory(dir);
+        }
+
+        using var stream = File.Create(path);
+        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        w.WriteStartObject();
+        w.WriteString("model", model);
+        w.WriteString("device", device);
+        w.WriteStartArray("results");
+        foreach (var r in results)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("prompt_tokens", r.PromptTokens);
+            w.WriteNumber("gen_tokens", r.GenTokens);
+            w.WriteNumber("prefill_tokens_per_s", Math.Round(r.PrefillTokensPerSecond, 2));
+            if (r.GenTokens > 0)
+            {
+                w.WriteNumber("decode_tokens_per_s", Math.Round(r.DecodeTokensPerSecond, 2));
+            }
+            else
+            {
+                w.WriteNull("decode_tokens_per_s");
+            }
+
+            w.WriteNumber("ttft_ms", Math.Round(r.TtftMilliseconds, 3));
+            w.WriteNumber("runs", r.Runs);
+            w.WriteNumber("prefill_tokens_per_s_min", Math.Round(r.PrefillTokensPerSecondMin, 2));
+            w.WriteNumber("prefill_tokens_per_s_max", Math.Round(r.PrefillTokensPerSecondMax, 2));
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+}

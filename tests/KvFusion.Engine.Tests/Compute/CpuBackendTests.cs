@@ -1,0 +1,275 @@
+using KvFusion.Engine.Compute;
+using KvFusion.Engine.Compute.Cpu;
+using KvFusion.Engine.Models;
+
+namespace KvFusion.Engine.Tests.Compute;
+
+/// <summary>The CPU kernels against plain scalar references on random inputs and awkward sizes.</summary>
+public sealed class CpuBackendTests : IDisposable
+{
+    private readonly CpuBackend _backend = new(2);
+
+    public void Dispose() => _backend.Dispose();
+
+    private static float[] Random(int n, int seed, float scale = 1f)
+    {
+        var r = new System.Random(seed);
+        var v = new float[n];
+        for (var i = 0; i < n; i++)
+        {
+            v[i] = (float)((r.NextDouble() * 2) - 1) * scale;
+        }
+
+        return v;
+    }
+
+    private DeviceTensor Upload(float[] data, int rows, int cols)
+    {
+        var t = _backend.Allocate(TensorDType.F32, rows, cols);
+        _backend.Upload(data, t, 0);
+        return t;
+    }
+
+    private DeviceTensor UploadInts(int[] data)
+    {
+        var t = _backend.Allocate(TensorDType.I32, data.Length, 1);
+        _backend.Upload(data, t, 0);
+        return t;
+    }
+
+    private float[] Read(DeviceTensor t, int rows)
+    {
+        var v = new float[rows * t.Cols];
+        _backend.Download(t, 0, rows, v);
+        return v;
+    }
+
+    [Theory]
+    [InlineData(1, 7, 5)]
+    [InlineData(3, 33, 17)]
+    [InlineData(4, 256, 256)]
+    [InlineData(5, 19, 300)]
+    [InlineData(13, 100, 513)]
+    [InlineData(200, 129, 260)]
+    [InlineData(64, 768, 256)]
+    public void MatMul_matches_the_scalar_reference_for_fp16_bf16_and_fp32_weights(int m, int n, int k)
+    {
+        var x = Random(m * k, 1);
+        var w = Random(n * k, 2, 0.1f);
+        var bias = Random(n, 3);
+        foreach (var dtype in new[] { TensorDType.F32, TensorDType.F16, TensorDType.BF16 })
+        {
+            var (weight, stored) = WeightTensor(w, n, k, dtype);
+            using var weightTensor = weight;
+            using var xt = Upload(x, m, k);
+            using var yt = _backend.Allocate(TensorDType.F32, m, n);
+            using var bt = Upload(bias, 1, n);
+            _backend.MatMul(xt, m, weightTensor, bt, yt, accumulate: false);
+            _backend.MatMul(xt, m, weightTensor, null, yt, accumulate: true);
+            var y = Read(yt, m);
+            for (var i = 0; i < m; i++)
+            {
+                for (var j = 0; j < n; j++)
+                {
+                    double s = 0;
+                    for (var p = 0; p < k; p++)
+                    {
+                        s += x[(i * k) + p] * stored[(j * k) + p];
+                    }
+
+                    var expected = (2 * s) + bias[j];
+                    Assert.True(Math.Abs(y[(i * n) + j] - expected) <= 1e-3 * (1 + Math.Abs(expected)), $"{dtype} [{i},{j}]: {y[(i * n) + j]} vs {expected}");
+                }
+            }
+        }
+    }
+
+    private unsafe (DeviceTensor Tensor, float[] Stored) WeightTensor(float[] w, int rows, int cols, TensorDType dtype)
+    {
+        var t = _backend.Allocate(dtype, rows, cols);
+        var stored = new float[w.Length];
+        // Write the raw bits through a float view of the same bytes.
+        var f32 = new float[(w.Length * dtype.SizeInBytes() + 3) / 4];
+        fixed (float* dst = f32)
+        {
+            for (var i = 0; i < w.Length; i++)
+            {
+                switch (dtype)
+                {
+                    case TensorDType.F16:
+                        ((Half*)dst)[i] = (Half)w[i];
+                        stored[i] = (float)((Half*)dst)[i];
+                        break;
+                    case TensorDType.BF16:
+                        var bits = (ushort)(BitConverter.SingleToInt32Bits(w[i]) >>> 16);
+                        ((ushort*)dst)[i] = bits;
+                        stored[i] = BitConverter.Int32BitsToSingle(bits << 16);
+                        break;
+                    default:
+                        dst[i] = w[i];
+                        stored[i] = w[i];
+                        break;
+                }
+            }
+        }
+
+        var bytes = new byte[w.Length * dtype.SizeInBytes()];
+        Buffer.BlockCopy(f32, 0, bytes, 0, bytes.Length);
+        fixed (byte* b = bytes)
+        {
+            var view = (CpuTensor)t;
+            view.CopyFrom(b, bytes.Length);
+        }
+
+        return (t, stored);
+    }
+
+    [Theory]
+    [InlineData(1, 20, 4, 2, 16)]
+    [InlineData(3, 40, 8, 4, 32)]
+    [InlineData(70, 70, 4, 1, 32)]
+    [InlineData(100, 300, 6, 3, 24)]
+    public void Attention_matches_the_scalar_reference_with_causal_mask_by_position_and_gqa(int rows, int keys, int heads, int kvHeads, int hd)
+    {
+        var capacity = keys + 5;
+        var q = Random(rows * heads * hd, 4);
+        var kc = Random(kvHeads * capacity * hd, 5);
+        var vc = Random(kvHeads * capacity * hd, 6);
+        // Key positions with gaps and repeats (non-decreasing), queries at positions that cut through them.
+        var kpos = new int[capacity];
+        for (var s = 0; s < capacity; s++)
+        {
+            kpos[s] = s + (s / 7);
+        }
+
+        var qpos = new int[rows];
+        for (var r = 0; r < rows; r++)
+        {
+            qpos[r] = kpos[keys - rows + r >= 0 ? keys - rows + r : r % keys];
+        }
+
+        using var qt = Upload(q, rows, heads * hd);
+        using var kt = Upload(kc, kvHeads * capacity, hd);
+        using var vt = Upload(vc, kvHeads * capacity, hd);
+        using var qp = UploadInts(qpos);
+        using var kp = UploadInts(kpos);
+        using var ot = _backend.Allocate(TensorDType.F32, rows, heads * hd);
+        using var attn = _backend.Allocate(TensorDType.F32, capacity, 1);
+        var scale = 1f / MathF.Sqrt(hd);
+        _backend.Attention(new AttentionArguments(qt, rows, qp, kt, vt, kp, keys, capacity, heads, kvHeads, hd, scale, ot, attn));
+        var o = Read(ot, rows);
+        var keyWeights = Read(attn, capacity);
+        var expectedWeights = new double[capacity];
+        for (var r = 0; r < rows; r++)
+        {
+            for (var h = 0; h < heads; h++)
+            {
+                var g = h / (heads / kvHeads);
+                var scores = new List<(int Slot, double S)>();
+                for (var s = 0; s < keys; s++)
+                {
+                    if (kpos[s] > qpos[r])
+                    {
+                        continue;
+                    }
+
+                    double dot = 0;
+                    for (var d = 0; d < hd; d++)
+                    {
+                        dot += q[(r * heads * hd) + (h * hd) + d] * kc[(((g * capacity) + s) * hd) + d];
+                    }
+
+                    scores.Add((s, dot * scale));
+                }
+
+                var max = scores.Max(x => x.S);
+                var sum = scores.Sum(x => Math.Exp(x.S - max));
+                for (var d = 0; d < hd; d++)
+                {
+                    double acc = 0;
+                    foreach (var (slot, sc) in scores)
+                    {
+                        acc += Math.Exp(sc - max) / sum * vc[(((g * capacity) + slot) * hd) + d];
+                    }
+
+                    var got = o[(r * heads * hd) + (h * hd) + d];
+                    Assert.True(Math.Abs(got - acc) <= 1e-4, $"row {r} head {h} dim {d}: {got} vs {acc}");
+                }
+
+                foreach (var (slot, sc) in scores)
+                {
+                    expectedWeights[slot] += Math.Exp(sc - max) / sum;
+                }
+            }
+        }
+
+        for (var s = 0; s < keys; s++)
+        {
+            Assert.True(Math.Abs(keyWeights[s] - expectedWeights[s]) <= 1e-3, $"attention to slot {s}");
+        }
+    }
+
+    [Fact]
+    public void RmsNorm_silu_and_add_match_the_scalar_reference()
+    {
+        const int rows = 37, cols = 300;
+        var x = Random(rows * cols, 7, 3);
+        var w = Random(cols, 8);
+        using var xt = Upload(x, rows, cols);
+        using var wt = Upload(w, 1, cols);
+        using var yt = _backend.Allocate(TensorDType.F32, rows, cols);
+        _backend.RmsNorm(xt, rows, wt, 1e-5f, yt);
+        var y = Read(yt, rows);
+        for (var r = 0; r < rows; r++)
+        {
+            double ss = 0;
+            for (var c = 0; c < cols; c++)
+            {
+                ss += x[(r * cols) + c] * x[(r * cols) + c];
+            }
+
+            var scale = 1 / Math.Sqrt((ss / cols) + 1e-5);
+            for (var c = 0; c < cols; c++)
+            {
+                Assert.True(Math.Abs(y[(r * cols) + c] - (w[c] * x[(r * cols) + c] * scale)) <= 1e-4);
+            }
+        }
+
+        var up = Random(rows * cols, 9);
+        using var ut = Upload(up, rows, cols);
+        _backend.SiluMultiply(xt, ut, rows, yt);
+        y = Read(yt, rows);
+        for (var i = 0; i < rows * cols; i++)
+        {
+            var g = x[i];
+            var expected = g / (1 + Math.Exp(-g)) * up[i];
+            Assert.True(Math.Abs(y[i] - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"silu {i}");
+        }
+
+        _backend.Add(yt, ut, rows);
+        var z = Read(yt, rows);
+        for (var i = 0; i < rows * cols; i++)
+        {
+            Assert.Equal(y[i] + up[i], z[i], 5);
+        }
+    }
+
+    [Fact]
+    public void Cache_scatter_gather_and_deviation_agree()
+    {
+        const int kvHeads = 2, hd = 8, capacity = 10, rows = 3;
+        var src = Random(rows * kvHeads * hd, 10);
+        using var s = Upload(src, rows, kvHeads * hd);
+        using var cache = _backend.Allocate(TensorDType.F32, kvHeads * capacity, hd);
+        using var slots = UploadInts([7, 2, 9]);
+        _backend.ScatterToCache(s, rows, slots, cache, kvHeads, capacity);
+        using var back = _backend.Allocate(TensorDType.F32, rows, kvHeads * hd);
+        _backend.GatherFromCache(cache, kvHeads, capacity, slots, rows, back);
+        Assert.Equal(src, Read(back, rows));
+        using var dev = _backend.Allocate(TensorDType.F32, rows, 1);
+        _backend.CacheDeviation(s, rows, slots, cache, kvHeads, capacity, dev);
+        Assert.All(Read(dev, rows), d => Assert.Equal(0f, d));
+        using var bad = UploadInts([10, 0, 0]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => _backend.ScatterToCache(s, rows, bad, cache, kvHeads, capacity));
+    }
+}

@@ -7,10 +7,18 @@ internal static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        // Tables written to a file or pipe keep their full width instead of the 80-column default.
+        if (Console.IsOutputRedirected)
+        {
+            Spectre.Console.AnsiConsole.Profile.Width = 200;
+        }
+
         var root = new RootCommand("KvFusion: KV-cache reuse, compression and fusion for LLM prompts that reuse text.");
         root.Subcommands.Add(GenerateCommand.Create());
         root.Subcommands.Add(ModelCommands.Create());
         root.Subcommands.Add(BenchCommands.Create());
+        root.Subcommands.Add(EvalCommands.Create());
+        root.Subcommands.Add(AskCommand.Create());
         return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
     }
 }

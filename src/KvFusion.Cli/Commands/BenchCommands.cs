@@ -13,6 +13,7 @@ internal static class BenchCommands
     {
         var command = new Command("bench", "Benchmarks (tables on standard output, JSON with --json).");
         command.Subcommands.Add(Engine());
+        command.Subcommands.Add(BenchFusionCommand.Create());
         return command;
     }
 

@@ -18,6 +18,7 @@ public sealed class ForwardPass
     private int[] _positions = [];
     private int _qkvLayer = -1;
     private int _nextLayer;
+    private bool _freshKvDropped;
 
     internal ForwardPass(InferenceSession session, PassBuffers buffers)
     {
@@ -43,6 +44,7 @@ public sealed class ForwardPass
         RowCount = tokens.Length;
         _qkvLayer = -1;
         _nextLayer = 0;
+        _freshKvDropped = false;
         var backend = _session.Model.Backend;
         backend.Upload(tokens, _b.Tokens, 0);
         backend.Upload(slots, _b.Slots, 0);
@@ -110,6 +112,7 @@ public sealed class ForwardPass
         Backend.ApplyRope(_b.Query, n, c.HeadDim, _b.Positions, Model.InverseFrequencies, _b.Query);
         Backend.ApplyRope(_b.KeyPre, n, c.HeadDim, _b.Positions, Model.InverseFrequencies, _b.KeyRotated);
         _qkvLayer = layer;
+        _freshKvDropped = false;
     }
 
     /// <summary>
@@ -119,6 +122,7 @@ public sealed class ForwardPass
     public void DownloadFreshKv(bool preRope, Span<float> keys, Span<float> values)
     {
         RequireQkv();
+        RequireFreshKv();
         if (!keys.IsEmpty)
         {
             Backend.Download(preRope ? _b.KeyPre : _b.KeyRotated, 0, RowCount, keys);
@@ -138,6 +142,7 @@ public sealed class ForwardPass
     public void CacheDeviation(bool keys, bool values, Span<float> deviation)
     {
         RequireQkv();
+        RequireFreshKv();
         var n = RowCount;
         if (deviation.Length < n)
         {
@@ -171,6 +176,7 @@ public sealed class ForwardPass
     public void CommitKv(int layer)
     {
         RequireQkv();
+        RequireFreshKv();
         if (layer != _qkvLayer)
         {
             throw new InvalidOperationException($"The fresh K/V are of layer {_qkvLayer}, not {layer}.");
@@ -179,6 +185,62 @@ public sealed class ForwardPass
         var cache = _session.Cache;
         Backend.ScatterToCache(_b.KeyRotated, RowCount, _b.Slots, cache.Keys(layer), cache.KvHeads, cache.Capacity);
         Backend.ScatterToCache(_b.Value, RowCount, _b.Slots, cache.Values(layer), cache.KvHeads, cache.Capacity);
+    }
+
+    /// <summary>
+    /// Writes the fresh K (after RoPE) and V of some current rows (indices into the current rows) into the cache; the
+    /// other rows' cache entries keep what they hold (e.g. a stored chunk's K/V).
+    /// </summary>
+    public void CommitKv(int layer, ReadOnlySpan<int> rows)
+    {
+        RequireQkv();
+        RequireFreshKv();
+        if (layer != _qkvLayer)
+        {
+            throw new InvalidOperationException($"The fresh K/V are of layer {_qkvLayer}, not {layer}.");
+        }
+
+        if (rows.IsEmpty)
+        {
+            return;
+        }
+
+        CheckRowIndices(rows);
+        var n = rows.Length;
+        var cache = _session.Cache;
+        Backend.Upload(rows, _b.Gather, 0);
+        Backend.GatherRows(_b.KeyRotated, _b.Gather, n, _b.KvScratchA);
+        Backend.GatherRows(_b.Value, _b.Gather, n, _b.KvScratchB);
+        Backend.GatherRows(_b.Slots, _b.Gather, n, _b.IndexScratch);
+        Backend.ScatterToCache(_b.KvScratchA, n, _b.IndexScratch, cache.Keys(layer), cache.KvHeads, cache.Capacity);
+        Backend.ScatterToCache(_b.KvScratchB, n, _b.IndexScratch, cache.Values(layer), cache.KvHeads, cache.Capacity);
+    }
+
+    /// <summary>
+    /// The attention that the given current rows (e.g. the query) pay to each cache slot at the layer whose q/k/v were
+    /// computed last, summed over those rows and all heads, into <paramref name="perSlot"/> (cache-length entries).
+    /// It reads the cache as it is now, so commit the fresh K/V first when they should be what is attended to.
+    /// </summary>
+    public void QueryAttention(ReadOnlySpan<int> rows, Span<float> perSlot)
+    {
+        RequireQkv();
+        CheckRowIndices(rows);
+        var cache = _session.Cache;
+        if (perSlot.Length < cache.Length)
+        {
+            throw new ArgumentException($"perSlot needs {cache.Length} entries.", nameof(perSlot));
+        }
+
+        var c = Model.Config;
+        var n = rows.Length;
+        Backend.Upload(rows, _b.Gather, 0);
+        Backend.GatherRows(_b.Query, _b.Gather, n, _b.QueryScratch);
+        Backend.GatherRows(_b.Positions, _b.Gather, n, _b.IndexScratch);
+        var weights = _session.SlotScratch();
+        Backend.Attention(new AttentionArguments(
+            _b.QueryScratch, n, _b.IndexScratch, cache.Keys(_qkvLayer), cache.Values(_qkvLayer), cache.PositionsOnDevice, cache.Length, cache.Capacity,
+            c.HeadCount, c.KvHeadCount, c.HeadDim, 1f / MathF.Sqrt(c.HeadDim), _b.Attention, weights));
+        Backend.Download(weights, 0, cache.Length, perSlot);
     }
 
     /// <summary>
@@ -214,17 +276,24 @@ public sealed class ForwardPass
     }
 
     /// <summary>
-    /// Keeps only the given rows (indices into the current rows, ascending) for the layers that follow; their hidden
-    /// states, tokens, slots and positions move to the front.
+    /// Keeps only the given rows (indices into the current rows, ascending) for the steps that follow; their hidden
+    /// states, tokens, slots and positions (and queries, between <see cref="ComputeQkv"/> and
+    /// <see cref="CompleteLayer"/>) move to the front. Fresh K/V not yet committed are dropped.
     /// </summary>
     public void KeepRows(ReadOnlySpan<int> rows)
     {
-        for (var i = 0; i < rows.Length; i++)
+        CheckRowIndices(rows);
+        for (var i = 1; i < rows.Length; i++)
         {
-            if ((uint)rows[i] >= (uint)RowCount || (i > 0 && rows[i] <= rows[i - 1]))
+            if (rows[i] <= rows[i - 1])
             {
-                throw new ArgumentException("Rows to keep must be ascending indices of current rows.", nameof(rows));
+                throw new ArgumentException("Rows to keep must be ascending.", nameof(rows));
             }
+        }
+
+        if (rows.IsEmpty)
+        {
+            throw new ArgumentException("At least one row must be kept.", nameof(rows));
         }
 
         for (var i = 0; i < rows.Length; i++)
@@ -238,11 +307,17 @@ public sealed class ForwardPass
         Backend.Upload(rows, _b.Gather, 0);
         Backend.GatherRows(_b.Hidden, _b.Gather, n, _b.Normed);
         Backend.CopyRows(_b.Normed, 0, _b.Hidden, 0, n);
+        if (_qkvLayer >= 0)
+        {
+            Backend.GatherRows(_b.Query, _b.Gather, n, _b.QueryScratch);
+            Backend.CopyRows(_b.QueryScratch, 0, _b.Query, 0, n);
+            _freshKvDropped = true;
+        }
+
         Backend.Upload(_tokens.AsSpan(0, n), _b.Tokens, 0);
         Backend.Upload(_slots.AsSpan(0, n), _b.Slots, 0);
         Backend.Upload(_positions.AsSpan(0, n), _b.Positions, 0);
         RowCount = n;
-        _qkvLayer = -1;
     }
 
     /// <summary>
@@ -268,6 +343,25 @@ public sealed class ForwardPass
         if (layer != _nextLayer)
         {
             throw new InvalidOperationException($"Layers run in order: expected layer {_nextLayer}, got {layer}.");
+        }
+    }
+
+    private void CheckRowIndices(ReadOnlySpan<int> rows)
+    {
+        foreach (var r in rows)
+        {
+            if ((uint)r >= (uint)RowCount)
+            {
+                throw new ArgumentOutOfRangeException(nameof(rows), $"Row {r} is not one of the {RowCount} current rows.");
+            }
+        }
+    }
+
+    private void RequireFreshKv()
+    {
+        if (_freshKvDropped)
+        {
+            throw new InvalidOperationException("KeepRows dropped the fresh K/V of this layer; commit them before keeping rows.");
         }
     }
 
@@ -301,6 +395,10 @@ internal sealed class PassBuffers : IDisposable
         Gather = backend.Allocate(TensorDType.I32, rows, 1);
         Deviation = backend.Allocate(TensorDType.F32, rows, 1);
         Logits = backend.Allocate(TensorDType.F32, 1, c.VocabSize);
+        QueryScratch = backend.Allocate(TensorDType.F32, rows, c.QueryWidth);
+        KvScratchA = backend.Allocate(TensorDType.F32, rows, c.KvWidth);
+        KvScratchB = backend.Allocate(TensorDType.F32, rows, c.KvWidth);
+        IndexScratch = backend.Allocate(TensorDType.I32, rows, 1);
         HostTokens = new int[rows];
         HostSlots = new int[rows];
         HostPositions = new int[rows];
@@ -344,9 +442,17 @@ internal sealed class PassBuffers : IDisposable
 
     public DeviceTensor Logits { get; }
 
+    public DeviceTensor QueryScratch { get; }
+
+    public DeviceTensor KvScratchA { get; }
+
+    public DeviceTensor KvScratchB { get; }
+
+    public DeviceTensor IndexScratch { get; }
+
     public void Dispose()
     {
-        foreach (var t in new[] { Hidden, Normed, Query, KeyPre, KeyRotated, Value, Attention, Gate, Up, Tokens, Slots, Positions, Gather, Deviation, Logits })
+        foreach (var t in new[] { Hidden, Normed, Query, KeyPre, KeyRotated, Value, Attention, Gate, Up, Tokens, Slots, Positions, Gather, Deviation, Logits, QueryScratch, KvScratchA, KvScratchB, IndexScratch })
         {
             t.Dispose();
         }

@@ -15,6 +15,10 @@ public sealed class InferenceSession : IDisposable
     private PassBuffers? _buffers;
     private ForwardPass? _pass;
     private float[] _deviation = [];
+    private DeviceTensor? _slotScratch;
+    private TransferBuffers? _transfer;
+    private int[] _negatedPositions = [];
+    private int[] _slotRange = [];
 
     internal InferenceSession(TransformerModel model, int capacity)
     {
@@ -101,6 +105,57 @@ public sealed class InferenceSession : IDisposable
         pass.ComputeLogits(0, logits);
     }
 
+    /// <summary>
+    /// Writes stored K (before RoPE) and V of <paramref name="count"/> consecutive slots from
+    /// <paramref name="firstSlot"/> into a layer of the cache, rotating K to the slots' positions (set them first with
+    /// <see cref="KvCache.SetPositions"/>). Both spans are token-major [count, kv_heads·head_dim].
+    /// </summary>
+    public void ImportKv(int layer, int firstSlot, int count, ReadOnlySpan<float> keysPreRope, ReadOnlySpan<float> values)
+    {
+        var c = Model.Config;
+        CheckTransfer(layer, firstSlot, count, keysPreRope.Length, values.Length);
+        var t = EnsureTransfer(count);
+        var backend = Model.Backend;
+        backend.Upload(Cache.Positions.Slice(firstSlot, count), t.Positions, 0);
+        backend.Upload(SlotRange(firstSlot, count), t.Slots, 0);
+        backend.Upload(keysPreRope[..(count * c.KvWidth)], t.Keys, 0);
+        backend.ApplyRope(t.Keys, count, c.HeadDim, t.Positions, Model.InverseFrequencies, t.Keys);
+        backend.ScatterToCache(t.Keys, count, t.Slots, Cache.Keys(layer), Cache.KvHeads, Cache.Capacity);
+        backend.Upload(values[..(count * c.KvWidth)], t.Values, 0);
+        backend.ScatterToCache(t.Values, count, t.Slots, Cache.Values(layer), Cache.KvHeads, Cache.Capacity);
+    }
+
+    /// <summary>
+    /// Reads K (rotated back to before RoPE) and V of consecutive slots of a layer, token-major
+    /// [count, kv_heads·head_dim]: the canonical stored form, ready to be saved.
+    /// </summary>
+    public void ExportKv(int layer, int firstSlot, int count, Span<float> keysPreRope, Span<float> values)
+    {
+        var c = Model.Config;
+        CheckTransfer(layer, firstSlot, count, keysPreRope.Length, values.Length);
+        if (firstSlot + count > Cache.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(count), $"Slots {firstSlot}..{firstSlot + count - 1} are not all valid (cache length {Cache.Length}).");
+        }
+
+        var t = EnsureTransfer(count);
+        var backend = Model.Backend;
+        var negated = _negatedPositions.Length >= count ? _negatedPositions : _negatedPositions = new int[count];
+        var positions = Cache.Positions;
+        for (var i = 0; i < count; i++)
+        {
+            negated[i] = -positions[firstSlot + i];
+        }
+
+        backend.Upload(negated.AsSpan(0, count), t.Positions, 0);
+        backend.Upload(SlotRange(firstSlot, count), t.Slots, 0);
+        backend.GatherFromCache(Cache.Keys(layer), Cache.KvHeads, Cache.Capacity, t.Slots, count, t.Keys);
+        backend.ApplyRope(t.Keys, count, c.HeadDim, t.Positions, Model.InverseFrequencies, t.Keys);
+        backend.Download(t.Keys, 0, count, keysPreRope);
+        backend.GatherFromCache(Cache.Values(layer), Cache.KvHeads, Cache.Capacity, t.Slots, count, t.Values);
+        backend.Download(t.Values, 0, count, values);
+    }
+
     /// <summary>Clears the sequence (keeps the allocations).</summary>
     public void Reset() => Cache.Truncate(0);
 
@@ -108,8 +163,12 @@ public sealed class InferenceSession : IDisposable
     public void Dispose()
     {
         _buffers?.Dispose();
+        _slotScratch?.Dispose();
+        _transfer?.Dispose();
         Cache.Dispose();
     }
+
+    internal DeviceTensor SlotScratch() => _slotScratch ??= Model.Backend.Allocate(Models.TensorDType.F32, Cache.Capacity, 1);
 
     internal Span<float> DeviationScratch(int rows)
     {
@@ -119,6 +178,43 @@ public sealed class InferenceSession : IDisposable
         }
 
         return _deviation.AsSpan(0, rows);
+    }
+
+    private void CheckTransfer(int layer, int firstSlot, int count, int keyLength, int valueLength)
+    {
+        var width = Model.Config.KvWidth;
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)layer, (uint)Model.Config.LayerCount, nameof(layer));
+        if (firstSlot < 0 || count <= 0 || firstSlot + count > Cache.Capacity)
+        {
+            throw new ArgumentOutOfRangeException(nameof(count), $"Slots {firstSlot}..{firstSlot + count - 1} exceed the cache capacity {Cache.Capacity}.");
+        }
+
+        if (keyLength < count * width || valueLength < count * width)
+        {
+            throw new ArgumentException($"K and V need {count * width} floats each.");
+        }
+    }
+
+    private ReadOnlySpan<int> SlotRange(int first, int count)
+    {
+        var slots = _slotRange.Length >= count ? _slotRange : _slotRange = new int[count];
+        for (var i = 0; i < count; i++)
+        {
+            slots[i] = first + i;
+        }
+
+        return slots.AsSpan(0, count);
+    }
+
+    private TransferBuffers EnsureTransfer(int rows)
+    {
+        if (_transfer is null || _transfer.Rows < rows)
+        {
+            _transfer?.Dispose();
+            _transfer = new TransferBuffers(Model.Backend, Model.Config.KvWidth, Math.Max(rows, _transfer?.Rows * 2 ?? 0));
+        }
+
+        return _transfer;
     }
 
     private PassBuffers EnsureBuffers(int rows)
@@ -131,5 +227,36 @@ public sealed class InferenceSession : IDisposable
         }
 
         return _buffers;
+    }
+}
+
+/// <summary>Device scratch for moving canonical K/V in and out of the cache.</summary>
+internal sealed class TransferBuffers : IDisposable
+{
+    public TransferBuffers(IComputeBackend backend, int width, int rows)
+    {
+        Rows = rows;
+        Keys = backend.Allocate(Models.TensorDType.F32, rows, width);
+        Values = backend.Allocate(Models.TensorDType.F32, rows, width);
+        Positions = backend.Allocate(Models.TensorDType.I32, rows, 1);
+        Slots = backend.Allocate(Models.TensorDType.I32, rows, 1);
+    }
+
+    public int Rows { get; }
+
+    public DeviceTensor Keys { get; }
+
+    public DeviceTensor Values { get; }
+
+    public DeviceTensor Positions { get; }
+
+    public DeviceTensor Slots { get; }
+
+    public void Dispose()
+    {
+        Keys.Dispose();
+        Values.Dispose();
+        Positions.Dispose();
+        Slots.Dispose();
     }
 }

@@ -19,6 +19,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     private readonly CpuWorkerPool _pool;
     private readonly float** _packScratch;
     private readonly WorkerScratch* _scratch;
+    private readonly Dictionary<nint, (int Half, int Positions, nint Data, float[] Frequencies)> _ropeTables = [];
+    private readonly List<nint> _retiredTables = [];
     private bool _disposed;
 
     /// <summary>Creates a CPU backend using <paramref name="threads"/> threads (default: all cores).</summary>
@@ -239,7 +241,18 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             throw new ArgumentException("RoPE: inverse frequencies or head layout do not match the head dimension.");
         }
 
-        var job = new RopeJob { X = xs.F32, Out = o.F32, Cols = xs.Cols, OutCols = o.Cols, HeadDim = headDim, Positions = pos.I32, Inv = inv.F32, Rows = rows };
+        var maxPosition = 0;
+        for (var r = 0; r < rows; r++)
+        {
+            maxPosition = Math.Max(maxPosition, pos.I32[r]);
+        }
+
+        var table = RopeTableFor(inv, headDim / 2, maxPosition + 1);
+        var job = new RopeJob
+        {
+            X = xs.F32, Out = o.F32, Cols = xs.Cols, OutCols = o.Cols, HeadDim = headDim, Positions = pos.I32, Inv = inv.F32, Rows = rows,
+            Table = (float*)table.Data, TablePositions = table.Positions,
+        };
         RunRows(rows, xs.Cols, &RopeRows, &job);
     }
 
@@ -388,6 +401,15 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
 
         NativeMemory.Free(_packScratch);
         NativeMemory.Free(_scratch);
+        foreach (var t in _ropeTables.Values)
+        {
+            NativeMemory.AlignedFree((void*)t.Data);
+        }
+
+        foreach (var d in _retiredTables)
+        {
+            NativeMemory.AlignedFree((void*)d);
+        }
     }
 
     private static CpuTensor Check(DeviceTensor t, TensorDType dtype)
@@ -461,6 +483,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         public int HeadDim;
         public int* Positions;
         public float* Inv;
+        public float* Table;
+        public int TablePositions;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -560,16 +584,22 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         var r0 = task * j->RowsPerTask;
         var r1 = Math.Min(j->Rows, r0 + j->RowsPerTask);
         var half = j->HeadDim / 2;
-        var cos = stackalloc float[half];
-        var sin = stackalloc float[half];
+        var cosBuffer = stackalloc float[half];
+        var sinBuffer = stackalloc float[half];
         for (var r = r0; r < r1; r++)
         {
-            var pos = (float)j->Positions[r];
-            for (var i = 0; i < half; i++)
+            var p = j->Positions[r];
+            float* cos, sin;
+            if ((uint)p < (uint)j->TablePositions)
             {
-                var angle = pos * j->Inv[i];
-                cos[i] = MathF.Cos(angle);
-                sin[i] = MathF.Sin(angle);
+                cos = j->Table + ((long)p * 2 * half);
+                sin = cos + half;
+            }
+            else
+            {
+                cos = cosBuffer;
+                sin = sinBuffer;
+                RopeAngles(p, j->Inv, half, cos, sin);
             }
 
             var x = j->X + ((long)r * j->Cols);
@@ -586,6 +616,51 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
                     oh[i + half] = (b * cos[i]) + (a * sin[i]);
                 }
             }
+        }
+    }
+
+    /// <summary>cos and sin of position × inverse frequency, in float32 as transformers computes them.</summary>
+    private static void RopeAngles(int position, float* inv, int half, float* cos, float* sin)
+    {
+        var pos = (float)position;
+        for (var i = 0; i < half; i++)
+        {
+            var angle = pos * inv[i];
+            cos[i] = MathF.Cos(angle);
+            sin[i] = MathF.Sin(angle);
+        }
+    }
+
+    /// <summary>
+    /// cos/sin rows for positions [0, n) of one set of inverse frequencies, grown on demand: RoPE runs on every
+    /// layer's q and k and on every stored chunk that is loaded, always at the same positions.
+    /// </summary>
+    private (nint Data, int Positions) RopeTableFor(CpuTensor inv, int half, int needed)
+    {
+        lock (_ropeTables)
+        {
+            var key = (nint)inv.Data;
+            var frequencies = new ReadOnlySpan<float>(inv.F32, half);
+            if (_ropeTables.TryGetValue(key, out var t) && t.Positions >= needed && t.Half == half && frequencies.SequenceEqual(t.Frequencies))
+            {
+                return (t.Data, t.Positions);
+            }
+
+            var positions = Math.Max(needed, Math.Max(t.Frequencies is null ? 0 : t.Positions * 2, 1024));
+            var data = (float*)NativeMemory.AlignedAlloc((nuint)((long)positions * 2 * half * sizeof(float)), 64);
+            for (var p = 0; p < positions; p++)
+            {
+                var row = data + ((long)p * 2 * half);
+                RopeAngles(p, inv.F32, half, row, row + half);
+            }
+
+            if (t.Data != 0)
+            {
+                _retiredTables.Add(t.Data);
+            }
+
+            _ropeTables[key] = (half, positions, (nint)data, frequencies.ToArray());
+            return ((nint)data, positions);
         }
     }
 

@@ -1,0 +1,104 @@
+using KvFusion.Cache.Keys;
+
+namespace KvFusion.Cache.Chunks;
+
+/// <summary>
+/// KV of a run of tokens in the canonical stored form (DESIGN.md): per layer, K before RoPE and V, as
+/// [kv_head][token][head_dim] fp16, plus what they belong to. Immutable once built.
+/// </summary>
+public sealed class CachedKv
+{
+    private readonly Half[] _keys;
+    private readonly Half[] _values;
+
+    /// <summary>Creates an entry; the arrays hold [layer][kv_head][token][head_dim].</summary>
+    public CachedKv(CacheKey key, string modelFingerprint, string tokenizerFingerprint, int[] tokens, int layerCount, int kvHeads, int headDim, Half[] keys, Half[] values)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        var expected = (long)layerCount * kvHeads * tokens.Length * headDim;
+        if (keys.LongLength != expected || values.LongLength != expected)
+        {
+            throw new ArgumentException($"K and V must hold {expected} values ({layerCount} layers × {kvHeads} heads × {tokens.Length} tokens × {headDim}).");
+        }
+
+        Key = key;
+        ModelFingerprint = modelFingerprint;
+        TokenizerFingerprint = tokenizerFingerprint;
+        Tokens = tokens;
+        LayerCount = layerCount;
+        KvHeads = kvHeads;
+        HeadDim = headDim;
+        _keys = keys;
+        _values = values;
+    }
+
+    /// <summary>The entry's key.</summary>
+    public CacheKey Key { get; }
+
+    /// <summary>Fingerprint of the model that computed it.</summary>
+    public string ModelFingerprint { get; }
+
+    /// <summary>Fingerprint of the tokenizer.</summary>
+    public string TokenizerFingerprint { get; }
+
+    /// <summary>The tokens whose KV this is.</summary>
+    public IReadOnlyList<int> Tokens { get; }
+
+    /// <summary>Layers.</summary>
+    public int LayerCount { get; }
+
+    /// <summary>KV heads.</summary>
+    public int KvHeads { get; }
+
+    /// <summary>Head dimension.</summary>
+    public int HeadDim { get; }
+
+    /// <summary>Tokens.</summary>
+    public int TokenCount => Tokens.Count;
+
+    /// <summary>Bytes of K and V.</summary>
+    public long ByteSize => (_keys.LongLength + _values.LongLength) * 2;
+
+    /// <summary>All K values, [layer][kv_head][token][head_dim].</summary>
+    public ReadOnlySpan<Half> Keys => _keys;
+
+    /// <summary>All V values, [layer][kv_head][token][head_dim].</summary>
+    public ReadOnlySpan<Half> Values => _values;
+
+    /// <summary>Number of values per layer (of K or of V).</summary>
+    public int LayerStride => KvHeads * TokenCount * HeadDim;
+
+    /// <summary>Writes one layer's K or V token-major ([token][kv_head·head_dim]) as float32, as the engine takes it.</summary>
+    public void CopyLayerTokenMajor(int layer, bool keys, Span<float> destination)
+    {
+        var src = (keys ? _keys : _values).AsSpan(layer * LayerStride, LayerStride);
+        var n = TokenCount;
+        var width = KvHeads * HeadDim;
+        for (var h = 0; h < KvHeads; h++)
+        {
+            for (var t = 0; t < n; t++)
+            {
+                Engine.Compute.FloatConversion.ToSingle(
+                    src.Slice(((h * n) + t) * HeadDim, HeadDim), destination.Slice((t * width) + (h * HeadDim), HeadDim));
+            }
+        }
+    }
+
+    /// <summary>Builds the canonical layout from token-major float32 layers ([token][kv_head·head_dim]).</summary>
+    public static void StoreLayerTokenMajor(ReadOnlySpan<float> source, int tokenOffset, int tokens, int kvHeads, int headDim, Span<Half> layerDestination)
+    {
+        var width = kvHeads * headDim;
+        for (var h = 0; h < kvHeads; h++)
+        {
+            for (var t = 0; t < tokens; t++)
+            {
+                var s = source.Slice(((tokenOffset + t) * width) + (h * headDim), headDim);
+                var d = layerDestination.Slice(((h * tokens) + t) * headDim, headDim);
+                for (var i = 0; i < headDim; i++)
+                {
+                    d[i] = (Half)s[i];
+                }
+            }
+        }
+    }
+}

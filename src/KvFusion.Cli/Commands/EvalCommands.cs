@@ -1,0 +1,147 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using KvFusion.Cache.Evaluation;
+using KvFusion.Cache.Fusion;
+using KvFusion.Cache.Storage;
+using Spectre.Console;
+
+namespace KvFusion.Cli.Commands;
+
+/// <summary><c>kvfusion eval …</c>: quality harnesses.</summary>
+internal static class EvalCommands
+{
+    public static Command Create()
+    {
+        var command = new Command("eval", "Quality and speed harnesses.");
+        command.Subcommands.Add(Fusion());
+        command.Subcommands.Add(EvalCasesCommand.Create());
+        return command;
+    }
+
+    internal static IReadOnlyList<FusionModeSpec> ParseModes(string text)
+    {
+        try
+        {
+            return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(FusionModeSpec.Parse).ToList();
+        }
+        catch (FormatException e)
+        {
+            throw new CliException(e.Message);
+        }
+    }
+
+    internal static SinkKind? ParseSink(string? text) => text?.ToLowerInvariant() switch
+    {
+        null or "" or "default" => null,
+        "none" => SinkKind.None,
+        "bos" => SinkKind.Bos,
+        "prefix" => SinkKind.Prefix,
+        _ => throw new CliException($"Unknown sink '{text}' (none, bos, prefix)."),
+    };
+
+    private static Command Fusion()
+    {
+        var model = CommonOptions.Model();
+        var threads = CommonOptions.Threads();
+        var device = CommonOptions.Device();
+        var cases = new Option<string>("--cases") { Description = "JSON-lines case file (see docs/fusion-cases.md).", Required = true };
+        var modes = new Option<string>("--modes")
+        {
+            Description = "Comma-separated modes: full, prefix, reuse, blend:R, blend:R:VARIANT (variants: " + string.Join(", ", FusionModeCatalog.Variants.Keys) + ").",
+            DefaultValueFactory = _ => "full,prefix,reuse,blend:0.15,blend:0.3",
+        };
+        var sink = new Option<string?>("--sink") { Description = "Sink chunks are precomputed behind: none, bos, prefix (default: the engine's)." };
+        var ttftRuns = new Option<int>("--ttft-runs") { Description = "Timed fusions per case and mode (median).", DefaultValueFactory = _ => 3 };
+        var limit = new Option<int?>("--limit") { Description = "Use only the first N cases." };
+        var output = new Option<string?>("--out") { Description = "Directory for summary.json and the PNG plot." };
+        var command = new Command("fusion", "Quality (KL, top-1, greedy match, NLL against full) and TTFT of fusion modes on a case file.")
+        {
+            model, threads, device, cases, modes, sink, ttftRuns, limit, output,
+        };
+        command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
+        {
+            var modeList = ParseModes(parse.GetValue(modes)!);
+            var caseList = FusionCase.ReadJsonLines(parse.GetValue(cases)!);
+            if (parse.GetValue(limit) is { } n)
+            {
+                caseList = caseList.Take(n).ToList();
+            }
+
+            if (caseList.Count == 0)
+            {
+                throw new CliException("The case file has no cases.");
+            }
+
+            using var backend = CommonOptions.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
+            using var m = CommonOptions.LoadModel(parse.GetValue(model), backend);
+            using var engine = new FusionEngine(m, new InMemoryKvStore());
+            var evaluator = new FusionEvaluator(engine, new FusionEvaluationOptions { TtftRuns = parse.GetValue(ttftRuns), Sink = ParseSink(parse.GetValue(sink)) });
+            IReadOnlyList<FusionModeResult> results = [];
+            await CommonOptions.Diagnostics.Progress().StartAsync(async ctx =>
+            {
+                var task = ctx.AddTask($"{caseList.Count} cases × {modeList.Count} modes", maxValue: caseList.Count * modeList.Count);
+                var progress = new SynchronousProgress<(int Done, int Total)>(p => task.Value = p.Done);
+                results = await evaluator.EvaluateAsync(caseList, modeList, progress, ct).ConfigureAwait(false);
+            }).ConfigureAwait(false);
+
+            var table = new Table().Title($"fusion quality and TTFT: {Markup.Escape(Path.GetFileName(m.Directory))}, {caseList.Count} cases, {Markup.Escape(backend.DeviceName)}")
+                .AddColumns("mode", "compute", "mean KL", "top-1", "greedy match", "greedy prefix", "answer NLL", "TTFT ms", "TTFT full/mode");
+            foreach (var r in results)
+            {
+                table.AddRow(
+                    r.Mode, r.ComputeFraction.ToString("P1", CultureInfo.InvariantCulture), r.MeanKl.ToString("F4", CultureInfo.InvariantCulture),
+                    r.Top1Agreement.ToString("P1", CultureInfo.InvariantCulture), r.GreedyMatch.ToString("P0", CultureInfo.InvariantCulture),
+                    r.GreedyPrefixAgreement.ToString("P0", CultureInfo.InvariantCulture), r.AnswerNll.ToString("F3", CultureInfo.InvariantCulture),
+                    r.TtftMs.ToString("F1", CultureInfo.InvariantCulture), r.TtftRatioToFull.ToString("F2", CultureInfo.InvariantCulture) + "x");
+            }
+
+            AnsiConsole.Write(table);
+            if (parse.GetValue(output) is { } dir)
+            {
+                Directory.CreateDirectory(dir);
+                WriteSummary(Path.Combine(dir, "summary.json"), Path.GetFileName(m.Directory), backend.DeviceName, caseList.Count, results);
+                FusionPlots.Quality(Path.Combine(dir, "fusion-quality.png"), $"{Path.GetFileName(m.Directory)}: {caseList.Count} cases", results);
+                CommonOptions.Diagnostics.MarkupLineInterpolated($"[grey]wrote {dir}/summary.json and {dir}/fusion-quality.png[/]");
+            }
+
+            return 0;
+        }));
+        return command;
+    }
+
+    private static void WriteSummary(string path, string model, string device, int cases, IReadOnlyList<FusionModeResult> results)
+    {
+        using var stream = File.Create(path);
+        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        w.WriteStartObject();
+        w.WriteString("model", model);
+        w.WriteString("device", device);
+        w.WriteNumber("cases", cases);
+        w.WriteStartArray("modes");
+        foreach (var r in results)
+        {
+            w.WriteStartObject();
+            w.WriteString("mode", r.Mode);
+            w.WriteNumber("mean_kl", Math.Round(r.MeanKl, 6));
+            w.WriteNumber("top1_agreement", Math.Round(r.Top1Agreement, 4));
+            w.WriteNumber("greedy_match", Math.Round(r.GreedyMatch, 4));
+            w.WriteNumber("greedy_prefix_agreement", Math.Round(r.GreedyPrefixAgreement, 4));
+            w.WriteNumber("answer_nll", Math.Round(r.AnswerNll, 4));
+            w.WriteNumber("ttft_ms", Math.Round(r.TtftMs, 3));
+            w.WriteNumber("ttft_ratio_to_full", Math.Round(r.TtftRatioToFull, 3));
+            w.WriteNumber("compute_fraction", Math.Round(r.ComputeFraction, 4));
+            w.WriteNumber("prompt_tokens", Math.Round(r.PromptTokens, 1));
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+}
+
+/// <summary>An IProgress that reports on the caller's thread (Spectre's task is updated directly).</summary>
+internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

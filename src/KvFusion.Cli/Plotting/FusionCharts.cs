@@ -1,0 +1,556 @@
+using System.Globalization;
+using ScottPlot;
+using SkiaSharp;
+
+namespace KvFusion.Cli.Plotting;
+
+/// <summary>
+/// Writes the benchmark and evaluation charts as PNG files. Rendering is CPU-only (SkiaSharp raster surfaces), so it
+/// needs no display server; text needs at least one font under /usr/share/fonts (Debian: fonts-dejavu-core).
+/// </summary>
+internal static class FusionCharts
+{
+    private const float TitleFontSize = 22;
+    private const float PanelTitleFontSize = 17;
+    private const float AxisLabelFontSize = 16;
+    private const float TickLabelFontSize = 13;
+    private const float LegendFontSize = 13;
+    private const float PointLabelFontSize = 12;
+
+    private static readonly Color[] SeriesColors =
+    [
+        Color.FromHex("#1f77b4"), Color.FromHex("#d62728"), Color.FromHex("#2ca02c"), Color.FromHex("#ff7f0e"),
+        Color.FromHex("#9467bd"), Color.FromHex("#8c564b"), Color.FromHex("#e377c2"), Color.FromHex("#17becf"),
+        Color.FromHex("#bcbd22"), Color.FromHex("#7f7f7f"),
+    ];
+
+    /// <summary>
+    /// Three side-by-side panels against the recompute fraction: mean KL, top-1 agreement and TTFT speed-up over full
+    /// prefill. Single modes (full, reuse, ...) are labelled markers; blend modes of one variant family
+    /// (<c>blend:0.15</c>, <c>blend:0.3</c> / <c>blend:0.15:ref</c>, ...) are joined by a line in fraction order.
+    /// </summary>
+    public static void QualityVersusRecompute(string pngPath, string title, IReadOnlyList<QualityPoint> points)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(pngPath);
+        ArgumentNullException.ThrowIfNull(points);
+
+        const int width = 1400;
+        const int height = 500;
+        const int titleBand = 44;
+
+        List<QualitySeries> series = GroupQualitySeries(points);
+        // Falling: the metric typically drops as more is recomputed, which decides where point labels stay clear of
+        // their own line.
+        (string Label, Func<QualityPoint, double> Value, string YLabel, bool FromZero, bool Falling)[] panels =
+        [
+            ("Mean KL vs full", p => p.MeanKl, "mean KL divergence (nats)", true, true),
+            ("Top-1 agreement with full", p => p.Top1Agreement, "top-1 agreement", false, false),
+            ("TTFT speed-up over full", p => p.TtftRatioToFull > 0 ? p.TtftRatioToFull : double.NaN, "TTFT speed-up (x)", true, true),
+        ];
+
+        using SKSurface surface = CreateSurface(width, height);
+        SKCanvas canvas = surface.Canvas;
+        canvas.Clear(SKColors.White);
+
+        float panelWidth = width / (float)panels.Length;
+        for (int i = 0; i < panels.Length; i++)
+        {
+            var panel = panels[i];
+            Plot plot = NewPlot(panel.Label, "recompute fraction", panel.YLabel, PanelTitleFontSize);
+            List<Coordinates> all = [];
+            foreach (QualitySeries s in series)
+            {
+                List<(double X, double Y, string? Label)> xy = s.Points
+                    .Select(p => (p.Point.RecomputeFraction, panel.Value(p.Point), p.Label))
+                    .Where(p => double.IsFinite(p.Item1) && double.IsFinite(p.Item2))
+                    .ToList();
+                AddQualitySeries(plot, s, xy, panel.Falling);
+                all.AddRange(xy.Select(p => new Coordinates(p.X, p.Y)));
+            }
+
+            if (i == 2)
+            {
+                var one = plot.Add.HorizontalLine(1.0, 1, Colors.Gray, LinePattern.Dashed);
+                one.ExcludeFromLegend = true;
+            }
+
+            AxisLimits limits = QualityLimits(all, panel.FromZero, i == 1);
+            plot.Axes.SetLimits(limits);
+            // One legend for the figure (colors are the same in every panel), in the first panel's emptiest corner.
+            if (i == 0 && series.Count > 0)
+            {
+                plot.ShowLegend(EmptiestCorner(all, limits));
+                StyleLegend(plot);
+            }
+            else
+            {
+                plot.HideLegend();
+            }
+
+            // Plot.Render clears its whole canvas, so each panel renders onto its own surface first.
+            int left = (int)MathF.Round(i * panelWidth);
+            int right = (int)MathF.Round((i + 1) * panelWidth);
+            using SKSurface panelSurface = CreateSurface(right - left, height - titleBand);
+            plot.Render(panelSurface);
+            using SKImage panelImage = panelSurface.Snapshot();
+            canvas.DrawImage(panelImage, left, titleBand);
+        }
+
+        DrawTitle(canvas, title, width, titleBand);
+        SavePng(surface, pngPath);
+    }
+
+    /// <summary>Time to first token against the number of chunks, one line per mode, on a log-scaled y axis.</summary>
+    public static void TtftByChunks(string pngPath, string title, IReadOnlyList<TtftPoint> points)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(pngPath);
+        ArgumentNullException.ThrowIfNull(points);
+
+        Plot plot = NewPlot(title, "number of chunks", "time to first token (ms, log scale)", TitleFontSize);
+        List<TtftPoint> valid = points.Where(p => double.IsFinite(p.TtftMs) && p.TtftMs > 0).ToList();
+        List<string> modes = valid.Select(p => p.Mode).Distinct(StringComparer.Ordinal).ToList();
+        for (int m = 0; m < modes.Count; m++)
+        {
+            TtftPoint[] line = valid.Where(p => p.Mode == modes[m]).OrderBy(p => p.Chunks).ToArray();
+            double[] xs = line.Select(p => (double)p.Chunks).ToArray();
+            double[] ys = line.Select(p => Math.Log10(p.TtftMs)).ToArray();
+            var scatter = plot.Add.Scatter(xs, ys, SeriesColors[m % SeriesColors.Length]);
+            scatter.LegendText = modes[m];
+            scatter.LineWidth = 2;
+            scatter.MarkerSize = 9;
+            scatter.MarkerShape = MarkerShapes[m % MarkerShapes.Length];
+        }
+
+        plot.Axes.Bottom.TickGenerator = IntegerTicks(valid.Select(p => (double)p.Chunks));
+        if (valid.Count > 0)
+        {
+            double lo = valid.Min(p => p.TtftMs);
+            double hi = valid.Max(p => p.TtftMs);
+            plot.Axes.Left.TickGenerator = Log10Ticks(lo, hi);
+            double padLo = Math.Log10(lo) - 0.08 * Math.Max(Math.Log10(hi / lo), 0.3);
+            double padHi = Math.Log10(hi) + 0.08 * Math.Max(Math.Log10(hi / lo), 0.3);
+            double xLo = valid.Min(p => p.Chunks);
+            double xHi = valid.Max(p => p.Chunks);
+            double xPad = Math.Max((xHi - xLo) * 0.05, 0.5);
+            plot.Axes.SetLimits(xLo - xPad, xHi + xPad, padLo, padHi);
+            plot.ShowLegend(Alignment.UpperLeft);
+            StyleLegend(plot);
+        }
+
+        Save(plot, pngPath, 1000, 600);
+    }
+
+    /// <summary>
+    /// Prefill and decode throughput against prompt length. The two rates differ by orders of magnitude, so prefill
+    /// uses the left axis and decode the right one, each labelled in its line's color.
+    /// </summary>
+    public static void EngineThroughput(
+        string pngPath,
+        string title,
+        IReadOnlyList<(int PromptTokens, double PrefillTokensPerSecond, double DecodeTokensPerSecond)> points)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(pngPath);
+        ArgumentNullException.ThrowIfNull(points);
+
+        Color prefillColor = SeriesColors[0];
+        Color decodeColor = SeriesColors[1];
+        Plot plot = NewPlot(title, "prompt length (tokens)", "prefill (tokens/s)", TitleFontSize);
+        plot.Axes.Left.Label.ForeColor = prefillColor;
+        plot.Axes.Right.Label.Text = "decode (tokens/s)";
+        plot.Axes.Right.Label.FontSize = AxisLabelFontSize;
+        plot.Axes.Right.Label.ForeColor = decodeColor;
+        plot.Axes.Right.TickLabelStyle.FontSize = TickLabelFontSize;
+
+        var sorted = points.OrderBy(p => p.PromptTokens).ToArray();
+        double[] xs = sorted.Select(p => (double)p.PromptTokens).ToArray();
+
+        var prefill = plot.Add.Scatter(xs, sorted.Select(p => p.PrefillTokensPerSecond).ToArray(), prefillColor);
+        prefill.LegendText = "prefill (left axis)";
+        prefill.LineWidth = 2;
+        prefill.MarkerSize = 9;
+        prefill.MarkerShape = MarkerShape.FilledCircle;
+
+        var decode = plot.Add.Scatter(xs, sorted.Select(p => p.DecodeTokensPerSecond).ToArray(), decodeColor);
+        decode.LegendText = "decode (right axis)";
+        decode.LineWidth = 2;
+        decode.MarkerSize = 9;
+        decode.MarkerShape = MarkerShape.FilledSquare;
+        decode.LinePattern = LinePattern.Dashed;
+        decode.Axes.YAxis = plot.Axes.Right;
+
+        if (sorted.Length > 0)
+        {
+            double xLo = xs[0];
+            double xHi = xs[^1];
+            double xPad = Math.Max((xHi - xLo) * 0.04, 1);
+            plot.Axes.SetLimitsX(xLo - xPad, xHi + xPad, plot.Axes.Bottom);
+            plot.Axes.SetLimitsY(0, UpperLimit(sorted.Select(p => p.PrefillTokensPerSecond)), plot.Axes.Left);
+            plot.Axes.SetLimitsY(0, UpperLimit(sorted.Select(p => p.DecodeTokensPerSecond)), plot.Axes.Right);
+            plot.ShowLegend(Alignment.LowerLeft);
+            StyleLegend(plot);
+        }
+
+        Save(plot, pngPath, 1000, 600);
+    }
+
+    /// <summary>
+    /// ScottPlot's own sans-serif detection falls back to SkiaSharp's default typeface, which on Debian with
+    /// fonts-dejavu-core is DejaVu Serif; ask the font manager for a real sans-serif family instead.
+    /// </summary>
+    private static readonly Lazy<string> SansFont = new(() =>
+    {
+        string[] preferred = ["DejaVu Sans", "Liberation Sans", "Noto Sans", "Open Sans", "Arial", "Helvetica", "Segoe UI"];
+        foreach (string name in preferred)
+        {
+            using SKTypeface? match = SKFontManager.Default.MatchFamily(name);
+            if (match is not null && string.Equals(match.FamilyName, name, StringComparison.OrdinalIgnoreCase))
+            {
+                return name;
+            }
+        }
+
+        return Fonts.Default;
+    });
+
+    private static readonly MarkerShape[] MarkerShapes =
+    [
+        MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond,
+        MarkerShape.FilledTriangleDown, MarkerShape.OpenCircle, MarkerShape.OpenSquare, MarkerShape.OpenTriangleUp,
+    ];
+
+    private sealed record QualitySeries(string Name, bool IsBlendFamily, Color Color, MarkerShape Shape, List<(QualityPoint Point, string? Label)> Points)
+    {
+        public int FamilyIndex { get; init; }
+    }
+
+    /// <summary>Single modes first (in input order), then one series per blend variant family (in input order).</summary>
+    private static List<QualitySeries> GroupQualitySeries(IReadOnlyList<QualityPoint> points)
+    {
+        var singles = new List<QualitySeries>();
+        var families = new List<QualitySeries>();
+        foreach (QualityPoint p in points)
+        {
+            if (TryParseBlend(p.Mode, out string family, out string ratio))
+            {
+                QualitySeries? s = families.Find(f => f.Name == family);
+                if (s is null)
+                {
+                    s = new QualitySeries(family, true, default, MarkerShape.FilledCircle, []);
+                    families.Add(s);
+                }
+
+                s.Points.Add((p, ratio));
+            }
+            else
+            {
+                singles.Add(new QualitySeries(p.Mode, false, default, MarkerShape.FilledCircle, [(p, p.Mode)]));
+            }
+        }
+
+        // Blend families take the palette from the front; full and reuse are black and gray; any other single mode
+        // takes the palette from the back, so the two rarely collide.
+        var result = new List<QualitySeries>(singles.Count + families.Count);
+        MarkerShape[] singleShapes = [MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond, MarkerShape.FilledTriangleDown];
+        int other = 0;
+        for (int i = 0; i < singles.Count; i++)
+        {
+            Color color = singles[i].Name switch
+            {
+                "full" => Colors.Black,
+                "reuse" => Color.FromHex("#7f7f7f"),
+                _ => SeriesColors[SeriesColors.Length - 2 - (other++ % (SeriesColors.Length - 1))],
+            };
+            result.Add(singles[i] with { Color = color, Shape = singleShapes[i % singleShapes.Length] });
+        }
+
+        for (int i = 0; i < families.Count; i++)
+        {
+            families[i].Points.Sort((a, b) => a.Point.RecomputeFraction.CompareTo(b.Point.RecomputeFraction));
+            result.Add(families[i] with { Color = SeriesColors[i % (SeriesColors.Length - 1)], Shape = MarkerShapes[i % MarkerShapes.Length], FamilyIndex = i });
+        }
+
+        return result;
+    }
+
+    /// <summary><c>blend:0.15</c> → family <c>blend</c>, ratio <c>0.15</c>; <c>blend:0.15:ref</c> → <c>blend:ref</c>, <c>0.15</c>.</summary>
+    internal static bool TryParseBlend(string mode, out string family, out string ratio)
+    {
+        family = mode;
+        ratio = "";
+        if (!mode.StartsWith("blend", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+
+        if (mode.Length == 5)
+        {
+            family = "blend";
+            return true;
+        }
+
+        if (mode[5] != ':')
+        {
+            return false;
+        }
+
+        string rest = mode[6..];
+        int colon = rest.IndexOf(':', StringComparison.Ordinal);
+        ratio = colon < 0 ? rest : rest[..colon];
+        string variant = colon < 0 ? "" : rest[(colon + 1)..];
+        family = variant.Length == 0 ? "blend" : "blend:" + variant;
+        return true;
+    }
+
+    private static void AddQualitySeries(Plot plot, QualitySeries s, List<(double X, double Y, string? Label)> xy, bool falling)
+    {
+        double[] xs = xy.Select(p => p.X).ToArray();
+        double[] ys = xy.Select(p => p.Y).ToArray();
+        var scatter = plot.Add.Scatter(xs, ys, s.Color);
+        scatter.LegendText = s.Name;
+        scatter.MarkerShape = s.Shape;
+        scatter.MarkerSize = s.IsBlendFamily ? 9 : 13;
+        scatter.LineWidth = s.IsBlendFamily ? 2 : 0;
+
+        foreach (var (x, y, label) in xy)
+        {
+            if (string.IsNullOrEmpty(label))
+            {
+                continue;
+            }
+
+            // Single modes: label above the marker, on the side facing the middle of the plot so that full (at 1)
+            // and reuse (at 0) are not clipped. Blend ratios go into the quadrants their own line leaves free
+            // (above-right / below-left of a falling line, above-left / below-right of a rising one), alternating
+            // between families so that similar curves do not print their ratios on top of each other.
+            bool above = !s.IsBlendFamily || s.FamilyIndex % 2 == 0;
+            bool toRight = s.IsBlendFamily ? above == falling : x < 0.5;
+            var text = plot.Add.Text(label, x, y);
+            text.LabelFontSize = s.IsBlendFamily ? PointLabelFontSize : PointLabelFontSize + 1;
+            text.LabelFontColor = s.Color;
+            text.LabelBold = !s.IsBlendFamily;
+            text.LabelAlignment = (above, toRight) switch
+            {
+                (true, true) => Alignment.LowerLeft,
+                (true, false) => Alignment.LowerRight,
+                (false, true) => Alignment.UpperLeft,
+                (false, false) => Alignment.UpperRight,
+            };
+            text.OffsetX = toRight ? 6 : -6;
+            text.OffsetY = above ? -6 : 6;
+        }
+    }
+
+    private static AxisLimits QualityLimits(List<Coordinates> all, bool fromZero, bool isAgreement)
+    {
+        double xLo = -0.08;
+        double xHi = 1.06;
+        if (all.Count == 0)
+        {
+            return new AxisLimits(xLo, xHi, 0, 1);
+        }
+
+        xLo = Math.Min(xLo, all.Min(c => c.X) - 0.08);
+        xHi = Math.Max(xHi, all.Max(c => c.X) + 0.06);
+        double yLo = all.Min(c => c.Y);
+        double yHi = all.Max(c => c.Y);
+        if (fromZero)
+        {
+            yLo = Math.Min(0, yLo);
+        }
+
+        if (isAgreement)
+        {
+            yHi = Math.Max(yHi, 1.0);
+        }
+
+        double span = yHi - yLo;
+        if (span <= 0)
+        {
+            span = Math.Abs(yHi) > 0 ? Math.Abs(yHi) : 1;
+        }
+
+        // Extra headroom on top for the point labels.
+        double bottom = fromZero && yLo >= 0 ? 0 : yLo - 0.06 * span;
+        if (fromZero && yLo >= 0)
+        {
+            bottom = -0.03 * span;
+        }
+
+        return new AxisLimits(xLo, xHi, bottom, yHi + 0.14 * span);
+    }
+
+    /// <summary>The plot corner with the fewest data points, for an inside legend that hides as little as possible.</summary>
+    private static Alignment EmptiestCorner(List<Coordinates> all, AxisLimits limits)
+    {
+        (Alignment Corner, bool Right, bool Top)[] corners =
+        [
+            (Alignment.UpperRight, true, true), (Alignment.UpperLeft, false, true),
+            (Alignment.LowerRight, true, false), (Alignment.LowerLeft, false, false),
+        ];
+        Alignment best = Alignment.UpperRight;
+        int bestCount = int.MaxValue;
+        foreach (var (corner, right, top) in corners)
+        {
+            int count = all.Count(c =>
+            {
+                double fx = (c.X - limits.Left) / limits.HorizontalSpan;
+                double fy = (c.Y - limits.Bottom) / limits.VerticalSpan;
+                return (right ? fx > 0.55 : fx < 0.45) && (top ? fy > 0.55 : fy < 0.45);
+            });
+            if (count < bestCount)
+            {
+                best = corner;
+                bestCount = count;
+            }
+        }
+
+        return best;
+    }
+
+    private static Plot NewPlot(string title, string xLabel, string yLabel, float titleSize)
+    {
+        var plot = new Plot();
+        plot.Font.Set(SansFont.Value);
+        plot.Title(title, titleSize);
+        plot.XLabel(xLabel, AxisLabelFontSize);
+        plot.YLabel(yLabel, AxisLabelFontSize);
+        plot.Axes.Bottom.TickLabelStyle.FontSize = TickLabelFontSize;
+        plot.Axes.Left.TickLabelStyle.FontSize = TickLabelFontSize;
+        plot.Grid.MajorLineColor = Colors.Black.WithAlpha(0.12);
+        return plot;
+    }
+
+    private static void StyleLegend(Plot plot)
+    {
+        plot.Legend.FontSize = LegendFontSize;
+        plot.Legend.BackgroundColor = Colors.White.WithAlpha(0.85);
+        plot.Legend.OutlineColor = Colors.Black.WithAlpha(0.3);
+    }
+
+    private static double UpperLimit(IEnumerable<double> values)
+    {
+        double max = values.Where(double.IsFinite).DefaultIfEmpty(1).Max();
+        return max > 0 ? max * 1.12 : 1;
+    }
+
+    private static ScottPlot.TickGenerators.NumericManual IntegerTicks(IEnumerable<double> values)
+    {
+        double[] distinct = values.Distinct().Order().ToArray();
+        var ticks = new ScottPlot.TickGenerators.NumericManual();
+        if (distinct.Length is > 0 and <= 12)
+        {
+            foreach (double v in distinct)
+            {
+                ticks.AddMajor(v, v.ToString(CultureInfo.InvariantCulture));
+            }
+
+            return ticks;
+        }
+
+        double lo = distinct.Length > 0 ? distinct[0] : 0;
+        double hi = distinct.Length > 0 ? distinct[^1] : 10;
+        double step = Math.Max(1, NiceStep((hi - lo) / 8));
+        for (double v = Math.Floor(lo / step) * step; v <= hi; v += step)
+        {
+            ticks.AddMajor(v, v.ToString(CultureInfo.InvariantCulture));
+        }
+
+        return ticks;
+    }
+
+    private static double NiceStep(double raw)
+    {
+        if (raw <= 0)
+        {
+            return 1;
+        }
+
+        double magnitude = Math.Pow(10, Math.Floor(Math.Log10(raw)));
+        double n = raw / magnitude;
+        return (n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10) * magnitude;
+    }
+
+    /// <summary>
+    /// Ticks for data plotted as log10(value): majors at 1-2-5 steps (or every integer mantissa when the range is
+    /// narrow), minors at the remaining integer mantissas, labelled with the untransformed value.
+    /// </summary>
+    private static ScottPlot.TickGenerators.NumericManual Log10Ticks(double lo, double hi)
+    {
+        var ticks = new ScottPlot.TickGenerators.NumericManual();
+        int firstDecade = (int)Math.Floor(Math.Log10(lo)) - 1;
+        int lastDecade = (int)Math.Ceiling(Math.Log10(hi)) + 1;
+        double min = lo / 1.5;
+        double max = hi * 1.5;
+        var candidates = new List<double>();
+        for (int d = firstDecade; d <= lastDecade; d++)
+        {
+            for (int m = 1; m <= 9; m++)
+            {
+                double v = m * Math.Pow(10, d);
+                if (v >= min && v <= max)
+                {
+                    candidates.Add(v);
+                }
+            }
+        }
+
+        bool narrow = hi / lo < 8;
+        foreach (double v in candidates)
+        {
+            double mantissa = Math.Round(v / Math.Pow(10, Math.Floor(Math.Log10(v) + 1e-9)));
+            bool major = narrow || mantissa is 1 or 2 or 5;
+            if (major)
+            {
+                ticks.AddMajor(Math.Log10(v), FormatMs(v));
+            }
+            else
+            {
+                ticks.AddMinor(Math.Log10(v));
+            }
+        }
+
+        return ticks;
+    }
+
+    private static string FormatMs(double v) =>
+        v >= 1 ? v.ToString("#,0.##", CultureInfo.InvariantCulture) : v.ToString("0.###", CultureInfo.InvariantCulture);
+
+    private static SKSurface CreateSurface(int width, int height) =>
+        SKSurface.Create(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul))
+        ?? throw new InvalidOperationException($"SkiaSharp could not create a {width}x{height} raster surface.");
+
+    private static void DrawTitle(SKCanvas canvas, string title, int width, int band)
+    {
+        if (string.IsNullOrEmpty(title))
+        {
+            return;
+        }
+
+        using SKTypeface typeface = SKTypeface.FromFamilyName(SansFont.Value, SKFontStyle.Bold) ?? SKTypeface.Default;
+        using var font = new SKFont(typeface, TitleFontSize);
+        using var paint = new SKPaint { Color = SKColors.Black, IsAntialias = true };
+        canvas.DrawText(title, width / 2f, band - 12, SKTextAlign.Center, font, paint);
+    }
+
+    private static void Save(Plot plot, string pngPath, int width, int height)
+    {
+        using SKSurface surface = CreateSurface(width, height);
+        surface.Canvas.Clear(SKColors.White);
+        plot.Render(surface.Canvas, new PixelRect(0, width, 0, height));
+        SavePng(surface, pngPath);
+    }
+
+    private static void SavePng(SKSurface surface, string pngPath)
+    {
+        string? dir = Path.GetDirectoryName(Path.GetFullPath(pngPath));
+        if (!string.IsNullOrEmpty(dir))
+        {
+            Directory.CreateDirectory(dir);
+        }
+
+        using SKImage image = surface.Snapshot();
+        using SKData data = image.Encode(SKEncodedImageFormat.Png, 100);
+        using FileStream file = File.Create(pngPath);
+        data.SaveTo(file);
+    }
+}

@@ -109,16 +109,8 @@ internal static class BenchCommands
 
     internal static void WriteJson(string path, string model, string device, IEnumerable<EngineBenchmarkResult> results)
     {
-        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir)
-        {
-            Directory.CreateDirectory(dir);
-        }
-
-        using var stream = File.Create(path);
-        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
-        w.WriteStartObject();
-        w.WriteString("model", model);
-        w.WriteString("device", device);
+        using var report = JsonReport.Create(path, model, device);
+        var w = report.Writer;
         w.WriteStartArray("results");
         foreach (var r in results)
         {
@@ -143,6 +135,5 @@ internal static class BenchCommands
         }
 
         w.WriteEndArray();
-        w.WriteEndObject();
     }
 }

@@ -145,16 +145,8 @@ internal static class BenchFusionCommand
 
     private static void WriteJson(string path, string model, string device, int size, int qlen, List<Row> rows, List<int> skipped)
     {
-        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir)
-        {
-            Directory.CreateDirectory(dir);
-        }
-
-        using var stream = File.Create(path);
-        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
-        w.WriteStartObject();
-        w.WriteString("model", model);
-        w.WriteString("device", device);
+        using var report = JsonReport.Create(path, model, device);
+        var w = report.Writer;
         w.WriteNumber("chunk_tokens", size);
         w.WriteNumber("query_tokens", qlen);
         w.WriteStartArray("results");
@@ -178,6 +170,5 @@ internal static class BenchFusionCommand
         }
 
         w.WriteEndArray();
-        w.WriteEndObject();
     }
 }

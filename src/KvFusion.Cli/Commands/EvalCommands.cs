@@ -112,11 +112,8 @@ internal static class EvalCommands
 
     private static void WriteSummary(string path, string model, string device, int cases, IReadOnlyList<FusionModeResult> results)
     {
-        using var stream = File.Create(path);
-        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
-        w.WriteStartObject();
-        w.WriteString("model", model);
-        w.WriteString("device", device);
+        using var report = JsonReport.Create(path, model, device);
+        var w = report.Writer;
         w.WriteNumber("cases", cases);
         w.WriteStartArray("modes");
         foreach (var r in results)
@@ -136,7 +133,6 @@ internal static class EvalCommands
         }
 
         w.WriteEndArray();
-        w.WriteEndObject();
     }
 }
 

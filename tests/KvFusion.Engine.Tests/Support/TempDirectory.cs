@@ -1,11 +1,20 @@
 namespace KvFusion.Engine.Tests.Support;
 
-/// <summary>Fresh directories under the system temp folder for tests that write files.</summary>
-public static class TempDirectory
+/// <summary>
+/// Fresh directories under the system temp folder for tests that write files: an instance is deleted on dispose;
+/// <see cref="Create"/> and <see cref="CopyOf"/> leave theirs for the OS to clean.
+/// </summary>
+public sealed class TempDirectory : IDisposable
 {
+    public TempDirectory() => Path = Create();
+
+    public string Path { get; }
+
+    public string Combine(string name) => System.IO.Path.Combine(Path, name);
+
     public static string Create()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "kvfusion-tests", Guid.NewGuid().ToString("N"));
+        var dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "kvfusion-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         return dir;
     }
@@ -16,12 +25,23 @@ public static class TempDirectory
         var dir = Create();
         foreach (var f in Directory.GetFiles(sourceDirectory))
         {
-            if (!Path.GetFileName(f).StartsWith(".kvfusion", StringComparison.Ordinal))
+            if (!System.IO.Path.GetFileName(f).StartsWith(".kvfusion", StringComparison.Ordinal))
             {
-                File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+                File.Copy(f, System.IO.Path.Combine(dir, System.IO.Path.GetFileName(f)));
             }
         }
 
         return dir;
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
     }
 }

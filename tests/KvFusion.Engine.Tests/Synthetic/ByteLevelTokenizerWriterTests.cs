@@ -1,3 +1,4 @@
+using KvFusion.Engine.Tests.Support;
 using System.Text;
 using System.Text.Json;
 using KvFusion.Engine.Synthetic;

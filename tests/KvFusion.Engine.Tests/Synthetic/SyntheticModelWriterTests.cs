@@ -1,3 +1,4 @@
+using KvFusion.Engine.Tests.Support;
 using System.Runtime.InteropServices;
 using KvFusion.Engine.Models;
 using KvFusion.Engine.SafeTensors;

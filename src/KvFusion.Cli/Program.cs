@@ -19,6 +19,7 @@ internal static class Program
         root.Subcommands.Add(BenchCommands.Create());
         root.Subcommands.Add(EvalCommands.Create());
         root.Subcommands.Add(AskCommand.Create());
+        root.Subcommands.Add(SelfTestCommand.Create());
         return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
     }
 }

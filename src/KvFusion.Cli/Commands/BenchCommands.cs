@@ -14,6 +14,7 @@ internal static class BenchCommands
         var command = new Command("bench", "Benchmarks (tables on standard output, JSON with --json).");
         command.Subcommands.Add(Engine());
         command.Subcommands.Add(BenchFusionCommand.Create());
+        command.Subcommands.Add(BenchKernelsCommand.Create());
         return command;
     }
 

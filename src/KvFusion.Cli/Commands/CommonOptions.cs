@@ -1,4 +1,7 @@
 using System.CommandLine;
+using System.Globalization;
+using KvFusion.Cuda.Backend;
+using KvFusion.Cuda.Interop;
 using KvFusion.Engine.Compute;
 using KvFusion.Engine.Compute.Cpu;
 using KvFusion.Engine.Models;
@@ -22,7 +25,7 @@ internal static class CommonOptions
 
     public static Option<string> Device() => new("--device")
     {
-        Description = "Compute device: cpu.",
+        Description = "Compute device: cpu, cuda (device 0) or cuda:N.",
         DefaultValueFactory = _ => "cpu",
     };
 
@@ -32,11 +35,30 @@ internal static class CommonOptions
         Out = new AnsiConsoleOutput(Console.Error),
     });
 
-    public static IComputeBackend CreateBackend(string device, int? threads) => device.ToLowerInvariant() switch
+    public static IComputeBackend CreateBackend(string device, int? threads) => CreateBackend(device, threads, CudaWeightPrecision.AsStored);
+
+    /// <summary>The backend a <c>--device</c> value names: <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
+    public static IComputeBackend CreateBackend(string device, int? threads, CudaWeightPrecision weights)
     {
-        "cpu" => new CpuBackend(threads),
-        _ => throw new CliException($"Unknown device '{device}'. Available: cpu."),
-    };
+        var d = device.Trim().ToLowerInvariant();
+        if (d == "cpu")
+        {
+            return new CpuBackend(threads);
+        }
+
+        if (d == "cuda" || d.StartsWith("cuda:", StringComparison.Ordinal))
+        {
+            var ordinal = 0;
+            if (d.Length > 5 && !int.TryParse(d.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out ordinal))
+            {
+                throw new CliException($"'{device}' is not a CUDA device: use cuda or cuda:N.");
+            }
+
+            return CudaBackend.Create(new CudaBackendOptions { DeviceOrdinal = ordinal, WeightPrecision = weights });
+        }
+
+        throw new CliException($"Unknown device '{device}'. Available: cpu, cuda, cuda:N.");
+    }
 
     public static TransformerModel LoadModel(string? model, IComputeBackend backend) =>
         TransformerModel.Load(ModelDirectory.Resolve(model), backend);
@@ -48,7 +70,8 @@ internal static class CommonOptions
         {
             return await body().ConfigureAwait(false);
         }
-        catch (Exception e) when (e is ModelLoadException or CliException or ArgumentException or IOException or InvalidOperationException)
+        catch (Exception e) when (e is ModelLoadException or CliException or ArgumentException or IOException or InvalidOperationException
+            or CudaException or CudaLibraryNotFoundException or NotSupportedException)
         {
             Diagnostics.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
             return 1;

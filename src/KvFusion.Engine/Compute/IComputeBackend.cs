@@ -87,6 +87,13 @@ public interface IComputeBackend : IDisposable
     /// </summary>
     void CacheDeviation(DeviceTensor fresh, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity, DeviceTensor output);
 
+    /// <summary>
+    /// Writes to <paramref name="indices"/> (I32, one column), ascending, the rows of the <paramref name="k"/> largest
+    /// of the first <paramref name="count"/> <paramref name="scores"/> (F32, one column). Ties go to the lower row; NaN
+    /// ranks below every number. Blend uses it to pick the tokens to recompute.
+    /// </summary>
+    void SelectTopK(DeviceTensor scores, int count, int k, DeviceTensor indices);
+
     /// <summary>Waits until all queued work is done (a no-op on the CPU).</summary>
     void Synchronize();
 }

@@ -272,4 +272,34 @@ public sealed class CpuBackendTests : IDisposable
         using var bad = UploadInts([10, 0, 0]);
         Assert.Throws<ArgumentOutOfRangeException>(() => _backend.ScatterToCache(s, rows, bad, cache, kvHeads, capacity));
     }
+
+    [Fact]
+    public void SelectTopK_returns_ascending_rows_of_the_largest_scores_with_ties_to_the_lower_row_and_nan_last()
+    {
+        float[] scores = [1f, 3f, 3f, float.NaN, float.NegativeInfinity, 2f, 3f];
+        using var s = Upload(scores, scores.Length, 1);
+        using var idx = _backend.Allocate(KvFusion.Engine.Models.TensorDType.I32, scores.Length, 1);
+
+        Assert.Equal([1, 2], TopK(s, idx, scores.Length, 2));
+        Assert.Equal([1, 2, 5, 6], TopK(s, idx, scores.Length, 4));
+        Assert.Equal([0, 1, 2, 4, 5, 6], TopK(s, idx, scores.Length, 6));
+        Assert.Equal([0, 1, 2, 3, 4, 5, 6], TopK(s, idx, scores.Length, 7));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _backend.SelectTopK(s, scores.Length, 8, idx));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _backend.SelectTopK(s, scores.Length, -1, idx));
+    }
+
+    private int[] TopK(KvFusion.Engine.Compute.DeviceTensor scores, KvFusion.Engine.Compute.DeviceTensor indices, int n, int k)
+    {
+        _backend.SelectTopK(scores, n, k, indices);
+        var identity = new float[n];
+        for (var i = 0; i < n; i++)
+        {
+            identity[i] = i;
+        }
+
+        using var table = Upload(identity, n, 1);
+        using var picked = _backend.Allocate(KvFusion.Engine.Models.TensorDType.F32, k, 1);
+        _backend.GatherRows(table, indices, k, picked);
+        return Read(picked, k).Select(f => (int)f).ToArray();
+    }
 }

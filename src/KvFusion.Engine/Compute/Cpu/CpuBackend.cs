@@ -379,6 +379,60 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
+    public void SelectTopK(DeviceTensor scores, int count, int k, DeviceTensor indices)
+    {
+        var s = Check(scores, TensorDType.F32);
+        var o = Check(indices, TensorDType.I32);
+        CheckRange(s, 0, count);
+        if (k < 0 || k > count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(k), $"k = {k} must be between 0 and the {count} scores.");
+        }
+
+        CheckRange(o, 0, k);
+        if (k == 0)
+        {
+            return;
+        }
+
+        // One sortable key per row: high word the descending score order, low word the row, so ties go to the lower row.
+        var keys = System.Buffers.ArrayPool<ulong>.Shared.Rent(count);
+        try
+        {
+            var values = s.F32;
+            for (var i = 0; i < count; i++)
+            {
+                keys[i] = ((ulong)~OrderKey(values[i]) << 32) | (uint)i;
+            }
+
+            keys.AsSpan(0, count).Sort();
+            var selected = new Span<int>(o.I32, k);
+            for (var i = 0; i < k; i++)
+            {
+                selected[i] = (int)(uint)keys[i];
+            }
+
+            selected.Sort();
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<ulong>.Shared.Return(keys);
+        }
+    }
+
+    /// <summary>Maps a float to an unsigned key with the float order; NaN maps below every number.</summary>
+    internal static uint OrderKey(float value)
+    {
+        if (float.IsNaN(value))
+        {
+            return 0;
+        }
+
+        var u = BitConverter.SingleToUInt32Bits(value);
+        return (u & 0x80000000u) != 0 ? ~u : u | 0x80000000u;
+    }
+
+    /// <inheritdoc />
     public void Synchronize()
     {
     }

@@ -1,0 +1,725 @@
+using System.Globalization;
+using KvFusion.Cuda.Interop;
+using KvFusion.Cuda.Kernels;
+using KvFusion.Engine.Compute;
+using KvFusion.Engine.Models;
+using KvFusion.Engine.SafeTensors;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace KvFusion.Cuda.Backend;
+
+/// <summary>
+/// The GPU backend: weights in their stored dtype (F16, BF16 or F32) in device memory, float32 activations and KV
+/// cache, GEMMs through <c>cublasGemmEx</c> with the activations converted to the weights' half type and float32
+/// accumulation, and KvFusion's own kernels for everything else. All work is queued on one non-blocking stream;
+/// the host waits only where it reads results (<see cref="Download"/>, <see cref="Synchronize"/>). Uploads go through
+/// two pinned staging buffers guarded by events, so a caller's span is free as soon as an upload returns.
+/// Index errors found by kernels (a token id outside the vocabulary, a cache slot outside the capacity) are raised at
+/// the next synchronization point.
+/// </summary>
+public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposable
+{
+    private const int ElementwiseThreads = 256;
+    private const float Log2E = 1.4426950408889634f;
+
+    [ThreadStatic]
+    private static nint t_currentContext;
+
+    private readonly CudaContextHandle _context;
+    private readonly nint _contextRaw;
+    private readonly CudaStreamHandle _stream;
+    private readonly nint _streamRaw;
+    private readonly CublasHandle _cublas;
+    private readonly KernelModules _kernels;
+    private readonly StagingRing _staging;
+    private readonly CudaDeviceMemory _errorWord;
+    private readonly PinnedHostBuffer _errorHost;
+    private readonly ILogger _logger;
+    private readonly int _maxGridBlocks;
+    private readonly Lock _gate = new();
+    private readonly CudaWeightPrecision _weightPrecision;
+    private PinnedHostBuffer? _download;
+    private CudaDeviceMemory? _gemmInput;
+    private CudaDeviceMemory? _attentionPartials;
+    private CudaDeviceMemory? _attentionLse;
+    private bool _disposed;
+
+    private CudaBackend(CudaDeviceInfo device, CudaBackendOptions options, ILogger logger)
+    {
+        Device = device;
+        _logger = logger;
+        _weightPrecision = options.WeightPrecision;
+        var handle = CudaDevices.Handle(device.Ordinal);
+        CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(out var ctx, handle), nameof(CudaDriver.cuDevicePrimaryCtxRetain));
+        _context = new CudaContextHandle(ctx, handle);
+        _contextRaw = ctx;
+        MakeCurrent();
+        try
+        {
+            _stream = CudaStreamHandle.Create(CudaDriver.StreamNonBlocking);
+            _streamRaw = _stream.DangerousGetHandle();
+            _cublas = CublasHandle.Create();
+            CuBlas.Check(CuBlas.cublasSetStream(_cublas.DangerousGetHandle(), _streamRaw), nameof(CuBlas.cublasSetStream));
+            CuBlas.Check(CuBlas.cublasGetVersion(_cublas.DangerousGetHandle(), out var cublasVersion), nameof(CuBlas.cublasGetVersion));
+            CublasVersion = cublasVersion;
+            var compiler = NvrtcCompiler.Create();
+            CompilerVersion = compiler.Version;
+            _kernels = new KernelModules(device.Architecture, new CubinCache(options.CubinCacheDirectory, logger), compiler, logger);
+            _staging = new StagingRing(options.StagingBufferBytes);
+            _errorWord = CudaDeviceMemory.Allocate(sizeof(int));
+            _errorHost = PinnedHostBuffer.Allocate(sizeof(int));
+            CudaDriver.Check(CudaDriver.cuMemsetD32Async(_errorWord.Pointer, 0, 1, _streamRaw), nameof(CudaDriver.cuMemsetD32Async));
+            _maxGridBlocks = Math.Max(1, device.Multiprocessors * 16);
+        }
+        catch
+        {
+            DisposeResources();
+            throw;
+        }
+    }
+
+    /// <summary>The device this backend computes on.</summary>
+    public CudaDeviceInfo Device { get; }
+
+    /// <summary>The NVRTC version that compiled (or keyed) the kernels.</summary>
+    public string CompilerVersion { get; }
+
+    /// <summary>The cuBLAS version (e.g. 130000).</summary>
+    public int CublasVersion { get; }
+
+    /// <inheritdoc />
+    public string DeviceName => string.Create(CultureInfo.InvariantCulture,
+        $"CUDA: {Device}, cuBLAS {CublasVersion}, NVRTC {CompilerVersion}{(_weightPrecision == CudaWeightPrecision.Float32 ? ", float32 weights" : "")}");
+
+    /// <summary>Opens device <see cref="CudaBackendOptions.DeviceOrdinal"/>, loads cuBLAS and the kernels.</summary>
+    /// <exception cref="CudaLibraryNotFoundException">The driver, NVRTC or cuBLAS is not installed.</exception>
+    /// <exception cref="CudaException">The driver reports no usable device, or a CUDA call fails.</exception>
+    public static CudaBackend Create(CudaBackendOptions? options = null, ILogger? logger = null)
+    {
+        options ??= new CudaBackendOptions();
+        options.Validate();
+        var device = CudaDevices.Describe(options.DeviceOrdinal);
+        CudaLibraries.Require(CudaLibraryKind.Cublas);
+        CudaLibraries.Require(CudaLibraryKind.Nvrtc);
+        return new CudaBackend(device, options, logger ?? NullLogger.Instance);
+    }
+
+    /// <inheritdoc />
+    public DeviceTensor Allocate(TensorDType dtype, int rows, int cols)
+    {
+        MakeCurrent();
+        var t = NewTensor(dtype, rows, cols);
+        Check(CudaDriver.cuMemsetD8Async(t.Pointer, 0, (nuint)t.ByteCount, _streamRaw), nameof(CudaDriver.cuMemsetD8Async));
+        return t;
+    }
+
+    /// <inheritdoc />
+    public DeviceTensor CreateWeight(SafeTensor source, int rows, int cols)
+    {
+        if ((long)rows * cols != source.ElementCount)
+        {
+            throw new ModelLoadException($"Tensor '{source.Name}' has {source.ElementCount} elements; expected {rows}×{cols}.");
+        }
+
+        MakeCurrent();
+        if (_weightPrecision == CudaWeightPrecision.Float32 && source.DType is TensorDType.F16 or TensorDType.BF16)
+        {
+            return WidenedWeight(source, rows, cols);
+        }
+
+        var t = NewTensor(source.DType, rows, cols);
+        Check(CudaDriver.cuMemcpyHtoD(t.Pointer, source.Data, (nuint)source.ByteLength), nameof(CudaDriver.cuMemcpyHtoD));
+        return t;
+    }
+
+    private CudaTensor WidenedWeight(SafeTensor source, int rows, int cols)
+    {
+        using var half = CudaDeviceMemory.Allocate(source.ByteLength);
+        Check(CudaDriver.cuMemcpyHtoD(half.Pointer, source.Data, (nuint)source.ByteLength), nameof(CudaDriver.cuMemcpyHtoD));
+        var t = NewTensor(TensorDType.F32, rows, cols);
+        ulong ph = half.Pointer, pt = t.Pointer;
+        var n = t.ElementCount;
+        void** args = stackalloc void*[] { &ph, &n, &pt };
+        Launch(source.DType == TensorDType.F16 ? "convert_f16_to_f32" : "convert_bf16_to_f32", Blocks(n), 1, 1, ElementwiseThreads, 0, args);
+        Check(CudaDriver.cuStreamSynchronize(_streamRaw), nameof(CudaDriver.cuStreamSynchronize));
+        return t;
+    }
+
+    /// <inheritdoc />
+    public void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset)
+    {
+        var t = Check(destination, TensorDType.F32);
+        CheckRange(t, rowOffset, source.Length);
+        fixed (float* p = source)
+        {
+            UploadBytes((byte*)p, (long)source.Length * sizeof(float), t.RowPointer(rowOffset));
+        }
+    }
+
+    /// <inheritdoc />
+    public void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset)
+    {
+        var t = Check(destination, TensorDType.I32);
+        CheckRange(t, rowOffset, source.Length);
+        fixed (int* p = source)
+        {
+            UploadBytes((byte*)p, (long)source.Length * sizeof(int), t.RowPointer(rowOffset));
+        }
+    }
+
+    /// <inheritdoc />
+    public void Download(DeviceTensor source, int rowOffset, int rowCount, Span<float> destination)
+    {
+        var t = Check(source, TensorDType.F32);
+        var count = (long)rowCount * t.Cols;
+        CheckRange(t, rowOffset, count);
+        if (destination.Length < count)
+        {
+            throw new ArgumentException($"Destination holds {destination.Length} floats; {count} needed.", nameof(destination));
+        }
+
+        MakeCurrent();
+        var bytes = count * sizeof(float);
+        if (_download is null || _download.Bytes < bytes)
+        {
+            _download?.Dispose();
+            _download = PinnedHostBuffer.Allocate(Math.Max(bytes, 1 << 20));
+        }
+
+        if (bytes > 0)
+        {
+            Check(CudaDriver.cuMemcpyDtoHAsync(_download.Pointer, t.RowPointer(rowOffset), (nuint)bytes, _streamRaw), nameof(CudaDriver.cuMemcpyDtoHAsync));
+        }
+
+        WaitAndCheckKernelErrors();
+        new ReadOnlySpan<float>(_download.Pointer, (int)count).CopyTo(destination);
+    }
+
+    /// <inheritdoc />
+    public void CopyRows(DeviceTensor source, int sourceRow, DeviceTensor destination, int destinationRow, int rowCount)
+    {
+        var s = Own(source);
+        var d = Own(destination);
+        if (s.DType != d.DType || s.Cols != d.Cols)
+        {
+            throw new ArgumentException("CopyRows needs tensors of the same dtype and width.");
+        }
+
+        CheckRange(s, sourceRow, (long)rowCount * s.Cols);
+        CheckRange(d, destinationRow, (long)rowCount * d.Cols);
+        var bytes = (long)rowCount * s.Cols * s.DType.SizeInBytes();
+        if (bytes == 0)
+        {
+            return;
+        }
+
+        MakeCurrent();
+        Check(CudaDriver.cuMemcpyDtoDAsync(d.RowPointer(destinationRow), s.RowPointer(sourceRow), (nuint)bytes, _streamRaw), nameof(CudaDriver.cuMemcpyDtoDAsync));
+    }
+
+    /// <inheritdoc />
+    public void Embed(DeviceTensor table, DeviceTensor ids, int count, DeviceTensor output)
+    {
+        var tab = Own(table);
+        var idx = Check(ids, TensorDType.I32);
+        var o = Check(output, TensorDType.F32);
+        CheckRows(o, count);
+        CheckRows(idx, count);
+        if (count == 0)
+        {
+            return;
+        }
+
+        var name = tab.DType switch
+        {
+            TensorDType.F32 => "embed_f32",
+            TensorDType.F16 => "embed_f16",
+            TensorDType.BF16 => "embed_bf16",
+            _ => throw new ArgumentException($"Embedding tables must be F32, F16 or BF16, not {tab.DType}."),
+        };
+        ulong pt = tab.Pointer, pi = idx.Pointer, po = o.Pointer, pe = _errorWord.Pointer;
+        int vocab = tab.Rows, cols = tab.Cols, n = count;
+        long ldo = o.Cols;
+        void** args = stackalloc void*[] { &pt, &vocab, &cols, &pi, &n, &po, &ldo, &pe };
+        Launch(name, (uint)Math.Min(count, _maxGridBlocks), 1, 1, ElementwiseThreads, 0, args);
+    }
+
+    /// <inheritdoc />
+    public void RmsNorm(DeviceTensor x, int rows, DeviceTensor weight, float epsilon, DeviceTensor output)
+    {
+        var xs = Check(x, TensorDType.F32);
+        var o = Check(output, TensorDType.F32);
+        var w = Own(weight);
+        CheckRows(xs, rows);
+        CheckRows(o, rows);
+        if (w.ElementCount < xs.Cols)
+        {
+            throw new ArgumentException($"RmsNorm weight has {w.ElementCount} elements; {xs.Cols} needed.");
+        }
+
+        if (rows == 0)
+        {
+            return;
+        }
+
+        ulong px = xs.Pointer, pw = w.Pointer, po = o.Pointer;
+        long ldx = xs.Cols, ldo = o.Cols;
+        int r = rows, cols = xs.Cols;
+        var eps = epsilon;
+        void** args = stackalloc void*[] { &px, &ldx, &r, &cols, &pw, &eps, &po, &ldo };
+        Launch(ByWeightType("rms_norm", w.DType), (uint)Math.Min(rows, _maxGridBlocks), 1, 1, (uint)NormThreads(cols), 0, args);
+    }
+
+    /// <inheritdoc />
+    public void RmsNormHeads(DeviceTensor x, int rows, int headDim, DeviceTensor weight, float epsilon)
+    {
+        var xs = Check(x, TensorDType.F32);
+        var w = Own(weight);
+        CheckRows(xs, rows);
+        if (headDim <= 0 || xs.Cols % headDim != 0 || w.ElementCount < headDim)
+        {
+            throw new ArgumentException($"RmsNormHeads: {xs.Cols} columns do not split into heads of {headDim} with a weight of {w.ElementCount}.");
+        }
+
+        if (rows == 0)
+        {
+            return;
+        }
+
+        ulong px = xs.Pointer, pw = w.Pointer;
+        long ldx = xs.Cols;
+        int r = rows, cols = xs.Cols, hd = headDim;
+        var eps = epsilon;
+        void** args = stackalloc void*[] { &px, &ldx, &r, &cols, &hd, &pw, &eps };
+        var warps = (long)rows * (cols / headDim);
+        Launch(ByWeightType("rms_norm_heads", w.DType), Blocks(warps * 32), 1, 1, ElementwiseThreads, 0, args);
+    }
+
+    /// <inheritdoc />
+    public void MatMul(DeviceTensor x, int rows, DeviceTensor weight, DeviceTensor? bias, DeviceTensor output, bool accumulate)
+    {
+        var a = Check(x, TensorDType.F32);
+        var w = Own(weight);
+        var c = Check(output, TensorDType.F32);
+        CheckRows(a, rows);
+        CheckRows(c, rows);
+        if (a.Cols < w.Cols || c.Cols < w.Rows)
+        {
+            throw new ArgumentException($"MatMul shapes: x has {a.Cols} columns, weight is {w.Rows}×{w.Cols}, output has {c.Cols} columns.");
+        }
+
+        if (rows == 0)
+        {
+            return;
+        }
+
+        MakeCurrent();
+        Gemm(a.Pointer, a.Cols, rows, w, c.Pointer, c.Cols, accumulate);
+        if (bias is not null)
+        {
+            var b = Own(bias);
+            if (b.ElementCount < w.Rows)
+            {
+                throw new ArgumentException($"MatMul bias has {b.ElementCount} elements; {w.Rows} needed.");
+            }
+
+            ulong po = c.Pointer, pb = b.Pointer;
+            long ldo = c.Cols;
+            int r = rows, cols = w.Rows;
+            void** args = stackalloc void*[] { &po, &ldo, &r, &cols, &pb };
+            Launch(ByWeightType("add_bias", b.DType), Blocks((long)rows * cols), 1, 1, ElementwiseThreads, 0, args);
+        }
+    }
+
+    /// <summary>
+    /// C[rows, w.Rows] (+)= A[rows, w.Cols] · Wᵀ in row-major terms, which is the column-major product
+    /// Cᵀ = W·Aᵀ: cuBLAS sees W transposed (m = out features) and A untransposed (n = rows).
+    /// </summary>
+    internal void Gemm(ulong a, long lda, int rows, CudaTensor w, ulong c, long ldc, bool accumulate)
+    {
+        var alpha = 1f;
+        var beta = accumulate ? 1f : 0f;
+        ulong input = a;
+        var inputLd = (int)lda;
+        var type = w.DType switch
+        {
+            TensorDType.F16 => CuBlas.DataTypeF16,
+            TensorDType.BF16 => CuBlas.DataTypeBF16,
+            TensorDType.F32 => CuBlas.DataTypeF32,
+            _ => throw new ArgumentException($"MatMul weights must be F32, F16 or BF16, not {w.DType}."),
+        };
+        if (w.DType != TensorDType.F32)
+        {
+            var bytes = (long)rows * w.Cols * 2;
+            if (_gemmInput is null || _gemmInput.Bytes < bytes)
+            {
+                _gemmInput?.Dispose();
+                _gemmInput = CudaDeviceMemory.Allocate(Math.Max(bytes, 1 << 20));
+            }
+
+            ulong pa = a, ph = _gemmInput.Pointer;
+            var ld = lda;
+            int r = rows, cols = w.Cols;
+            void** args = stackalloc void*[] { &pa, &ld, &r, &cols, &ph };
+            Launch(w.DType == TensorDType.F16 ? "convert_f32_to_f16" : "convert_f32_to_bf16", Blocks((long)rows * cols), 1, 1, ElementwiseThreads, 0, args);
+            input = ph;
+            inputLd = w.Cols;
+        }
+
+        CuBlas.Check(
+            CuBlas.cublasGemmEx(
+                _cublas.DangerousGetHandle(), CuBlas.OperationT, CuBlas.OperationN, w.Rows, rows, w.Cols, &alpha,
+                w.Pointer, type, w.Cols, input, type, inputLd, &beta, c, CuBlas.DataTypeF32, (int)ldc,
+                CuBlas.ComputeF32, CuBlas.GemmDefault),
+            nameof(CuBlas.cublasGemmEx));
+    }
+
+    /// <inheritdoc />
+    public void ApplyRope(DeviceTensor x, int rows, int headDim, DeviceTensor positions, DeviceTensor inverseFrequencies, DeviceTensor output)
+    {
+        var xs = Check(x, TensorDType.F32);
+        var pos = Check(positions, TensorDType.I32);
+        var inv = Check(inverseFrequencies, TensorDType.F32);
+        var o = Check(output, TensorDType.F32);
+        CheckRows(xs, rows);
+        CheckRows(o, rows);
+        CheckRows(pos, rows);
+        if (headDim <= 0 || headDim % 2 != 0 || xs.Cols % headDim != 0 || o.Cols < xs.Cols || inv.ElementCount < headDim / 2)
+        {
+            throw new ArgumentException($"ApplyRope: {xs.Cols} columns, head dim {headDim}, output {o.Cols} columns and {inv.ElementCount} frequencies do not fit.");
+        }
+
+        if (rows == 0)
+        {
+            return;
+        }
+
+        ulong px = xs.Pointer, pp = pos.Pointer, pf = inv.Pointer, po = o.Pointer;
+        long ldx = xs.Cols, ldo = o.Cols;
+        int r = rows, cols = xs.Cols, hd = headDim;
+        void** args = stackalloc void*[] { &px, &ldx, &r, &cols, &hd, &pp, &pf, &po, &ldo };
+        Launch("rope_apply", Blocks((long)rows * cols / 2), 1, 1, ElementwiseThreads, 0, args);
+    }
+
+    /// <inheritdoc />
+    public void SiluMultiply(DeviceTensor gate, DeviceTensor up, int rows, DeviceTensor output)
+    {
+        var g = Check(gate, TensorDType.F32);
+        var u = Check(up, TensorDType.F32);
+        var o = Check(output, TensorDType.F32);
+        CheckRows(g, rows);
+        CheckRows(u, rows);
+        CheckRows(o, rows);
+        if (u.Cols != g.Cols || o.Cols != g.Cols)
+        {
+            throw new ArgumentException("SiluMultiply needs tensors of the same width.");
+        }
+
+        var n = (long)rows * g.Cols;
+        if (n == 0)
+        {
+            return;
+        }
+
+        ulong pg = g.Pointer, pu = u.Pointer, po = o.Pointer;
+        void** args = stackalloc void*[] { &pg, &pu, &n, &po };
+        Launch("silu_multiply", Blocks(Math.Max(1, n / 4)), 1, 1, ElementwiseThreads, 0, args);
+    }
+
+    /// <inheritdoc />
+    public void Add(DeviceTensor target, DeviceTensor source, int rows)
+    {
+        var t = Check(target, TensorDType.F32);
+        var s = Check(source, TensorDType.F32);
+        CheckRows(t, rows);
+        CheckRows(s, rows);
+        if (t.Cols != s.Cols)
+        {
+            throw new ArgumentException("Add needs tensors of the same width.");
+        }
+
+        var n = (long)rows * t.Cols;
+        if (n == 0)
+        {
+            return;
+        }
+
+        ulong pt = t.Pointer, ps = s.Pointer;
+        void** args = stackalloc void*[] { &pt, &ps, &n };
+        Launch("add_inplace", Blocks(Math.Max(1, n / 4)), 1, 1, ElementwiseThreads, 0, args);
+    }
+
+    /// <inheritdoc />
+    public void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity)
+    {
+        var s = Check(source, TensorDType.F32);
+        var sl = Check(slots, TensorDType.I32);
+        var c = Check(cache, TensorDType.F32);
+        CheckRows(s, rows);
+        CheckRows(sl, rows);
+        CheckCache(c, kvHeads, capacity, s.Cols);
+        if (rows == 0)
+        {
+            return;
+        }
+
+        ulong ps = s.Pointer, pl = sl.Pointer, pc = c.Pointer, pe = _errorWord.Pointer;
+        long lds = s.Cols;
+        int r = rows, kvh = kvHeads, cap = capacity, hd = c.Cols;
+        void** args = stackalloc void*[] { &ps, &lds, &r, &pl, &pc, &kvh, &cap, &hd, &pe };
+        Launch("scatter_to_cache", (uint)Math.Min(rows, _maxGridBlocks), 1, 1, ElementwiseThreads, 0, args);
+    }
+
+    /// <inheritdoc />
+    public void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination)
+    {
+        var c = Check(cache, TensorDType.F32);
+        var sl = Check(slots, TensorDType.I32);
+        var d = Check(destination, TensorDType.F32);
+        CheckRows(sl, rows);
+        CheckRows(d, rows);
+        CheckCache(c, kvHeads, capacity, d.Cols);
+        if (rows == 0)
+        {
+            return;
+        }
+
+        ulong pc = c.Pointer, pl = sl.Pointer, pd = d.Pointer, pe = _errorWord.Pointer;
+        long ldd = d.Cols;
+        int kvh = kvHeads, cap = capacity, hd = c.Cols, r = rows;
+        void** args = stackalloc void*[] { &pc, &kvh, &cap, &hd, &pl, &r, &pd, &ldd, &pe };
+        Launch("gather_from_cache", (uint)Math.Min(rows, _maxGridBlocks), 1, 1, ElementwiseThreads, 0, args);
+    }
+
+    /// <inheritdoc />
+    public void GatherRows(DeviceTensor source, DeviceTensor indices, int count, DeviceTensor destination)
+    {
+        var s = Own(source);
+        var idx = Check(indices, TensorDType.I32);
+        var d = Own(destination);
+        if (s.DType != d.DType || s.Cols != d.Cols)
+        {
+            throw new ArgumentException("GatherRows needs tensors of the same dtype and width.");
+        }
+
+        CheckRows(d, count);
+        CheckRows(idx, count);
+        if (count == 0)
+        {
+            return;
+        }
+
+        ulong ps = s.Pointer, pi = idx.Pointer, pd = d.Pointer, pe = _errorWord.Pointer;
+        int sourceRows = s.Rows, n = count;
+        long words = s.Cols;
+        void** args = stackalloc void*[] { &ps, &sourceRows, &words, &pi, &n, &pd, &pe };
+        Launch(s.DType.SizeInBytes() == 4 ? "gather_rows_b32" : "gather_rows_b16", (uint)Math.Min(count, _maxGridBlocks), 1, 1, ElementwiseThreads, 0, args);
+    }
+
+    /// <inheritdoc />
+    public void CacheDeviation(DeviceTensor fresh, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity, DeviceTensor output)
+    {
+        var f = Check(fresh, TensorDType.F32);
+        var sl = Check(slots, TensorDType.I32);
+        var c = Check(cache, TensorDType.F32);
+        var o = Check(output, TensorDType.F32);
+        CheckRows(f, rows);
+        CheckRows(sl, rows);
+        CheckRows(o, rows);
+        CheckCache(c, kvHeads, capacity, f.Cols);
+        if (rows == 0)
+        {
+            return;
+        }
+
+        ulong pf = f.Pointer, pl = sl.Pointer, pc = c.Pointer, po = o.Pointer, pe = _errorWord.Pointer;
+        long ldf = f.Cols;
+        int r = rows, kvh = kvHeads, cap = capacity, hd = c.Cols;
+        void** args = stackalloc void*[] { &pf, &ldf, &r, &pl, &pc, &kvh, &cap, &hd, &po, &pe };
+        Launch("cache_deviation", (uint)Math.Min(rows, _maxGridBlocks), 1, 1, ElementwiseThreads, 0, args);
+    }
+
+    /// <inheritdoc />
+    public void SelectTopK(DeviceTensor scores, int count, int k, DeviceTensor indices)
+    {
+        var s = Check(scores, TensorDType.F32);
+        var o = Check(indices, TensorDType.I32);
+        CheckRange(s, 0, count);
+        if (k < 0 || k > count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(k), $"k = {k} must be between 0 and the {count} scores.");
+        }
+
+        CheckRange(o, 0, k);
+        if (k == 0)
+        {
+            return;
+        }
+
+        ulong ps = s.Pointer, po = o.Pointer;
+        int n = count, kk = k;
+        void** args = stackalloc void*[] { &ps, &n, &kk, &po };
+        Launch("topk_select", 1, 1, 1, 1024, 0, args);
+    }
+
+    /// <inheritdoc />
+    public void Synchronize()
+    {
+        MakeCurrent();
+        WaitAndCheckKernelErrors();
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+        }
+
+        MakeCurrent();
+        _ = CudaDriver.cuStreamSynchronize(_streamRaw);
+        DisposeResources();
+    }
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private void DisposeResources()
+    {
+        _download?.Dispose();
+        _gemmInput?.Dispose();
+        _attentionPartials?.Dispose();
+        _attentionLse?.Dispose();
+        _errorHost?.Dispose();
+        _errorWord?.Dispose();
+        _staging?.Dispose();
+        _kernels?.Dispose();
+        _cublas?.Dispose();
+        _stream?.Dispose();
+        _context.Dispose();
+    }
+
+    /// <summary>Makes this backend's context current on the calling thread (a thread-local check when it already is).</summary>
+    private void MakeCurrent()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (t_currentContext != _contextRaw)
+        {
+            CudaDriver.Check(CudaDriver.cuCtxSetCurrent(_contextRaw), nameof(CudaDriver.cuCtxSetCurrent));
+            t_currentContext = _contextRaw;
+        }
+    }
+
+    private void UploadBytes(byte* source, long bytes, ulong destination)
+    {
+        if (bytes == 0)
+        {
+            return;
+        }
+
+        MakeCurrent();
+        _staging.Upload(source, bytes, destination, _streamRaw);
+    }
+
+    private void WaitAndCheckKernelErrors()
+    {
+        Check(CudaDriver.cuMemcpyDtoHAsync(_errorHost.Pointer, _errorWord.Pointer, sizeof(int), _streamRaw), nameof(CudaDriver.cuMemcpyDtoHAsync));
+        Check(CudaDriver.cuStreamSynchronize(_streamRaw), nameof(CudaDriver.cuStreamSynchronize));
+        var code = *(int*)_errorHost.Pointer;
+        if (code == 0)
+        {
+            return;
+        }
+
+        Check(CudaDriver.cuMemsetD32Async(_errorWord.Pointer, 0, 1, _streamRaw), nameof(CudaDriver.cuMemsetD32Async));
+        Check(CudaDriver.cuStreamSynchronize(_streamRaw), nameof(CudaDriver.cuStreamSynchronize));
+        throw code switch
+        {
+            1 => new ArgumentOutOfRangeException("ids", "A token id is outside the vocabulary (found by the CUDA embedding kernel)."),
+            2 => new ArgumentOutOfRangeException("slots", "A cache slot is outside the cache capacity (found by a CUDA cache kernel)."),
+            3 => new ArgumentOutOfRangeException("indices", "A row index is outside the source tensor (found by the CUDA row gather)."),
+            _ => new CudaException($"A CUDA kernel reported error code {code}."),
+        };
+    }
+
+    private CudaTensor NewTensor(TensorDType dtype, int rows, int cols)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegative(cols);
+        var bytes = (long)rows * cols * dtype.SizeInBytes();
+        return new CudaTensor(dtype, rows, cols, CudaDeviceMemory.Allocate(bytes), this);
+    }
+
+    private void Launch(string kernel, uint gridX, uint gridY, uint gridZ, uint block, uint sharedBytes, void** args)
+    {
+        MakeCurrent();
+        var function = _kernels[kernel];
+        _kernels.EnsureDynamicShared(function, (int)sharedBytes);
+        var status = CudaDriver.cuLaunchKernel(function, gridX, gridY, gridZ, block, 1, 1, sharedBytes, _streamRaw, args, null);
+        if (status != 0)
+        {
+            throw new CudaException($"cuLaunchKernel({kernel})", status, CudaStatus.DriverName(status));
+        }
+    }
+
+    private uint Blocks(long threads) => (uint)Math.Clamp((threads + ElementwiseThreads - 1) / ElementwiseThreads, 1, _maxGridBlocks);
+
+    private static int NormThreads(int cols) => cols >= 1024 ? 1024 : Math.Max(32, (cols + 31) / 32 * 32);
+
+    private static string ByWeightType(string prefix, TensorDType dtype) => dtype switch
+    {
+        TensorDType.F32 => prefix + "_f32",
+        TensorDType.F16 => prefix + "_f16",
+        TensorDType.BF16 => prefix + "_bf16",
+        _ => throw new ArgumentException($"{prefix} weights must be F32, F16 or BF16, not {dtype}."),
+    };
+
+    private static void Check(int status, string call) => CudaDriver.Check(status, call);
+
+    private CudaTensor Own(DeviceTensor t)
+    {
+        var c = t as CudaTensor ?? throw new ArgumentException("The tensor belongs to another backend.");
+        return ReferenceEquals(c.Owner, this) ? c : throw new ArgumentException("The tensor belongs to another CUDA backend.");
+    }
+
+    private CudaTensor Check(DeviceTensor t, TensorDType dtype)
+    {
+        var c = Own(t);
+        return c.DType == dtype ? c : throw new ArgumentException($"Expected a {dtype} tensor, got {c.DType}.");
+    }
+
+    private static void CheckRows(CudaTensor t, int rows)
+    {
+        if (rows < 0 || rows > t.Rows)
+        {
+            throw new ArgumentOutOfRangeException(nameof(rows), $"{rows} rows requested from a tensor of {t.Rows}.");
+        }
+    }
+
+    private static void CheckRange(CudaTensor t, int rowOffset, long elements)
+    {
+        if (rowOffset < 0 || elements < 0 || ((long)rowOffset * t.Cols) + elements > t.ElementCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(rowOffset), $"{elements} elements at row {rowOffset} exceed a {t.Rows}×{t.Cols} tensor.");
+        }
+    }
+
+    private static void CheckCache(CudaTensor cache, int kvHeads, int capacity, int rowWidth)
+    {
+        if (kvHeads <= 0 || capacity < 0 || (long)kvHeads * capacity > cache.Rows || rowWidth < kvHeads * cache.Cols)
+        {
+            throw new ArgumentException($"Cache of {cache.Rows}×{cache.Cols} does not hold {kvHeads} heads × {capacity} slots for rows of {rowWidth}.");
+        }
+    }
+}

@@ -82,16 +82,18 @@ public static class ChunkPrecomputer
         return new CachedKv(key, model.Fingerprint.Model, model.Fingerprint.Tokenizer, tokens.ToArray(), c.LayerCount, c.KvHeadCount, c.HeadDim, keys, values);
     }
 
-    /// <summary>Writes an entry's K/V into every layer of a session's cache at consecutive slots (positions set by the caller).</summary>
-    public static void Import(InferenceSession session, CachedKv entry, int firstSlot, float[] scratchKeys, float[] scratchValues)
+    /// <summary>
+    /// Writes an entry's K/V into every layer of a session's cache at consecutive slots (positions set by the caller).
+    /// The stored half-precision layers go to the backend as they are; it widens them and rotates K where it computes.
+    /// </summary>
+    public static void Import(InferenceSession session, CachedKv entry, int firstSlot)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(entry);
+        var stride = entry.LayerStride;
         for (var l = 0; l < entry.LayerCount; l++)
         {
-            entry.CopyLayerTokenMajor(l, keys: true, scratchKeys);
-            entry.CopyLayerTokenMajor(l, keys: false, scratchValues);
-            session.ImportKv(l, firstSlot, entry.TokenCount, scratchKeys, scratchValues);
+            session.ImportKvHalf(l, firstSlot, entry.TokenCount, entry.Keys.Slice(l * stride, stride), entry.Values.Slice(l * stride, stride));
         }
     }
 }

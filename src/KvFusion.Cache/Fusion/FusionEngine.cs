@@ -509,11 +509,8 @@ public sealed class FusionEngine : IDisposable
         return computed;
     }
 
-    private void ImportChunks(InferenceSession session, Plan plan)
+    private static void ImportChunks(InferenceSession session, Plan plan)
     {
-        var max = plan.Chunks.Count == 0 ? 0 : plan.Chunks.Max(c => c.Tokens.Length);
-        var kbuf = new float[max * Model.Config.KvWidth];
-        var vbuf = new float[max * Model.Config.KvWidth];
         foreach (var c in plan.Chunks)
         {
             var n = c.Tokens.Length;
@@ -524,7 +521,7 @@ public sealed class FusionEngine : IDisposable
             }
 
             session.Cache.SetPositions(slots, slots);
-            ChunkPrecomputer.Import(session, c.Entry!, c.Slot, kbuf, vbuf);
+            ChunkPrecomputer.Import(session, c.Entry!, c.Slot);
         }
     }
 
@@ -555,11 +552,9 @@ public sealed class FusionEngine : IDisposable
             }
 
             session.Cache.SetPositions(slots, slots);
-            var kbuf = new float[size * Model.Config.KvWidth];
-            var vbuf = new float[size * Model.Config.KvWidth];
             for (var b = 0; b < entries.Count; b++)
             {
-                ChunkPrecomputer.Import(session, entries[b], b * size, kbuf, vbuf);
+                ChunkPrecomputer.Import(session, entries[b], b * size);
             }
         }
 

@@ -43,6 +43,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     private CudaDeviceMemory? _gemmInput;
     private CudaDeviceMemory? _attentionPartials;
     private CudaDeviceMemory? _attentionLse;
+    private CudaDeviceMemory? _importHalf;
     private bool _disposed;
 
     private CudaBackend(CudaDeviceInfo device, CudaBackendOptions options, ILogger logger)
@@ -472,6 +473,49 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
+    public void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies)
+    {
+        var c = Check(cache, TensorDType.F32);
+        var hd = c.Cols;
+        var values = (long)kvHeads * count * hd;
+        if (count < 0 || firstSlot < 0 || firstSlot + count > capacity || (long)kvHeads * capacity > c.Rows || source.Length < values)
+        {
+            throw new ArgumentOutOfRangeException(nameof(count), $"{count} tokens at slot {firstSlot} do not fit a cache of {kvHeads} heads × {capacity} slots, or the source holds {source.Length} values.");
+        }
+
+        if ((positions is null) != (inverseFrequencies is null))
+        {
+            throw new ArgumentException("RoPE on import needs both positions and inverse frequencies.");
+        }
+
+        ulong pp = 0, pf = 0;
+        if (positions is not null)
+        {
+            var pos = Check(positions, TensorDType.I32);
+            CheckRows(pos, count);
+            pp = pos.Pointer;
+            pf = Check(inverseFrequencies!, TensorDType.F32).Pointer;
+        }
+
+        if (count == 0)
+        {
+            return;
+        }
+
+        MakeCurrent();
+        var ph = Scratch(ref _importHalf, values * 2);
+        fixed (Half* p = source)
+        {
+            UploadBytes((byte*)p, values * 2, ph);
+        }
+
+        ulong pc = c.Pointer;
+        int n = count, kvh = kvHeads, headDim = hd, cap = capacity, first = firstSlot;
+        void** args = stackalloc void*[] { &ph, &n, &kvh, &headDim, &pc, &cap, &first, &pp, &pf };
+        Launch("import_half_to_cache", Blocks(values / 2), 1, 1, ElementwiseThreads, 0, args);
+    }
+
+    /// <inheritdoc />
     public void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination)
     {
         var c = Check(cache, TensorDType.F32);
@@ -583,9 +627,14 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
             _disposed = true;
         }
 
-        MakeCurrent();
-        _ = CudaDriver.cuStreamSynchronize(_streamRaw);
+        // Release in this backend's context whatever thread disposes it; a failing call here leaves nothing to do.
+        if (CudaDriver.cuCtxSetCurrent(_contextRaw) == 0)
+        {
+            _ = CudaDriver.cuStreamSynchronize(_streamRaw);
+        }
+
         DisposeResources();
+        t_currentContext = 0;
     }
 
     /// <inheritdoc />
@@ -601,6 +650,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         _gemmInput?.Dispose();
         _attentionPartials?.Dispose();
         _attentionLse?.Dispose();
+        _importHalf?.Dispose();
         _errorHost?.Dispose();
         _errorWord?.Dispose();
         _staging?.Dispose();

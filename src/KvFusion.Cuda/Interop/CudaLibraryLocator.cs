@@ -180,7 +180,7 @@ public sealed class CudaLibraryLocator
         }
 
         var candidates = new List<string>(_probe.Files(dir, pattern));
-        candidates.Sort(StringComparer.Ordinal);
+        candidates.Sort((a, b) => SonameVersion(a).CompareTo(SonameVersion(b)));
         for (var i = candidates.Count - 1; i >= 0; i--)
         {
             if (_probe.TryLoad(candidates[i], out _, out _))
@@ -188,6 +188,20 @@ public sealed class CudaLibraryLocator
                 return;
             }
         }
+    }
+
+    /// <summary>The version after ".so." of a library file name (e.g. 12.9 of libnvrtc-builtins.so.12.9), or 0.0.</summary>
+    private static Version SonameVersion(string path)
+    {
+        var name = System.IO.Path.GetFileName(path);
+        var at = name.IndexOf(".so.", StringComparison.Ordinal);
+        if (at < 0)
+        {
+            return new Version(0, 0);
+        }
+
+        var suffix = name[(at + 4)..];
+        return Version.TryParse(suffix.Contains('.', StringComparison.Ordinal) ? suffix : suffix + ".0", out var v) ? v : new Version(0, 0);
     }
 
     private string Describe(CudaLibraryKind kind, IReadOnlyList<string> names, IReadOnlyList<string> directories, List<string> failures)

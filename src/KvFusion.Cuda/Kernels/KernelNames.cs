@@ -32,7 +32,7 @@ public static class KernelNames
             [
                 "embed_f32", "embed_f16", "embed_bf16", "convert_f32_to_f16", "convert_f32_to_bf16", "convert_f16_to_f32",
                 "convert_bf16_to_f32", "silu_multiply", "add_inplace", "add_bias_f32", "add_bias_f16", "add_bias_bf16",
-                "gather_rows_b32", "gather_rows_b16", "scatter_to_cache", "gather_from_cache", "rope_apply",
+                "gather_rows_b32", "gather_rows_b16", "scatter_to_cache", "gather_from_cache", "rope_apply", "import_half_to_cache",
             ],
             ["norm"] = ["rms_norm_f32", "rms_norm_f16", "rms_norm_bf16", "rms_norm_heads_f32", "rms_norm_heads_f16", "rms_norm_heads_bf16"],
             ["selection"] = ["cache_deviation", "topk_select"],

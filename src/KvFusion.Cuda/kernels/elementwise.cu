@@ -154,6 +154,11 @@ __device__ void gather_rows_impl(const W* source, int source_rows, long long row
                 kvf_report(error, KVF_ERROR_ROW);
             }
 
+            for (long long c = threadIdx.x; c < row_words; c += blockDim.x)
+            {
+                d[c] = 0;
+            }
+
             continue;
         }
 
@@ -211,6 +216,11 @@ extern "C" __global__ void gather_from_cache(const float* cache, int kv_heads, i
                 kvf_report(error, KVF_ERROR_SLOT);
             }
 
+            for (int c = threadIdx.x; c < width; c += blockDim.x)
+            {
+                o[c] = 0.0f;
+            }
+
             continue;
         }
 
@@ -248,5 +258,41 @@ extern "C" __global__ void rope_apply(const float* x, long long ldx, int rows, i
         const float b = x[xi + half];
         out[oi] = a * c - b * s;
         out[oi + half] = b * c + a * s;
+    }
+}
+
+// Stored half-precision K or V of `count` consecutive tokens, laid out [kv_head][token][head_dim] like the cache,
+// widened into slots first_slot.. of a layer's cache; with positions, each head is rotated by RoPE on the way in
+// (the same rotate-half arithmetic as rope_apply).
+extern "C" __global__ void import_half_to_cache(const kvf_half_bits* source, int count, int kv_heads, int head_dim,
+                                                float* cache, int capacity, int first_slot, const int* positions,
+                                                const float* inv_freq)
+{
+    const int half = head_dim / 2;
+    const long long total = (long long)kv_heads * count * half;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x)
+    {
+        const long long row = i / half; // kv_head * count + token
+        const int j = (int)(i - row * half);
+        const int h = (int)(row / count);
+        const int t = (int)(row - (long long)h * count);
+        const kvf_half_bits* s = source + row * head_dim;
+        float* o = cache + ((long long)h * capacity + first_slot + t) * head_dim;
+        const float a = kvf_f16_to_f32(s[j]);
+        const float b = kvf_f16_to_f32(s[j + half]);
+        if (positions == nullptr)
+        {
+            o[j] = a;
+            o[j + half] = b;
+        }
+        else
+        {
+            const float angle = (float)positions[t] * inv_freq[j];
+            float sn;
+            float cs;
+            sincosf(angle, &sn, &cs);
+            o[j] = a * cs - b * sn;
+            o[j + half] = b * cs + a * sn;
+        }
     }
 }

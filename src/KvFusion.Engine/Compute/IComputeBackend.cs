@@ -69,6 +69,15 @@ public interface IComputeBackend : IDisposable
     /// </summary>
     void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity);
 
+    /// <summary>
+    /// Writes stored half-precision K or V of <paramref name="count"/> consecutive tokens into slots
+    /// [<paramref name="firstSlot"/>, firstSlot + count) of a layer's cache. <paramref name="source"/> has the cache's own
+    /// layout, [kv_head][token][head_dim], so a stored chunk moves without reshaping. With
+    /// <paramref name="positions"/> (I32, one per token) and <paramref name="inverseFrequencies"/>, each head is rotated
+    /// by RoPE to its position on the way in (stored K is kept before RoPE); without them the values are copied.
+    /// </summary>
+    void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies);
+
     /// <summary>Reads cache rows at the slots given into [rows, kvHeads·headDim] (the inverse of <see cref="ScatterToCache"/>).</summary>
     void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination);
 

@@ -160,6 +160,8 @@ public sealed class BackendConformance : IDisposable
         yield return ("Add", "11×333", () => Elementwise(silu: false));
         yield return ("ScatterToCache", "2 kv heads × 40 slots × 64, 17 rows", () => Scatter());
         yield return ("GatherFromCache", "2 kv heads × 40 slots × 64, 17 rows", () => Gather());
+        yield return ("ImportHalfToCache", "K: 23 tokens at slot 9 of 2 kv heads × 40 slots × 64, RoPE", () => ImportHalf(rope: true));
+        yield return ("ImportHalfToCache", "V: 23 tokens at slot 9 of 2 kv heads × 40 slots × 64", () => ImportHalf(rope: false));
         yield return ("GatherRows", "F32 rows of 130, 21 of 50", () => GatherRows());
         yield return ("CacheDeviation", "2 kv heads × 40 slots × 128, 23 rows", () => Deviation());
         foreach (var (n, k) in new[] { (1, 1), (50, 7), (1000, 150), (5000, 750), (8192, 1) })
@@ -315,6 +317,37 @@ public sealed class BackendConformance : IDisposable
         _candidate.GatherFromCache(cc, kvh, cap, cl, rows, co);
         _reference.GatherFromCache(rc, kvh, cap, rl, rows, ro);
         return Compare("GatherFromCache", string.Empty, co, ro, rows, kvh * hd, 0);
+    }
+
+    private BackendCheck ImportHalf(bool rope)
+    {
+        const int kvh = 2, cap = 40, hd = 64, count = 23, first = 9;
+        var source = RandomFloats(kvh * count * hd, 2f);
+        var halves = new Half[source.Length];
+        for (var i = 0; i < source.Length; i++)
+        {
+            halves[i] = (Half)source[i];
+        }
+
+        var positions = new int[count];
+        for (var i = 0; i < count; i++)
+        {
+            positions[i] = 3000 + (7 * i);
+        }
+
+        var inv = new float[hd / 2];
+        for (var i = 0; i < inv.Length; i++)
+        {
+            inv[i] = (float)Math.Pow(10000.0, -2.0 * i / hd);
+        }
+
+        // The whole cache is compared: slots outside the import must keep their values on both sides.
+        var (cc, rc) = Floats(RandomFloats(kvh * cap * hd, 1f), kvh * cap, hd);
+        var (cp, rp) = Ints(positions, count, 1);
+        var (cf, rf) = Floats(inv, inv.Length, 1);
+        _candidate.ImportHalfToCache(halves, count, cc, kvh, cap, first, rope ? cp : null, rope ? cf : null);
+        _reference.ImportHalfToCache(halves, count, rc, kvh, cap, first, rope ? rp : null, rope ? rf : null);
+        return Compare("ImportHalfToCache", string.Empty, cc, rc, kvh * cap, hd, rope ? 1e-4 : 0, prefilled: true);
     }
 
     private BackendCheck GatherRows()

@@ -126,6 +126,22 @@ public sealed class InferenceSession : IDisposable
     }
 
     /// <summary>
+    /// Writes stored half-precision K (before RoPE) and V of <paramref name="count"/> consecutive slots from
+    /// <paramref name="firstSlot"/> into a layer of the cache, rotating K to the slots' positions (set them first with
+    /// <see cref="KvCache.SetPositions"/>). Both spans have the stored layout [kv_head][token][head_dim]: the backend
+    /// widens and rotates them where it computes, so a GPU receives half the bytes of <see cref="ImportKv"/>.
+    /// </summary>
+    public void ImportKvHalf(int layer, int firstSlot, int count, ReadOnlySpan<Half> keysPreRope, ReadOnlySpan<Half> values)
+    {
+        CheckTransfer(layer, firstSlot, count, keysPreRope.Length, values.Length);
+        var t = EnsureTransfer(count);
+        var backend = Model.Backend;
+        backend.Upload(Cache.Positions.Slice(firstSlot, count), t.Positions, 0);
+        backend.ImportHalfToCache(keysPreRope, count, Cache.Keys(layer), Cache.KvHeads, Cache.Capacity, firstSlot, t.Positions, Model.InverseFrequencies);
+        backend.ImportHalfToCache(values, count, Cache.Values(layer), Cache.KvHeads, Cache.Capacity, firstSlot, null, null);
+    }
+
+    /// <summary>
     /// Reads K (rotated back to before RoPE) and V of consecutive slots of a layer, token-major
     /// [count, kv_heads·head_dim]: the canonical stored form, ready to be saved.
     /// </summary>

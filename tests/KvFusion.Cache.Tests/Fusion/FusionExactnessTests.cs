@@ -136,9 +136,7 @@ public sealed class FusionExactnessTests(TinyModelFixture fixture)
         {
             var key = new KvFusion.Cache.Keys.CacheKey(KvFusion.Cache.Keys.CacheEntryKind.Chunk, engine.ChunkIdOf(tokens).ToString(), "sink:bos");
             var entry = store.GetAsync(key).AsTask().Result!;
-            var kbuf = new float[tokens.Length * model.Config.KvWidth];
-            var vbuf = new float[tokens.Length * model.Config.KvWidth];
-            KvFusion.Cache.Chunks.ChunkPrecomputer.Import(session, entry, at, kbuf, vbuf);
+            KvFusion.Cache.Chunks.ChunkPrecomputer.Import(session, entry, at);
             at += tokens.Length;
         }
 

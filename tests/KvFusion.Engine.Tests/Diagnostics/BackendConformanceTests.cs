@@ -20,7 +20,7 @@ public sealed class BackendConformanceTests
         var failed = results.Where(r => !r.Passed).Select(r => $"{r.Operation} {r.Case}: {r.Failure ?? r.RelativeError.ToString("G3", System.Globalization.CultureInfo.InvariantCulture)}").ToList();
         Assert.Empty(failed);
         var operations = results.Select(r => r.Operation).ToHashSet();
-        foreach (var op in new[] { "Embed", "RmsNorm", "RmsNormHeads", "MatMul", "ApplyRope", "SiluMultiply", "Add", "ScatterToCache", "GatherFromCache", "GatherRows", "CacheDeviation", "SelectTopK", "Attention" })
+        foreach (var op in new[] { "Embed", "RmsNorm", "RmsNormHeads", "MatMul", "ApplyRope", "SiluMultiply", "Add", "ScatterToCache", "GatherFromCache", "ImportHalfToCache", "GatherRows", "CacheDeviation", "SelectTopK", "Attention" })
         {
             Assert.Contains(op, operations);
         }
@@ -118,6 +118,9 @@ public sealed class BackendConformanceTests
         public void Add(DeviceTensor target, DeviceTensor source, int rows) => inner.Add(target, source, rows);
 
         public void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity) => inner.ScatterToCache(source, rows, slots, cache, kvHeads, capacity);
+
+        public void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies) =>
+            inner.ImportHalfToCache(source, count, cache, kvHeads, capacity, firstSlot, positions, inverseFrequencies);
 
         public void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination) =>
             inner.GatherFromCache(cache, kvHeads, capacity, slots, SkipLastGatherRow ? rows - 1 : rows, destination);

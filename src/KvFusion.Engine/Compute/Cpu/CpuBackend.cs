@@ -257,6 +257,57 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
+    public void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies)
+    {
+        var c = Check(cache, TensorDType.F32);
+        var hd = c.Cols;
+        if (count < 0 || firstSlot < 0 || firstSlot + count > capacity || (long)kvHeads * capacity > c.Rows || source.Length < (long)kvHeads * count * hd)
+        {
+            throw new ArgumentOutOfRangeException(nameof(count), $"{count} tokens at slot {firstSlot} do not fit a cache of {kvHeads} heads × {capacity} slots, or the source holds {source.Length} values.");
+        }
+
+        if ((positions is null) != (inverseFrequencies is null))
+        {
+            throw new ArgumentException("RoPE on import needs both positions and inverse frequencies.");
+        }
+
+        for (var h = 0; h < kvHeads; h++)
+        {
+            var dst = c.F32 + ((((long)h * capacity) + firstSlot) * hd);
+            fixed (Half* src = source.Slice(h * count * hd, count * hd))
+            {
+                HalfConversion.ToSingle(src, TensorDType.F16, 0, dst, count * hd);
+            }
+        }
+
+        if (positions is null || count == 0)
+        {
+            return;
+        }
+
+        var pos = Check(positions, TensorDType.I32);
+        var inv = Check(inverseFrequencies!, TensorDType.F32);
+        CheckRows(pos, count);
+        var maxPosition = 0;
+        for (var r = 0; r < count; r++)
+        {
+            maxPosition = Math.Max(maxPosition, pos.I32[r]);
+        }
+
+        var table = RopeTableFor(inv, hd / 2, maxPosition + 1);
+        for (var h = 0; h < kvHeads; h++)
+        {
+            var rows = c.F32 + ((((long)h * capacity) + firstSlot) * hd);
+            var job = new RopeJob
+            {
+                X = rows, Out = rows, Cols = hd, OutCols = hd, HeadDim = hd, Positions = pos.I32, Inv = inv.F32, Rows = count,
+                Table = (float*)table.Data, TablePositions = table.Positions,
+            };
+            RunRows(count, hd, &RopeRows, &job);
+        }
+    }
+
+    /// <inheritdoc />
     public void SiluMultiply(DeviceTensor gate, DeviceTensor up, int rows, DeviceTensor output)
     {
         var g = Check(gate, TensorDType.F32);

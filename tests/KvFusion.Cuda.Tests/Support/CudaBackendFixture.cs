@@ -1,0 +1,20 @@
+using KvFusion.Cuda.Backend;
+
+namespace KvFusion.Cuda.Tests.Support;
+
+/// <summary>One backend on device 0 for the GPU tests of a class, created on first use (never without a device).</summary>
+public sealed class CudaBackendFixture : IDisposable
+{
+    private readonly Lazy<CudaBackend> _backend = new(() =>
+        CudaBackend.Create(new CudaBackendOptions { CubinCacheDirectory = CudaTestEnvironment.CubinCacheDirectory }));
+
+    public CudaBackend Backend => _backend.Value;
+
+    public void Dispose()
+    {
+        if (_backend.IsValueCreated)
+        {
+            _backend.Value.Dispose();
+        }
+    }
+}

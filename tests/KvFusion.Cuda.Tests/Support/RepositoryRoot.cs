@@ -1,0 +1,25 @@
+namespace KvFusion.Cuda.Tests.Support;
+
+/// <summary>The repository checkout the tests run from (the folder that holds Middleware.sln).</summary>
+internal static class RepositoryRoot
+{
+    private static readonly Lazy<string> Root = new(Find);
+
+    public static string Path => Root.Value;
+
+    /// <summary>src/KvFusion.Cuda/kernels.</summary>
+    public static string KernelDirectory => System.IO.Path.Combine(Path, "src", "KvFusion.Cuda", "kernels");
+
+    private static string Find()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(System.IO.Path.Combine(dir.FullName, "Middleware.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"No Middleware.sln above {AppContext.BaseDirectory}.");
+    }
+}

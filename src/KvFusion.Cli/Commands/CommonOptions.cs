@@ -71,7 +71,7 @@ internal static class CommonOptions
             return await body().ConfigureAwait(false);
         }
         catch (Exception e) when (e is ModelLoadException or CliException or ArgumentException or IOException or InvalidOperationException
-            or CudaException or CudaLibraryNotFoundException or NotSupportedException)
+            or CudaException or CudaLibraryNotFoundException or NotSupportedException or DllNotFoundException)
         {
             Diagnostics.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
             return 1;

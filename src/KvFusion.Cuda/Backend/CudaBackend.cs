@@ -129,15 +129,18 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
             return WidenedWeight(source, rows, cols);
         }
 
+        // From pageable (memory-mapped) memory the copy is staged by the driver; queuing it on our stream orders it
+        // before every kernel that reads the weight (a plain cuMemcpyHtoD runs on the legacy stream, which a
+        // non-blocking stream does not wait for).
         var t = NewTensor(source.DType, rows, cols);
-        Check(CudaDriver.cuMemcpyHtoD(t.Pointer, source.Data, (nuint)source.ByteLength), nameof(CudaDriver.cuMemcpyHtoD));
+        Check(CudaDriver.cuMemcpyHtoDAsync(t.Pointer, source.Data, (nuint)source.ByteLength, _streamRaw), nameof(CudaDriver.cuMemcpyHtoDAsync));
         return t;
     }
 
     private CudaTensor WidenedWeight(SafeTensor source, int rows, int cols)
     {
         using var half = CudaDeviceMemory.Allocate(source.ByteLength);
-        Check(CudaDriver.cuMemcpyHtoD(half.Pointer, source.Data, (nuint)source.ByteLength), nameof(CudaDriver.cuMemcpyHtoD));
+        Check(CudaDriver.cuMemcpyHtoDAsync(half.Pointer, source.Data, (nuint)source.ByteLength, _streamRaw), nameof(CudaDriver.cuMemcpyHtoDAsync));
         var t = NewTensor(TensorDType.F32, rows, cols);
         ulong ph = half.Pointer, pt = t.Pointer;
         var n = t.ElementCount;

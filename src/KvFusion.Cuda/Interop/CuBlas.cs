@@ -12,7 +12,6 @@ internal static unsafe partial class CuBlas
     public const int DataTypeBF16 = 14;
     public const int ComputeF32 = 68;
     public const int GemmDefault = -1;
-    public const int DefaultMath = 0;
 
     static CuBlas() => CudaLibraries.EnsureResolver();
 
@@ -36,9 +35,6 @@ internal static unsafe partial class CuBlas
 
     [LibraryImport(CudaLibraries.CublasName, EntryPoint = "cublasGetVersion_v2")]
     public static partial int cublasGetVersion(nint handle, out int version);
-
-    [LibraryImport(CudaLibraries.CublasName)]
-    public static partial int cublasSetMathMode(nint handle, int mode);
 
     [LibraryImport(CudaLibraries.CublasName)]
     public static partial int cublasGemmEx(

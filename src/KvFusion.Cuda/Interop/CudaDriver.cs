@@ -76,12 +76,6 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(CudaLibraries.DriverName)]
     public static partial int cuCtxSetCurrent(nint context);
 
-    [LibraryImport(CudaLibraries.DriverName)]
-    public static partial int cuCtxSynchronize();
-
-    [LibraryImport(CudaLibraries.DriverName, EntryPoint = "cuMemGetInfo_v2")]
-    public static partial int cuMemGetInfo(out nuint free, out nuint total);
-
     [LibraryImport(CudaLibraries.DriverName, EntryPoint = "cuMemAlloc_v2")]
     public static partial int cuMemAlloc(out ulong pointer, nuint bytes);
 
@@ -93,9 +87,6 @@ internal static unsafe partial class CudaDriver
 
     [LibraryImport(CudaLibraries.DriverName)]
     public static partial int cuMemFreeHost(nint pointer);
-
-    [LibraryImport(CudaLibraries.DriverName, EntryPoint = "cuMemcpyHtoD_v2")]
-    public static partial int cuMemcpyHtoD(ulong destination, void* source, nuint bytes);
 
     [LibraryImport(CudaLibraries.DriverName, EntryPoint = "cuMemcpyHtoDAsync_v2")]
     public static partial int cuMemcpyHtoDAsync(ulong destination, void* source, nuint bytes, nint stream);
@@ -137,9 +128,6 @@ internal static unsafe partial class CudaDriver
 
     [LibraryImport(CudaLibraries.DriverName)]
     public static partial int cuStreamSynchronize(nint stream);
-
-    [LibraryImport(CudaLibraries.DriverName)]
-    public static partial int cuStreamWaitEvent(nint stream, nint cudaEvent, uint flags);
 
     [LibraryImport(CudaLibraries.DriverName)]
     public static partial int cuEventCreate(out nint cudaEvent, uint flags);

@@ -43,7 +43,7 @@ public sealed class KernelSource
 /// <param name="Text">The header text.</param>
 public sealed record KernelHeader(string Name, string Text);
 
-/// <summary>The kernel sources embedded in this assembly (<c>kernels/*.cu</c> and <c>kernels/*.cuh</c>).</summary>
+/// <summary>The kernel sources embedded in this assembly (the repository's <c>kernels/*.cu</c> and <c>kernels/*.cuh</c>).</summary>
 public static class KernelSources
 {
     private const string Prefix = "KvFusion.Cuda.kernels.";

@@ -4,7 +4,7 @@ using KvFusion.Cuda.Tests.Support;
 
 namespace KvFusion.Cuda.Tests.Kernels;
 
-/// <summary>The kernel sources embedded in the assembly match the files in src/KvFusion.Cuda/kernels and hash stably.</summary>
+/// <summary>The kernel sources embedded in the assembly match the files in the repository's kernels/ folder and hash stably.</summary>
 public sealed class KernelSourcesTests
 {
     [Fact]

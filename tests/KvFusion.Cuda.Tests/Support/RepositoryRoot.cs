@@ -7,8 +7,8 @@ internal static class RepositoryRoot
 
     public static string Path => Root.Value;
 
-    /// <summary>src/KvFusion.Cuda/kernels.</summary>
-    public static string KernelDirectory => System.IO.Path.Combine(Path, "src", "KvFusion.Cuda", "kernels");
+    /// <summary>The repository's kernels/ folder.</summary>
+    public static string KernelDirectory => System.IO.Path.Combine(Path, "kernels");
 
     private static string Find()
     {

@@ -25,16 +25,7 @@ public sealed unsafe partial class CudaBackend
         var vc = Check(args.ValueCache, TensorDType.F32);
         var kpos = Check(args.KeyPositions, TensorDType.I32);
         var o = Check(args.Output, TensorDType.F32);
-        CheckRows(q, args.Rows);
-        CheckRows(o, args.Rows);
-        CheckRows(qpos, args.Rows);
-        if (args.KvHeadCount <= 0 || args.HeadCount % args.KvHeadCount != 0 || q.Cols < args.HeadCount * args.HeadDim
-            || o.Cols < args.HeadCount * args.HeadDim || kc.Cols != args.HeadDim || vc.Cols != args.HeadDim
-            || args.KeyCount < 0 || args.KeyCount > args.Capacity || kc.Rows < args.KvHeadCount * args.Capacity
-            || vc.Rows < args.KvHeadCount * args.Capacity || kpos.ElementCount < args.KeyCount)
-        {
-            throw new ArgumentException("Attention: head layout, key count or cache capacity are inconsistent.");
-        }
+        args.Validate();
 
         if (!KernelNames.AttentionHeadDims.Contains(args.HeadDim))
         {

@@ -122,4 +122,28 @@ public readonly record struct AttentionArguments(
     int HeadDim,
     float Scale,
     DeviceTensor Output,
-    DeviceTensor? AttentionToKeys = null);
+    DeviceTensor? AttentionToKeys = null)
+{
+    /// <summary>
+    /// Checks the shapes every backend relies on (dtypes are the backend's to check): rows within the query, output
+    /// and position tensors, heads that group evenly, head widths that fit, and a key count within a cache that holds
+    /// every KV head's capacity.
+    /// </summary>
+    /// <exception cref="ArgumentException">The arguments are inconsistent.</exception>
+    public void Validate()
+    {
+        if (Rows < 0 || Rows > Query.Rows || Rows > Output.Rows || Rows > QueryPositions.ElementCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Rows), $"Attention over {Rows} rows: the query has {Query.Rows}, the output {Output.Rows}, the positions {QueryPositions.ElementCount}.");
+        }
+
+        if (KvHeadCount <= 0 || HeadCount % KvHeadCount != 0 || HeadDim <= 0
+            || Query.Cols < HeadCount * HeadDim || Output.Cols < HeadCount * HeadDim
+            || KeyCache.Cols != HeadDim || ValueCache.Cols != HeadDim
+            || KeyCount < 0 || KeyCount > Capacity || KeyPositions.ElementCount < KeyCount
+            || KeyCache.Rows < (long)KvHeadCount * Capacity || ValueCache.Rows < (long)KvHeadCount * Capacity)
+        {
+            throw new ArgumentException("Attention: head layout, key count or cache capacity are inconsistent.");
+        }
+    }
+}

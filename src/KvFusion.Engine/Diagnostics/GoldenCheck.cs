@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using KvFusion.Engine.Generation;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Engine.Diagnostics;
@@ -94,7 +95,7 @@ public static class GoldenCheck
         var got = new int[greedy.Length];
         for (var i = 0; i < greedy.Length; i++)
         {
-            got[i] = ArgMax(logits);
+            got[i] = TokenSampler.ArgMax(logits);
             if (i + 1 < greedy.Length)
             {
                 session.Decode(got[i], logits);
@@ -136,20 +137,6 @@ public static class GoldenCheck
 
         return new GoldenResult(name, label, worst, tolerance, null,
             worst <= tolerance ? null : string.Create(CultureInfo.InvariantCulture, $"logit {at}: expected {expected[at]}, got {actual[at]}"));
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> v)
-    {
-        var best = 0;
-        for (var i = 1; i < v.Length; i++)
-        {
-            if (v[i] > v[best])
-            {
-                best = i;
-            }
-        }
-
-        return best;
     }
 
     private static int[] Ints(JsonElement e)

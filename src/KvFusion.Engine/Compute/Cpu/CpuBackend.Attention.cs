@@ -18,13 +18,7 @@ public sealed unsafe partial class CpuBackend
         var vc = Check(args.ValueCache, TensorDType.F32);
         var kpos = Check(args.KeyPositions, TensorDType.I32);
         var o = Check(args.Output, TensorDType.F32);
-        CheckRows(q, args.Rows);
-        CheckRows(o, args.Rows);
-        if (args.HeadCount % args.KvHeadCount != 0 || q.Cols < args.HeadCount * args.HeadDim || kc.Cols != args.HeadDim
-            || args.KeyCount > args.Capacity || kc.Rows < args.KvHeadCount * args.Capacity)
-        {
-            throw new ArgumentException("Attention: head layout, key count or cache capacity are inconsistent.");
-        }
+        args.Validate();
 
         var keyWeights = args.AttentionToKeys is null ? null : Check(args.AttentionToKeys, TensorDType.F32);
         var blocks = (args.Rows + AttentionRowBlock - 1) / AttentionRowBlock;

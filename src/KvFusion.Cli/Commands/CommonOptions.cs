@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using KvFusion.Cuda.Backend;
 using KvFusion.Cuda.Interop;
+using Microsoft.Extensions.Logging;
 using KvFusion.Engine.Compute;
 using KvFusion.Engine.Compute.Cpu;
 using KvFusion.Engine.Models;
@@ -29,6 +30,11 @@ internal static class CommonOptions
         DefaultValueFactory = _ => "cpu",
     };
 
+    /// <summary>Warnings of the libraries (e.g. a cubin cache that cannot be written), on standard error.</summary>
+    public static ILoggerFactory Logs { get; } = LoggerFactory.Create(b => b
+        .SetMinimumLevel(LogLevel.Warning)
+        .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
+
     /// <summary>Diagnostics go to standard error so standard output carries only the result.</summary>
     public static IAnsiConsole Diagnostics { get; } = AnsiConsole.Create(new AnsiConsoleSettings
     {
@@ -54,7 +60,7 @@ internal static class CommonOptions
                 throw new CliException($"'{device}' is not a CUDA device: use cuda or cuda:N.");
             }
 
-            return CudaBackend.Create(new CudaBackendOptions { DeviceOrdinal = ordinal, WeightPrecision = weights });
+            return CudaBackend.Create(new CudaBackendOptions { DeviceOrdinal = ordinal, WeightPrecision = weights }, Logs.CreateLogger("KvFusion.Cuda"));
         }
 
         throw new CliException($"Unknown device '{device}'. Available: cpu, cuda, cuda:N.");

@@ -100,12 +100,20 @@ public sealed unsafe partial class CudaBackend
         }
     }
 
-    /// <summary>A device scratch buffer of at least <paramref name="bytes"/>, grown (never shrunk) on demand.</summary>
-    private static ulong Scratch(ref CudaDeviceMemory? buffer, long bytes)
+    /// <summary>
+    /// A device scratch buffer of at least <paramref name="bytes"/>, grown (never shrunk) on demand. Growing waits for
+    /// queued work first, since kernels queued earlier may still read the old buffer.
+    /// </summary>
+    private ulong Scratch(ref CudaDeviceMemory? buffer, long bytes)
     {
         if (buffer is null || buffer.Bytes < bytes)
         {
-            buffer?.Dispose();
+            if (buffer is not null)
+            {
+                Check(CudaDriver.cuStreamSynchronize(_streamRaw), nameof(CudaDriver.cuStreamSynchronize));
+                buffer.Dispose();
+            }
+
             buffer = CudaDeviceMemory.Allocate(Math.Max(bytes, 1 << 16));
         }
 

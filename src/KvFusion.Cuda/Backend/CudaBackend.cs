@@ -15,6 +15,7 @@ namespace KvFusion.Cuda.Backend;
 /// accumulation, and KvFusion's own kernels for everything else. All work is queued on one non-blocking stream;
 /// the host waits only where it reads results (<see cref="Download"/>, <see cref="Synchronize"/>). Uploads go through
 /// two pinned staging buffers guarded by events, so a caller's span is free as soon as an upload returns.
+/// Not thread-safe: one stream orders all work, so calls must not overlap (the engine makes one call at a time).
 /// Index errors found by kernels (a token id outside the vocabulary, a cache slot outside the capacity) are raised at
 /// the next synchronization point.
 /// </summary>
@@ -22,9 +23,6 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
 {
     private const int ElementwiseThreads = 256;
     private const float Log2E = 1.4426950408889634f;
-
-    [ThreadStatic]
-    private static nint t_currentContext;
 
     private readonly CudaContextHandle _context;
     private readonly nint _contextRaw;
@@ -55,9 +53,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(out var ctx, handle), nameof(CudaDriver.cuDevicePrimaryCtxRetain));
         _context = new CudaContextHandle(ctx, handle);
         _contextRaw = ctx;
-        MakeCurrent();
         try
         {
+            MakeCurrent();
             _stream = CudaStreamHandle.Create(CudaDriver.StreamNonBlocking);
             _streamRaw = _stream.DangerousGetHandle();
             _cublas = CublasHandle.Create();
@@ -111,8 +109,16 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     {
         MakeCurrent();
         var t = NewTensor(dtype, rows, cols);
-        Check(CudaDriver.cuMemsetD8Async(t.Pointer, 0, (nuint)t.ByteCount, _streamRaw), nameof(CudaDriver.cuMemsetD8Async));
-        return t;
+        try
+        {
+            Check(CudaDriver.cuMemsetD8Async(t.Pointer, 0, (nuint)t.ByteCount, _streamRaw), nameof(CudaDriver.cuMemsetD8Async));
+            return t;
+        }
+        catch
+        {
+            t.Dispose();
+            throw;
+        }
     }
 
     /// <inheritdoc />
@@ -133,8 +139,16 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         // before every kernel that reads the weight (a plain cuMemcpyHtoD runs on the legacy stream, which a
         // non-blocking stream does not wait for).
         var t = NewTensor(source.DType, rows, cols);
-        Check(CudaDriver.cuMemcpyHtoDAsync(t.Pointer, source.Data, (nuint)source.ByteLength, _streamRaw), nameof(CudaDriver.cuMemcpyHtoDAsync));
-        return t;
+        try
+        {
+            Check(CudaDriver.cuMemcpyHtoDAsync(t.Pointer, source.Data, (nuint)source.ByteLength, _streamRaw), nameof(CudaDriver.cuMemcpyHtoDAsync));
+            return t;
+        }
+        catch
+        {
+            t.Dispose();
+            throw;
+        }
     }
 
     private CudaTensor WidenedWeight(SafeTensor source, int rows, int cols)
@@ -142,12 +156,20 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         using var half = CudaDeviceMemory.Allocate(source.ByteLength);
         Check(CudaDriver.cuMemcpyHtoDAsync(half.Pointer, source.Data, (nuint)source.ByteLength, _streamRaw), nameof(CudaDriver.cuMemcpyHtoDAsync));
         var t = NewTensor(TensorDType.F32, rows, cols);
-        ulong ph = half.Pointer, pt = t.Pointer;
-        var n = t.ElementCount;
-        void** args = stackalloc void*[] { &ph, &n, &pt };
-        Launch(source.DType == TensorDType.F16 ? "convert_f16_to_f32" : "convert_bf16_to_f32", Blocks(n), 1, 1, ElementwiseThreads, 0, args);
-        Check(CudaDriver.cuStreamSynchronize(_streamRaw), nameof(CudaDriver.cuStreamSynchronize));
-        return t;
+        try
+        {
+            ulong ph = half.Pointer, pt = t.Pointer;
+            var n = t.ElementCount;
+            void** args = stackalloc void*[] { &ph, &n, &pt };
+            Launch(source.DType == TensorDType.F16 ? "convert_f16_to_f32" : "convert_bf16_to_f32", Blocks(n), 1, 1, ElementwiseThreads, 0, args);
+            Check(CudaDriver.cuStreamSynchronize(_streamRaw), nameof(CudaDriver.cuStreamSynchronize));
+            return t;
+        }
+        catch
+        {
+            t.Dispose();
+            throw;
+        }
     }
 
     /// <inheritdoc />
@@ -230,6 +252,11 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         var o = Check(output, TensorDType.F32);
         CheckRows(o, count);
         CheckRows(idx, count);
+        if (o.Cols < tab.Cols)
+        {
+            throw new ArgumentException($"Embed: output rows of {o.Cols} cannot hold embeddings of {tab.Cols}.");
+        }
+
         if (count == 0)
         {
             return;
@@ -257,9 +284,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         var w = Own(weight);
         CheckRows(xs, rows);
         CheckRows(o, rows);
-        if (w.ElementCount < xs.Cols)
+        if (w.ElementCount < xs.Cols || o.Cols < xs.Cols)
         {
-            throw new ArgumentException($"RmsNorm weight has {w.ElementCount} elements; {xs.Cols} needed.");
+            throw new ArgumentException($"RmsNorm: {xs.Cols} columns need a weight of as many (it has {w.ElementCount}) and an output as wide (it has {o.Cols}).");
         }
 
         if (rows == 0)
@@ -356,13 +383,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         if (w.DType != TensorDType.F32)
         {
             var bytes = (long)rows * w.Cols * 2;
-            if (_gemmInput is null || _gemmInput.Bytes < bytes)
-            {
-                _gemmInput?.Dispose();
-                _gemmInput = CudaDeviceMemory.Allocate(Math.Max(bytes, 1 << 20));
-            }
-
-            ulong pa = a, ph = _gemmInput.Pointer;
+            ulong pa = a, ph = Scratch(ref _gemmInput, bytes);
             var ld = lda;
             int r = rows, cols = w.Cols;
             void** args = stackalloc void*[] { &pa, &ld, &r, &cols, &ph };
@@ -481,6 +502,11 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         var c = Check(cache, TensorDType.F32);
         var hd = c.Cols;
         var values = (long)kvHeads * count * hd;
+        if (kvHeads <= 0 || hd % 2 != 0)
+        {
+            throw new ArgumentException($"ImportHalfToCache: {kvHeads} kv heads of {hd} (an even head dim is needed).");
+        }
+
         if (count < 0 || firstSlot < 0 || firstSlot + count > capacity || (long)kvHeads * capacity > c.Rows || source.Length < values)
         {
             throw new ArgumentOutOfRangeException(nameof(count), $"{count} tokens at slot {firstSlot} do not fit a cache of {kvHeads} heads × {capacity} slots, or the source holds {source.Length} values.");
@@ -497,7 +523,13 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
             var pos = Check(positions, TensorDType.I32);
             CheckRows(pos, count);
             pp = pos.Pointer;
-            pf = Check(inverseFrequencies!, TensorDType.F32).Pointer;
+            var inv = Check(inverseFrequencies!, TensorDType.F32);
+            if (inv.ElementCount < hd / 2)
+            {
+                throw new ArgumentException($"ImportHalfToCache: {inv.ElementCount} inverse frequencies for a head dim of {hd}.");
+            }
+
+            pf = inv.Pointer;
         }
 
         if (count == 0)
@@ -637,7 +669,6 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         }
 
         DisposeResources();
-        t_currentContext = 0;
     }
 
     /// <inheritdoc />
@@ -663,14 +694,35 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         _context.Dispose();
     }
 
-    /// <summary>Makes this backend's context current on the calling thread (a thread-local check when it already is).</summary>
-    private void MakeCurrent()
+    /// <summary>
+    /// Makes this backend's context current on the calling thread. The driver is asked each time (a cheap call) rather
+    /// than trusting a cache, since other CUDA code on the thread may switch contexts between our calls.
+    /// </summary>
+    internal void MakeCurrent()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (t_currentContext != _contextRaw)
+        if (CudaDriver.cuCtxGetCurrent(out var current) != 0 || current != _contextRaw)
         {
             CudaDriver.Check(CudaDriver.cuCtxSetCurrent(_contextRaw), nameof(CudaDriver.cuCtxSetCurrent));
-            t_currentContext = _contextRaw;
+        }
+    }
+
+    /// <summary>
+    /// Frees a tensor's memory in this backend's context, from whichever thread disposes it. After the backend is
+    /// disposed the memory went with its context, so the handle is only marked released.
+    /// </summary>
+    internal void Release(CudaDeviceMemory memory)
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                memory.SetHandleAsInvalid();
+                return;
+            }
+
+            _ = CudaDriver.cuCtxSetCurrent(_contextRaw);
+            memory.Dispose();
         }
     }
 

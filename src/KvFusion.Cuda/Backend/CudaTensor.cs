@@ -26,7 +26,7 @@ internal sealed class CudaTensor : DeviceTensor
     {
         if (disposing)
         {
-            _memory.Dispose();
+            Owner.Release(_memory);
         }
     }
 }

@@ -76,6 +76,9 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(CudaLibraries.DriverName)]
     public static partial int cuCtxSetCurrent(nint context);
 
+    [LibraryImport(CudaLibraries.DriverName)]
+    public static partial int cuCtxGetCurrent(out nint context);
+
     [LibraryImport(CudaLibraries.DriverName, EntryPoint = "cuMemAlloc_v2")]
     public static partial int cuMemAlloc(out ulong pointer, nuint bytes);
 

@@ -145,5 +145,10 @@ public readonly record struct AttentionArguments(
         {
             throw new ArgumentException("Attention: head layout, key count or cache capacity are inconsistent.");
         }
+
+        if (AttentionToKeys is not null && AttentionToKeys.ElementCount < KeyCount)
+        {
+            throw new ArgumentException($"Attention: {AttentionToKeys.ElementCount} key weights for {KeyCount} keys.");
+        }
     }
 }

@@ -51,6 +51,27 @@ public sealed class CudaConformanceTests : IClassFixture<CudaBackendFixture>
         Assert.All(results, r => Assert.True(r.Passed, $"{r.Case}: {r.Detail}"));
     }
 
+    [SkippableFact]
+    public void Bad_shapes_are_rejected_on_the_host_before_any_kernel_runs()
+    {
+        var backend = Backend;
+        using var ids = backend.Allocate(KvFusion.Engine.Models.TensorDType.I32, 2, 1);
+        using var x = backend.Allocate(KvFusion.Engine.Models.TensorDType.F32, 2, 6);
+        using var narrow = backend.Allocate(KvFusion.Engine.Models.TensorDType.F32, 2, 4);
+        Assert.Throws<ArgumentException>(() => backend.Embed(x, ids, 1, narrow));
+        Assert.Throws<ArgumentException>(() => backend.RmsNorm(x, 1, x, 1e-5f, narrow));
+        using var odd = backend.Allocate(KvFusion.Engine.Models.TensorDType.F32, 16, 3);
+        Assert.Throws<ArgumentException>(() => backend.ImportHalfToCache(new Half[18], 3, odd, 2, 8, 0, null, null));
+        using var cache = backend.Allocate(KvFusion.Engine.Models.TensorDType.F32, 16, 4);
+        Assert.Throws<ArgumentOutOfRangeException>(() => backend.ImportHalfToCache(new Half[24], 3, cache, 2, 8, 6, null, null));
+        using var kpos = backend.Allocate(KvFusion.Engine.Models.TensorDType.I32, 8, 1);
+        using var q = backend.Allocate(KvFusion.Engine.Models.TensorDType.F32, 1, 8);
+        using var fewWeights = backend.Allocate(KvFusion.Engine.Models.TensorDType.F32, 3, 1);
+        var args = new KvFusion.Engine.Compute.AttentionArguments(q, 1, ids, cache, cache, kpos, 6, 8, 2, 2, 4, 0.5f, q, fewWeights);
+        Assert.Throws<ArgumentException>(() => backend.Attention(args));
+        backend.Synchronize();
+    }
+
     private static string SharedModelPath(string name)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

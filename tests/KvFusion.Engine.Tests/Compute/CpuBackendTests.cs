@@ -302,4 +302,84 @@ public sealed class CpuBackendTests : IDisposable
         _backend.GatherRows(table, indices, k, picked);
         return Read(picked, k).Select(f => (int)f).ToArray();
     }
+
+    [Fact]
+    public void ImportHalfToCache_widens_into_the_given_slots_rotates_keys_and_leaves_other_slots_alone()
+    {
+        const int kvHeads = 2, capacity = 10, hd = 4, count = 3, first = 5;
+        var start = Random(kvHeads * capacity * hd, 11);
+        using var cache = Upload(start, kvHeads * capacity, hd);
+        var source = new Half[kvHeads * count * hd];
+        for (var i = 0; i < source.Length; i++)
+        {
+            source[i] = (Half)(0.25f * (i + 1));
+        }
+
+        _backend.ImportHalfToCache(source, count, cache, kvHeads, capacity, first, null, null);
+        var plain = Read(cache, kvHeads * capacity);
+        for (var h = 0; h < kvHeads; h++)
+        {
+            for (var slot = 0; slot < capacity; slot++)
+            {
+                for (var d = 0; d < hd; d++)
+                {
+                    var at = ((h * capacity) + slot) * hd + d;
+                    var t = slot - first;
+                    var expected = t is >= 0 and < count ? (float)source[((h * count) + t) * hd + d] : start[at];
+                    Assert.Equal(expected, plain[at]);
+                }
+            }
+        }
+
+        // With RoPE: the same as importing, then rotating those rows with ApplyRope at the same positions.
+        using var positions = UploadInts([7, 8, 9]);
+        using var inv = Upload([1f, 0.01f], 2, 1);
+        using var rotated = Upload(start, kvHeads * capacity, hd);
+        _backend.ImportHalfToCache(source, count, rotated, kvHeads, capacity, first, positions, inv);
+        var got = Read(rotated, kvHeads * capacity);
+        for (var h = 0; h < kvHeads; h++)
+        {
+            var rows = new float[count * hd];
+            Array.Copy(plain, ((h * capacity) + first) * hd, rows, 0, rows.Length);
+            using var x = Upload(rows, count, hd);
+            _backend.ApplyRope(x, count, hd, positions, inv, x);
+            var expected = Read(x, count);
+            for (var i = 0; i < rows.Length; i++)
+            {
+                Assert.Equal(expected[i], got[((h * capacity) + first) * hd + i], 6);
+            }
+        }
+    }
+
+    [Fact]
+    public void Bad_shapes_of_embed_norm_import_and_key_weights_are_rejected_with_a_clear_error()
+    {
+        using var wide = Upload(Random(6, 1), 1, 6);
+        using var narrow = _backend.Allocate(TensorDType.F32, 2, 4);
+        using var ids = UploadInts([0, 0]);
+        var embed = Assert.Throws<ArgumentException>(() => _backend.Embed(wide, ids, 1, narrow));
+        Assert.Contains("cannot hold", embed.Message, StringComparison.Ordinal);
+        var norm = Assert.Throws<ArgumentException>(() => _backend.RmsNorm(wide, 1, wide, 1e-5f, narrow));
+        Assert.Contains("output as wide", norm.Message, StringComparison.Ordinal);
+
+        using var cache = _backend.Allocate(TensorDType.F32, 2 * 8, 4);
+        var halves = new Half[2 * 3 * 4];
+        using var positions = UploadInts([0, 1, 2]);
+        using var oneFrequency = Upload([1f], 1, 1);
+        Assert.Throws<ArgumentOutOfRangeException>(() => _backend.ImportHalfToCache(halves, 3, cache, 2, 8, 6, null, null));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _backend.ImportHalfToCache(halves.AsSpan(1), 3, cache, 2, 8, 0, null, null));
+        Assert.Throws<ArgumentException>(() => _backend.ImportHalfToCache(halves, 3, cache, 2, 8, 0, positions, null));
+        Assert.Throws<ArgumentException>(() => _backend.ImportHalfToCache(halves, 3, cache, 2, 8, 0, positions, oneFrequency));
+        using var odd = _backend.Allocate(TensorDType.F32, 2 * 8, 3);
+        Assert.Throws<ArgumentException>(() => _backend.ImportHalfToCache(new Half[18], 3, odd, 2, 8, 0, null, null));
+
+        using var q = _backend.Allocate(TensorDType.F32, 1, 8);
+        using var o = _backend.Allocate(TensorDType.F32, 1, 8);
+        using var qpos = UploadInts([5]);
+        using var kpos = UploadInts([0, 1, 2, 3, 4, 5, 6, 7]);
+        using var fewWeights = _backend.Allocate(TensorDType.F32, 3, 1);
+        var args = new KvFusion.Engine.Compute.AttentionArguments(q, 1, qpos, cache, cache, kpos, 6, 8, 2, 2, 4, 0.5f, o, fewWeights);
+        var attention = Assert.Throws<ArgumentException>(() => _backend.Attention(args));
+        Assert.Contains("key weights", attention.Message, StringComparison.Ordinal);
+    }
 }

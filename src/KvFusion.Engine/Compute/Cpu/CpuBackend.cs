@@ -116,6 +116,11 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         var idx = Check(ids, TensorDType.I32);
         var o = Check(output, TensorDType.F32);
         CheckRows(o, count);
+        if (o.Cols < tab.Cols)
+        {
+            throw new ArgumentException($"Embed: output rows of {o.Cols} cannot hold embeddings of {tab.Cols}.");
+        }
+
         for (var i = 0; i < count; i++)
         {
             var id = idx.I32[i];
@@ -136,6 +141,11 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         var w = (CpuTensor)weight;
         CheckRows(xs, rows);
         CheckRows(o, rows);
+        if (w.ElementCount < xs.Cols || o.Cols < xs.Cols)
+        {
+            throw new ArgumentException($"RmsNorm: {xs.Cols} columns need a weight of as many (it has {w.ElementCount}) and an output as wide (it has {o.Cols}).");
+        }
+
         var job = new NormJob { X = xs.F32, Out = o.F32, W = w.Data, WType = w.DType, Cols = xs.Cols, Segment = xs.Cols, Eps = epsilon, Rows = rows };
         RunRows(rows, xs.Cols, &NormRows, &job);
     }
@@ -261,6 +271,11 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     {
         var c = Check(cache, TensorDType.F32);
         var hd = c.Cols;
+        if (kvHeads <= 0 || hd % 2 != 0)
+        {
+            throw new ArgumentException($"ImportHalfToCache: {kvHeads} kv heads of {hd} (an even head dim is needed).");
+        }
+
         if (count < 0 || firstSlot < 0 || firstSlot + count > capacity || (long)kvHeads * capacity > c.Rows || source.Length < (long)kvHeads * count * hd)
         {
             throw new ArgumentOutOfRangeException(nameof(count), $"{count} tokens at slot {firstSlot} do not fit a cache of {kvHeads} heads × {capacity} slots, or the source holds {source.Length} values.");
@@ -288,6 +303,10 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         var pos = Check(positions, TensorDType.I32);
         var inv = Check(inverseFrequencies!, TensorDType.F32);
         CheckRows(pos, count);
+        if (inv.ElementCount < hd / 2)
+        {
+            throw new ArgumentException($"ImportHalfToCache: {inv.ElementCount} inverse frequencies for a head dim of {hd}.");
+        }
         var maxPosition = 0;
         for (var r = 0; r < count; r++)
         {

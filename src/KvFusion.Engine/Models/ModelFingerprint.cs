@@ -42,14 +42,17 @@ public sealed record ModelFingerprint(string Model, string Tokenizer)
     public static string HashFiles(IEnumerable<string> paths)
     {
         using var hasher = Hasher.New();
-        var buffer = new byte[1 << 20];
+
+        // Large reads hashed with BLAKE3's multithreaded tree mode: the digest is the same, and a 16 GB checkpoint
+        // hashes at disk speed instead of one core's.
+        var buffer = new byte[16 << 20];
         foreach (var p in paths)
         {
             using var fs = new FileStream(p, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
             int n;
             while ((n = fs.Read(buffer)) > 0)
             {
-                hasher.Update(buffer.AsSpan(0, n));
+                hasher.UpdateWithJoin(buffer.AsSpan(0, n));
             }
         }
 

@@ -208,6 +208,40 @@ __device__ void attention_prefill_impl(const float* q, long long ldq, const int*
     }
 }
 
+// One key of the decode kernel: its score against every query head of the group, folded into the running softmax.
+template <int HD, int DPL>
+__device__ __forceinline__ void decode_accumulate(const float* qs, const float (&kr)[DPL], const float (&vr)[DPL], int group,
+                                                  int lane, float scale_log2, float (&m)[DEC_MAX_GROUP],
+                                                  float (&l)[DEC_MAX_GROUP], float (&acc)[DEC_MAX_GROUP][DPL])
+{
+#pragma unroll
+    for (int h = 0; h < DEC_MAX_GROUP; h++)
+    {
+        if (h < group)
+        {
+            float dot = 0.0f;
+#pragma unroll
+            for (int c = 0; c < DPL; c++)
+            {
+                const int d = lane + c * KVF_WARP;
+                dot += d < HD ? qs[h * HD + d] * kr[c] : 0.0f;
+            }
+
+            const float s = kvf_warp_sum(dot) * scale_log2;
+            const float m_new = fmaxf(m[h], s);
+            const float corr = m[h] == -INFINITY ? 0.0f : exp2f(m[h] - m_new);
+            const float p = exp2f(s - m_new);
+            l[h] = l[h] * corr + p;
+            m[h] = m_new;
+#pragma unroll
+            for (int c = 0; c < DPL; c++)
+            {
+                acc[h][c] = acc[h][c] * corr + p * vr[c];
+            }
+        }
+    }
+}
+
 template <int HD>
 __device__ void attention_decode_impl(const float* q, long long ldq, const int* qpos, const float* kc, const float* vc,
                                       const int* kpos, int key_count, int capacity, int heads, int group,
@@ -257,43 +291,29 @@ __device__ void attention_decode_impl(const float* q, long long ldq, const int* 
         }
     }
 
-    for (int key = start + warp; key < end; key += DEC_WARPS)
+    // Two keys per iteration (this warp's next two), their K and V loads issued together: twice the bytes in flight.
+    for (int key = start + warp; key < end; key += 2 * DEC_WARPS)
     {
+        const int key2 = key + DEC_WARPS;
+        const bool second = key2 < end;
         float kr[DPL];
         float vr[DPL];
+        float kr2[DPL];
+        float vr2[DPL];
 #pragma unroll
         for (int c = 0; c < DPL; c++)
         {
             const int d = lane + c * KVF_WARP;
             kr[c] = d < HD ? kbase[(long long)key * HD + d] : 0.0f;
             vr[c] = d < HD ? vbase[(long long)key * HD + d] : 0.0f;
+            kr2[c] = d < HD && second ? kbase[(long long)key2 * HD + d] : 0.0f;
+            vr2[c] = d < HD && second ? vbase[(long long)key2 * HD + d] : 0.0f;
         }
 
-#pragma unroll
-        for (int h = 0; h < DEC_MAX_GROUP; h++)
+        decode_accumulate<HD, DPL>(qs, kr, vr, group, lane, scale_log2, m, l, acc);
+        if (second)
         {
-            if (h < group)
-            {
-                float dot = 0.0f;
-#pragma unroll
-                for (int c = 0; c < DPL; c++)
-                {
-                    const int d = lane + c * KVF_WARP;
-                    dot += d < HD ? qs[h * HD + d] * kr[c] : 0.0f;
-                }
-
-                const float s = kvf_warp_sum(dot) * scale_log2;
-                const float m_new = fmaxf(m[h], s);
-                const float corr = m[h] == -INFINITY ? 0.0f : exp2f(m[h] - m_new);
-                const float p = exp2f(s - m_new);
-                l[h] = l[h] * corr + p;
-                m[h] = m_new;
-#pragma unroll
-                for (int c = 0; c < DPL; c++)
-                {
-                    acc[h][c] = acc[h][c] * corr + p * vr[c];
-                }
-            }
+            decode_accumulate<HD, DPL>(qs, kr2, vr2, group, lane, scale_log2, m, l, acc);
         }
     }
 

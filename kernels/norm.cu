@@ -2,6 +2,9 @@
 // transformers does in float32: weight * (x * rsqrt(mean(x^2) + eps)).
 #include "prelude.cuh"
 
+// Values per thread a row may take and still be normalized from registers.
+#define RMS_CACHED 8
+
 template <typename T>
 __device__ void rms_norm_impl(const float* x, long long ldx, int rows, int cols, const typename T::storage* weight,
                               float eps, float* out, long long ldo)
@@ -10,6 +13,35 @@ __device__ void rms_norm_impl(const float* x, long long ldx, int rows, int cols,
     for (int r = blockIdx.x; r < rows; r += gridDim.x)
     {
         const float* xr = x + (long long)r * ldx;
+        float* o = out + (long long)r * ldo;
+        if (cols <= RMS_CACHED * (int)blockDim.x)
+        {
+            // The row fits in registers (hidden sizes up to 8 x blockDim): one read of x instead of two.
+            float v[RMS_CACHED];
+            float ss = 0.0f;
+#pragma unroll
+            for (int k = 0; k < RMS_CACHED; k++)
+            {
+                const int c = threadIdx.x + k * blockDim.x;
+                v[k] = c < cols ? xr[c] : 0.0f;
+                ss += v[k] * v[k];
+            }
+
+            ss = kvf_block_sum(ss, scratch);
+            const float scale = 1.0f / sqrtf(ss / (float)cols + eps);
+#pragma unroll
+            for (int k = 0; k < RMS_CACHED; k++)
+            {
+                const int c = threadIdx.x + k * blockDim.x;
+                if (c < cols)
+                {
+                    o[c] = T::load(weight, c) * (v[k] * scale);
+                }
+            }
+
+            continue;
+        }
+
         float ss = 0.0f;
         for (int c = threadIdx.x; c < cols; c += blockDim.x)
         {
@@ -19,7 +51,6 @@ __device__ void rms_norm_impl(const float* x, long long ldx, int rows, int cols,
 
         ss = kvf_block_sum(ss, scratch);
         const float scale = 1.0f / sqrtf(ss / (float)cols + eps);
-        float* o = out + (long long)r * ldo;
         for (int c = threadIdx.x; c < cols; c += blockDim.x)
         {
             o[c] = T::load(weight, c) * (xr[c] * scale);

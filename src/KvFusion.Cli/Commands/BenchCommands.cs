@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using KvFusion.Cuda.Backend;
 using KvFusion.Engine.Diagnostics;
+using KvFusion.Engine.Models;
 using Spectre.Console;
 
 namespace KvFusion.Cli.Commands;
@@ -84,22 +86,40 @@ internal static class BenchCommands
                 return Task.CompletedTask;
             }).ConfigureAwait(false);
 
+            // On a GPU the same-run baseline is cuBLAS's own peak: prefill FLOP/s (2 × parameters per token) as its share.
+            double? peak = backend is CudaBackend cuda
+                ? cuda.MeasureCublasTflops(8192, 8192, 8192, TensorDType.BF16, 10)
+                : null;
             var table = new Table().Title($"engine: {Markup.Escape(Path.GetFileName(m.Directory))} on {Markup.Escape(backend.DeviceName)}")
                 .AddColumns("prompt tokens", "prefill tok/s (median)", "prefill min..max", "TTFT ms", "decode tok/s", "decoded");
+            if (peak is not null)
+            {
+                table.AddColumn($"prefill TFLOP/s / cuBLAS peak {peak:F0}");
+            }
+
             foreach (var r in results)
             {
-                table.AddRow(
+                var cells = new List<string>
+                {
                     r.PromptTokens.ToString(CultureInfo.InvariantCulture), r.PrefillTokensPerSecond.ToString("F0", CultureInfo.InvariantCulture),
                     $"{r.PrefillTokensPerSecondMin:F0}..{r.PrefillTokensPerSecondMax:F0}", r.TtftMilliseconds.ToString("F1", CultureInfo.InvariantCulture),
                     r.GenTokens > 0 ? r.DecodeTokensPerSecond.ToString("F0", CultureInfo.InvariantCulture) : "n/a (context full)",
-                    r.GenTokens.ToString(CultureInfo.InvariantCulture));
+                    r.GenTokens.ToString(CultureInfo.InvariantCulture),
+                };
+                if (peak is not null)
+                {
+                    var tflops = 2.0 * m.ParameterCount * r.PrefillTokensPerSecond / 1e12;
+                    cells.Add($"{tflops:F1} ({tflops / peak.Value:P0})");
+                }
+
+                table.AddRow([.. cells]);
             }
 
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine("[grey]Same-run comparison with llama.cpp: dotnet run -c Release --project bench/KvFusion.Benchmarks -- engine (see README).[/]");
             if (parse.GetValue(json) is { } path)
             {
-                WriteJson(path, Path.GetFileName(m.Directory), backend.DeviceName, results);
+                WriteJson(path, Path.GetFileName(m.Directory), backend.DeviceName, results, peak, m.ParameterCount);
                 CommonOptions.Diagnostics.MarkupLineInterpolated($"[grey]wrote {path}[/]");
             }
 
@@ -108,10 +128,16 @@ internal static class BenchCommands
         return command;
     }
 
-    internal static void WriteJson(string path, string model, string device, IEnumerable<EngineBenchmarkResult> results)
+    internal static void WriteJson(string path, string model, string device, IEnumerable<EngineBenchmarkResult> results, double? cublasPeakTflops = null, long parameters = 0)
     {
         using var report = JsonReport.Create(path, model, device);
         var w = report.Writer;
+        if (cublasPeakTflops is { } peak)
+        {
+            w.WriteNumber("cublas_peak_tflops", Math.Round(peak, 1));
+            w.WriteNumber("parameters", parameters);
+        }
+
         w.WriteStartArray("results");
         foreach (var r in results)
         {

@@ -70,6 +70,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
             _errorHost = PinnedHostBuffer.Allocate(sizeof(int));
             CudaDriver.Check(CudaDriver.cuMemsetD32Async(_errorWord.Pointer, 0, 1, _streamRaw), nameof(CudaDriver.cuMemsetD32Async));
             _maxGridBlocks = Math.Max(1, device.Multiprocessors * 16);
+            LogOpened(device.ToString(), cublasVersion, compiler.Version, _weightPrecision);
         }
         catch
         {
@@ -791,6 +792,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     };
 
     private static void Check(int status, string call) => CudaDriver.Check(status, call);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "CUDA backend on {Device}: cuBLAS {CublasVersion}, NVRTC {NvrtcVersion}, weights {WeightPrecision}")]
+    private partial void LogOpened(string device, int cublasVersion, string nvrtcVersion, CudaWeightPrecision weightPrecision);
 
     private CudaTensor Own(DeviceTensor t)
     {

@@ -13,8 +13,8 @@ namespace KvFusion.Cuda.Backend;
 /// The GPU backend: weights in their stored dtype (F16, BF16 or F32) in device memory, float32 activations and KV
 /// cache, GEMMs through <c>cublasGemmEx</c> with the activations converted to the weights' half type and float32
 /// accumulation, and KvFusion's own kernels for everything else. All work is queued on one non-blocking stream;
-/// the host waits only where it reads results (<see cref="Download"/>, <see cref="Synchronize"/>). Uploads go through
-/// two pinned staging buffers guarded by events, so a caller's span is free as soon as an upload returns.
+/// the host waits only where it reads results (<see cref="Download"/>, <see cref="Synchronize"/>). Uploads are staged
+/// in pinned buffers (<see cref="StagingRing"/>), so a caller's span is free as soon as an upload returns.
 /// Not thread-safe: one stream orders all work, so calls must not overlap (the engine makes one call at a time).
 /// Index errors found by kernels (a token id outside the vocabulary, a cache slot outside the capacity) are raised at
 /// the next synchronization point.

@@ -3,9 +3,11 @@ using KvFusion.Cuda.Interop;
 namespace KvFusion.Cuda.Backend;
 
 /// <summary>
-/// Two pinned host buffers that stage host-to-device copies: the caller's bytes are copied into a free buffer and
-/// the transfer is queued asynchronously; an event per buffer says when it may be refilled, so uploads overlap with
-/// queued work and the caller's memory is never read after the call returns.
+/// Two pinned host buffers that stage host-to-device copies. Uploads are appended to the current buffer (64-byte
+/// aligned) and their transfers queued asynchronously; only when a buffer is full does the ring move to the other
+/// one, waiting first for that buffer's last transfer (an event). So many small uploads (token ids, positions, slots)
+/// never stall the host on queued work, large ones stream through both buffers, and the caller's memory is never read
+/// after the call returns.
 /// </summary>
 internal sealed unsafe class StagingRing : IDisposable
 {
@@ -15,13 +17,15 @@ internal sealed unsafe class StagingRing : IDisposable
     private readonly PinnedHostBuffer[] _buffers;
     private readonly CudaEventHandle[] _done;
     private readonly bool[] _pending;
-    private int _next;
+    private readonly long[] _used;
+    private int _current;
 
     public StagingRing(long bufferBytes)
     {
         _buffers = new PinnedHostBuffer[2];
         _done = new CudaEventHandle[2];
         _pending = new bool[2];
+        _used = new long[2];
         for (var i = 0; i < 2; i++)
         {
             _buffers[i] = PinnedHostBuffer.Allocate(bufferBytes);
@@ -35,24 +39,37 @@ internal sealed unsafe class StagingRing : IDisposable
         var offset = 0L;
         while (offset < bytes)
         {
-            var i = _next;
-            _next = (_next + 1) % _buffers.Length;
-            var buffer = _buffers[i];
-            var ev = _done[i].DangerousGetHandle();
-            if (_pending[i])
+            if (_used[_current] >= _buffers[_current].Bytes)
             {
-                CudaDriver.Check(CudaDriver.cuEventSynchronize(ev), nameof(CudaDriver.cuEventSynchronize));
+                Rotate();
             }
 
-            var chunk = Math.Min(buffer.Bytes, bytes - offset);
-            Copy(source + offset, buffer.Pointer, chunk);
+            var i = _current;
+            var buffer = _buffers[i];
+            var chunk = Math.Min(buffer.Bytes - _used[i], bytes - offset);
+            var staged = buffer.Pointer + _used[i];
+            Copy(source + offset, staged, chunk);
             CudaDriver.Check(
-                CudaDriver.cuMemcpyHtoDAsync(destination + (ulong)offset, buffer.Pointer, (nuint)chunk, stream),
+                CudaDriver.cuMemcpyHtoDAsync(destination + (ulong)offset, staged, (nuint)chunk, stream),
                 nameof(CudaDriver.cuMemcpyHtoDAsync));
-            CudaDriver.Check(CudaDriver.cuEventRecord(ev, stream), nameof(CudaDriver.cuEventRecord));
+            CudaDriver.Check(CudaDriver.cuEventRecord(_done[i].DangerousGetHandle(), stream), nameof(CudaDriver.cuEventRecord));
             _pending[i] = true;
+            _used[i] = Math.Min(buffer.Bytes, (_used[i] + chunk + 63) & ~63L);
             offset += chunk;
         }
+    }
+
+    /// <summary>Moves to the other buffer once its queued transfers are done.</summary>
+    private void Rotate()
+    {
+        _current = (_current + 1) % _buffers.Length;
+        if (_pending[_current])
+        {
+            CudaDriver.Check(CudaDriver.cuEventSynchronize(_done[_current].DangerousGetHandle()), nameof(CudaDriver.cuEventSynchronize));
+            _pending[_current] = false;
+        }
+
+        _used[_current] = 0;
     }
 
     /// <summary>

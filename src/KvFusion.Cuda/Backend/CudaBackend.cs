@@ -177,7 +177,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     public void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset)
     {
         var t = Check(destination, TensorDType.F32);
-        CheckRange(t, rowOffset, source.Length);
+        BackendArguments.Range(t, rowOffset, source.Length);
         fixed (float* p = source)
         {
             UploadBytes((byte*)p, (long)source.Length * sizeof(float), t.RowPointer(rowOffset));
@@ -188,7 +188,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     public void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset)
     {
         var t = Check(destination, TensorDType.I32);
-        CheckRange(t, rowOffset, source.Length);
+        BackendArguments.Range(t, rowOffset, source.Length);
         fixed (int* p = source)
         {
             UploadBytes((byte*)p, (long)source.Length * sizeof(int), t.RowPointer(rowOffset));
@@ -200,7 +200,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     {
         var t = Check(source, TensorDType.F32);
         var count = (long)rowCount * t.Cols;
-        CheckRange(t, rowOffset, count);
+        BackendArguments.Range(t, rowOffset, count);
         if (destination.Length < count)
         {
             throw new ArgumentException($"Destination holds {destination.Length} floats; {count} needed.", nameof(destination));
@@ -233,8 +233,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
             throw new ArgumentException("CopyRows needs tensors of the same dtype and width.");
         }
 
-        CheckRange(s, sourceRow, (long)rowCount * s.Cols);
-        CheckRange(d, destinationRow, (long)rowCount * d.Cols);
+        BackendArguments.Range(s, sourceRow, (long)rowCount * s.Cols);
+        BackendArguments.Range(d, destinationRow, (long)rowCount * d.Cols);
         var bytes = (long)rowCount * s.Cols * s.DType.SizeInBytes();
         if (bytes == 0)
         {
@@ -251,8 +251,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         var tab = Own(table);
         var idx = Check(ids, TensorDType.I32);
         var o = Check(output, TensorDType.F32);
-        CheckRows(o, count);
-        CheckRows(idx, count);
+        BackendArguments.Rows(o, count);
+        BackendArguments.Rows(idx, count);
         if (o.Cols < tab.Cols)
         {
             throw new ArgumentException($"Embed: output rows of {o.Cols} cannot hold embeddings of {tab.Cols}.");
@@ -283,8 +283,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         var xs = Check(x, TensorDType.F32);
         var o = Check(output, TensorDType.F32);
         var w = Own(weight);
-        CheckRows(xs, rows);
-        CheckRows(o, rows);
+        BackendArguments.Rows(xs, rows);
+        BackendArguments.Rows(o, rows);
         if (w.ElementCount < xs.Cols || o.Cols < xs.Cols)
         {
             throw new ArgumentException($"RmsNorm: {xs.Cols} columns need a weight of as many (it has {w.ElementCount}) and an output as wide (it has {o.Cols}).");
@@ -308,7 +308,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     {
         var xs = Check(x, TensorDType.F32);
         var w = Own(weight);
-        CheckRows(xs, rows);
+        BackendArguments.Rows(xs, rows);
         if (headDim <= 0 || xs.Cols % headDim != 0 || w.ElementCount < headDim)
         {
             throw new ArgumentException($"RmsNormHeads: {xs.Cols} columns do not split into heads of {headDim} with a weight of {w.ElementCount}.");
@@ -334,8 +334,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         var a = Check(x, TensorDType.F32);
         var w = Own(weight);
         var c = Check(output, TensorDType.F32);
-        CheckRows(a, rows);
-        CheckRows(c, rows);
+        BackendArguments.Rows(a, rows);
+        BackendArguments.Rows(c, rows);
         if (a.Cols < w.Cols || c.Cols < w.Rows)
         {
             throw new ArgumentException($"MatMul shapes: x has {a.Cols} columns, weight is {w.Rows}×{w.Cols}, output has {c.Cols} columns.");
@@ -408,9 +408,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         var pos = Check(positions, TensorDType.I32);
         var inv = Check(inverseFrequencies, TensorDType.F32);
         var o = Check(output, TensorDType.F32);
-        CheckRows(xs, rows);
-        CheckRows(o, rows);
-        CheckRows(pos, rows);
+        BackendArguments.Rows(xs, rows);
+        BackendArguments.Rows(o, rows);
+        BackendArguments.Rows(pos, rows);
         if (headDim <= 0 || headDim % 2 != 0 || xs.Cols % headDim != 0 || o.Cols < xs.Cols || inv.ElementCount < headDim / 2)
         {
             throw new ArgumentException($"ApplyRope: {xs.Cols} columns, head dim {headDim}, output {o.Cols} columns and {inv.ElementCount} frequencies do not fit.");
@@ -434,9 +434,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         var g = Check(gate, TensorDType.F32);
         var u = Check(up, TensorDType.F32);
         var o = Check(output, TensorDType.F32);
-        CheckRows(g, rows);
-        CheckRows(u, rows);
-        CheckRows(o, rows);
+        BackendArguments.Rows(g, rows);
+        BackendArguments.Rows(u, rows);
+        BackendArguments.Rows(o, rows);
         if (u.Cols != g.Cols || o.Cols != g.Cols)
         {
             throw new ArgumentException("SiluMultiply needs tensors of the same width.");
@@ -458,8 +458,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     {
         var t = Check(target, TensorDType.F32);
         var s = Check(source, TensorDType.F32);
-        CheckRows(t, rows);
-        CheckRows(s, rows);
+        BackendArguments.Rows(t, rows);
+        BackendArguments.Rows(s, rows);
         if (t.Cols != s.Cols)
         {
             throw new ArgumentException("Add needs tensors of the same width.");
@@ -482,8 +482,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         var s = Check(source, TensorDType.F32);
         var sl = Check(slots, TensorDType.I32);
         var c = Check(cache, TensorDType.F32);
-        CheckRows(s, rows);
-        CheckRows(sl, rows);
+        BackendArguments.Rows(s, rows);
+        BackendArguments.Rows(sl, rows);
         CheckCache(c, kvHeads, capacity, s.Cols);
         if (rows == 0)
         {
@@ -501,36 +501,14 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     public void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies)
     {
         var c = Check(cache, TensorDType.F32);
+        BackendArguments.HalfImport(source.Length, count, c, kvHeads, capacity, firstSlot, positions, inverseFrequencies);
         var hd = c.Cols;
         var values = (long)kvHeads * count * hd;
-        if (kvHeads <= 0 || hd % 2 != 0)
-        {
-            throw new ArgumentException($"ImportHalfToCache: {kvHeads} kv heads of {hd} (an even head dim is needed).");
-        }
-
-        if (count < 0 || firstSlot < 0 || firstSlot + count > capacity || (long)kvHeads * capacity > c.Rows || source.Length < values)
-        {
-            throw new ArgumentOutOfRangeException(nameof(count), $"{count} tokens at slot {firstSlot} do not fit a cache of {kvHeads} heads × {capacity} slots, or the source holds {source.Length} values.");
-        }
-
-        if ((positions is null) != (inverseFrequencies is null))
-        {
-            throw new ArgumentException("RoPE on import needs both positions and inverse frequencies.");
-        }
-
         ulong pp = 0, pf = 0;
         if (positions is not null)
         {
-            var pos = Check(positions, TensorDType.I32);
-            CheckRows(pos, count);
-            pp = pos.Pointer;
-            var inv = Check(inverseFrequencies!, TensorDType.F32);
-            if (inv.ElementCount < hd / 2)
-            {
-                throw new ArgumentException($"ImportHalfToCache: {inv.ElementCount} inverse frequencies for a head dim of {hd}.");
-            }
-
-            pf = inv.Pointer;
+            pp = Check(positions, TensorDType.I32).Pointer;
+            pf = Check(inverseFrequencies!, TensorDType.F32).Pointer;
         }
 
         if (count == 0)
@@ -557,8 +535,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         var c = Check(cache, TensorDType.F32);
         var sl = Check(slots, TensorDType.I32);
         var d = Check(destination, TensorDType.F32);
-        CheckRows(sl, rows);
-        CheckRows(d, rows);
+        BackendArguments.Rows(sl, rows);
+        BackendArguments.Rows(d, rows);
         CheckCache(c, kvHeads, capacity, d.Cols);
         if (rows == 0)
         {
@@ -583,8 +561,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
             throw new ArgumentException("GatherRows needs tensors of the same dtype and width.");
         }
 
-        CheckRows(d, count);
-        CheckRows(idx, count);
+        BackendArguments.Rows(d, count);
+        BackendArguments.Rows(idx, count);
         if (count == 0)
         {
             return;
@@ -604,9 +582,9 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         var sl = Check(slots, TensorDType.I32);
         var c = Check(cache, TensorDType.F32);
         var o = Check(output, TensorDType.F32);
-        CheckRows(f, rows);
-        CheckRows(sl, rows);
-        CheckRows(o, rows);
+        BackendArguments.Rows(f, rows);
+        BackendArguments.Rows(sl, rows);
+        BackendArguments.Rows(o, rows);
         CheckCache(c, kvHeads, capacity, f.Cols);
         if (rows == 0)
         {
@@ -625,13 +603,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     {
         var s = Check(scores, TensorDType.F32);
         var o = Check(indices, TensorDType.I32);
-        CheckRange(s, 0, count);
-        if (k < 0 || k > count)
-        {
-            throw new ArgumentOutOfRangeException(nameof(k), $"k = {k} must be between 0 and the {count} scores.");
-        }
-
-        CheckRange(o, 0, k);
+        BackendArguments.TopK(s, count, k, o);
         if (k == 0)
         {
             return;
@@ -806,22 +778,6 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     {
         var c = Own(t);
         return c.DType == dtype ? c : throw new ArgumentException($"Expected a {dtype} tensor, got {c.DType}.");
-    }
-
-    private static void CheckRows(CudaTensor t, int rows)
-    {
-        if (rows < 0 || rows > t.Rows)
-        {
-            throw new ArgumentOutOfRangeException(nameof(rows), $"{rows} rows requested from a tensor of {t.Rows}.");
-        }
-    }
-
-    private static void CheckRange(CudaTensor t, int rowOffset, long elements)
-    {
-        if (rowOffset < 0 || elements < 0 || ((long)rowOffset * t.Cols) + elements > t.ElementCount)
-        {
-            throw new ArgumentOutOfRangeException(nameof(rowOffset), $"{elements} elements at row {rowOffset} exceed a {t.Rows}×{t.Cols} tensor.");
-        }
     }
 
     private static void CheckCache(CudaTensor cache, int kvHeads, int capacity, int rowWidth)

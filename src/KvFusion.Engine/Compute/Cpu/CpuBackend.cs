@@ -67,7 +67,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     public void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset)
     {
         var t = Check(destination, TensorDType.F32);
-        CheckRange(t, rowOffset, source.Length);
+        BackendArguments.Range(t, rowOffset, source.Length);
         source.CopyTo(new Span<float>(t.F32 + ((long)rowOffset * t.Cols), source.Length));
     }
 
@@ -75,7 +75,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     public void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset)
     {
         var t = Check(destination, TensorDType.I32);
-        CheckRange(t, rowOffset, source.Length);
+        BackendArguments.Range(t, rowOffset, source.Length);
         source.CopyTo(new Span<int>(t.I32 + ((long)rowOffset * t.Cols), source.Length));
     }
 
@@ -84,7 +84,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     {
         var t = Check(source, TensorDType.F32);
         var count = (long)rowCount * t.Cols;
-        CheckRange(t, rowOffset, count);
+        BackendArguments.Range(t, rowOffset, count);
         if (destination.Length < count)
         {
             throw new ArgumentException($"Destination holds {destination.Length} floats; {count} needed.", nameof(destination));
@@ -103,8 +103,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             throw new ArgumentException("CopyRows needs tensors of the same dtype and width.");
         }
 
-        CheckRange(s, sourceRow, (long)rowCount * s.Cols);
-        CheckRange(d, destinationRow, (long)rowCount * d.Cols);
+        BackendArguments.Range(s, sourceRow, (long)rowCount * s.Cols);
+        BackendArguments.Range(d, destinationRow, (long)rowCount * d.Cols);
         var rowBytes = (long)s.Cols * s.DType.SizeInBytes();
         Buffer.MemoryCopy((byte*)s.Data + (sourceRow * rowBytes), (byte*)d.Data + (destinationRow * rowBytes), (d.Rows - destinationRow) * rowBytes, rowCount * rowBytes);
     }
@@ -115,7 +115,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         var tab = (CpuTensor)table;
         var idx = Check(ids, TensorDType.I32);
         var o = Check(output, TensorDType.F32);
-        CheckRows(o, count);
+        BackendArguments.Rows(o, count);
         if (o.Cols < tab.Cols)
         {
             throw new ArgumentException($"Embed: output rows of {o.Cols} cannot hold embeddings of {tab.Cols}.");
@@ -139,8 +139,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         var xs = Check(x, TensorDType.F32);
         var o = Check(output, TensorDType.F32);
         var w = (CpuTensor)weight;
-        CheckRows(xs, rows);
-        CheckRows(o, rows);
+        BackendArguments.Rows(xs, rows);
+        BackendArguments.Rows(o, rows);
         if (w.ElementCount < xs.Cols || o.Cols < xs.Cols)
         {
             throw new ArgumentException($"RmsNorm: {xs.Cols} columns need a weight of as many (it has {w.ElementCount}) and an output as wide (it has {o.Cols}).");
@@ -155,7 +155,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     {
         var xs = Check(x, TensorDType.F32);
         var w = (CpuTensor)weight;
-        CheckRows(xs, rows);
+        BackendArguments.Rows(xs, rows);
         var job = new NormJob { X = xs.F32, Out = xs.F32, W = w.Data, WType = w.DType, Cols = xs.Cols, Segment = headDim, Eps = epsilon, Rows = rows };
         RunRows(rows, xs.Cols, &NormRows, &job);
     }
@@ -166,8 +166,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         var a = Check(x, TensorDType.F32);
         var w = (CpuTensor)weight;
         var c = Check(output, TensorDType.F32);
-        CheckRows(a, rows);
-        CheckRows(c, rows);
+        BackendArguments.Rows(a, rows);
+        BackendArguments.Rows(c, rows);
         if (a.Cols < w.Cols || c.Cols < w.Rows)
         {
             throw new ArgumentException($"MatMul shapes: x has {a.Cols} columns, weight is {w.Rows}×{w.Cols}, output has {c.Cols} columns.");
@@ -244,8 +244,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         var o = Check(output, TensorDType.F32);
         var pos = Check(positions, TensorDType.I32);
         var inv = Check(inverseFrequencies, TensorDType.F32);
-        CheckRows(xs, rows);
-        CheckRows(o, rows);
+        BackendArguments.Rows(xs, rows);
+        BackendArguments.Rows(o, rows);
         if (inv.ElementCount < headDim / 2 || xs.Cols % headDim != 0)
         {
             throw new ArgumentException("RoPE: inverse frequencies or head layout do not match the head dimension.");
@@ -270,22 +270,10 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     public void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies)
     {
         var c = Check(cache, TensorDType.F32);
+        BackendArguments.HalfImport(source.Length, count, c, kvHeads, capacity, firstSlot, positions, inverseFrequencies);
+        var pos = positions is null ? null : Check(positions, TensorDType.I32);
+        var inv = inverseFrequencies is null ? null : Check(inverseFrequencies, TensorDType.F32);
         var hd = c.Cols;
-        if (kvHeads <= 0 || hd % 2 != 0)
-        {
-            throw new ArgumentException($"ImportHalfToCache: {kvHeads} kv heads of {hd} (an even head dim is needed).");
-        }
-
-        if (count < 0 || firstSlot < 0 || firstSlot + count > capacity || (long)kvHeads * capacity > c.Rows || source.Length < (long)kvHeads * count * hd)
-        {
-            throw new ArgumentOutOfRangeException(nameof(count), $"{count} tokens at slot {firstSlot} do not fit a cache of {kvHeads} heads × {capacity} slots, or the source holds {source.Length} values.");
-        }
-
-        if ((positions is null) != (inverseFrequencies is null))
-        {
-            throw new ArgumentException("RoPE on import needs both positions and inverse frequencies.");
-        }
-
         for (var h = 0; h < kvHeads; h++)
         {
             var dst = c.F32 + ((((long)h * capacity) + firstSlot) * hd);
@@ -295,18 +283,11 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             }
         }
 
-        if (positions is null || count == 0)
+        if (pos is null || inv is null || count == 0)
         {
             return;
         }
 
-        var pos = Check(positions, TensorDType.I32);
-        var inv = Check(inverseFrequencies!, TensorDType.F32);
-        CheckRows(pos, count);
-        if (inv.ElementCount < hd / 2)
-        {
-            throw new ArgumentException($"ImportHalfToCache: {inv.ElementCount} inverse frequencies for a head dim of {hd}.");
-        }
         var maxPosition = 0;
         for (var r = 0; r < count; r++)
         {
@@ -332,7 +313,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         var g = Check(gate, TensorDType.F32);
         var u = Check(up, TensorDType.F32);
         var o = Check(output, TensorDType.F32);
-        CheckRows(g, rows);
+        BackendArguments.Rows(g, rows);
         var job = new ElementwiseJob { A = g.F32, B = u.F32, Out = o.F32, Cols = g.Cols, Rows = rows, Kind = 0 };
         RunRows(rows, g.Cols, &ElementwiseRows, &job);
     }
@@ -342,7 +323,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     {
         var t = Check(target, TensorDType.F32);
         var s = Check(source, TensorDType.F32);
-        CheckRows(t, rows);
+        BackendArguments.Rows(t, rows);
         var job = new ElementwiseJob { A = t.F32, B = s.F32, Out = t.F32, Cols = t.Cols, Rows = rows, Kind = 1 };
         RunRows(rows, t.Cols, &ElementwiseRows, &job);
     }
@@ -402,7 +383,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             throw new ArgumentException("GatherRows needs tensors of the same dtype and width.");
         }
 
-        CheckRows(d, count);
+        BackendArguments.Rows(d, count);
         var rowBytes = (long)s.Cols * s.DType.SizeInBytes();
         for (var i = 0; i < count; i++)
         {
@@ -453,13 +434,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     {
         var s = Check(scores, TensorDType.F32);
         var o = Check(indices, TensorDType.I32);
-        CheckRange(s, 0, count);
-        if (k < 0 || k > count)
-        {
-            throw new ArgumentOutOfRangeException(nameof(k), $"k = {k} must be between 0 and the {count} scores.");
-        }
-
-        CheckRange(o, 0, k);
+        BackendArguments.TopK(s, count, k, o);
         if (k == 0)
         {
             return;
@@ -540,22 +515,6 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     {
         var c = t as CpuTensor ?? throw new ArgumentException("The tensor belongs to another backend.");
         return c.DType == dtype ? c : throw new ArgumentException($"Expected a {dtype} tensor, got {c.DType}.");
-    }
-
-    private static void CheckRows(CpuTensor t, int rows)
-    {
-        if (rows < 0 || rows > t.Rows)
-        {
-            throw new ArgumentOutOfRangeException(nameof(rows), $"{rows} rows requested from a tensor of {t.Rows}.");
-        }
-    }
-
-    private static void CheckRange(CpuTensor t, int rowOffset, long elements)
-    {
-        if (rowOffset < 0 || ((long)rowOffset * t.Cols) + elements > t.ElementCount)
-        {
-            throw new ArgumentOutOfRangeException(nameof(rowOffset), $"{elements} elements at row {rowOffset} exceed a {t.Rows}×{t.Cols} tensor.");
-        }
     }
 
     /// <summary>Runs a row-parallel job: serially when small, else in chunks over the pool.</summary>

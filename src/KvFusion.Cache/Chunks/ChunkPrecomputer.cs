@@ -90,10 +90,6 @@ public static class ChunkPrecomputer
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(entry);
-        var stride = entry.LayerStride;
-        for (var l = 0; l < entry.LayerCount; l++)
-        {
-            session.ImportKvHalf(l, firstSlot, entry.TokenCount, entry.Keys.Slice(l * stride, stride), entry.Values.Slice(l * stride, stride));
-        }
+        session.ImportKvHalf(firstSlot, entry.TokenCount, entry.Keys, entry.Values);
     }
 }

@@ -27,11 +27,7 @@ public sealed unsafe partial class CudaBackend
         var o = Check(args.Output, TensorDType.F32);
         args.Validate();
 
-        if (!KernelNames.AttentionHeadDims.Contains(args.HeadDim))
-        {
-            throw new NotSupportedException($"The CUDA attention kernels support head dims {string.Join(", ", KernelNames.AttentionHeadDims)}; the model uses {args.HeadDim}.");
-        }
-
+        var names = KernelNames.Attention(args.HeadDim);
         var keyWeights = args.AttentionToKeys is null ? null : Check(args.AttentionToKeys, TensorDType.F32);
         if (args.Rows == 0)
         {
@@ -44,7 +40,6 @@ public sealed unsafe partial class CudaBackend
         }
 
         MakeCurrent();
-        var names = KernelNames.Attention(args.HeadDim);
         var group = args.HeadCount / args.KvHeadCount;
         var scaleLog2 = args.Scale * Log2E;
         ulong lse = 0;

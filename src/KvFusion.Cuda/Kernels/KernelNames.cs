@@ -12,9 +12,26 @@ public static class KernelNames
     /// <summary>Every kernel name per module.</summary>
     public static IReadOnlyDictionary<string, IReadOnlyList<string>> ByModule { get; } = Build();
 
+    // Built once: attention runs on every layer of every step, and must not format names each time.
+    private static readonly Dictionary<int, (string Prefill, string Decode, string Combine, string KeyWeights)> AttentionByHeadDim = BuildAttention();
+
     /// <summary>The names of the attention kernels for one head dimension.</summary>
+    /// <exception cref="NotSupportedException">No attention kernels are instantiated for <paramref name="headDim"/>.</exception>
     public static (string Prefill, string Decode, string Combine, string KeyWeights) Attention(int headDim) =>
-        ($"attention_prefill_hd{headDim}", $"attention_decode_hd{headDim}", $"attention_combine_hd{headDim}", $"attention_key_weights_hd{headDim}");
+        AttentionByHeadDim.TryGetValue(headDim, out var names)
+            ? names
+            : throw new NotSupportedException($"The CUDA attention kernels support head dims {string.Join(", ", AttentionHeadDims)}; the model uses {headDim}.");
+
+    private static Dictionary<int, (string, string, string, string)> BuildAttention()
+    {
+        var byHeadDim = new Dictionary<int, (string, string, string, string)>();
+        foreach (var hd in AttentionHeadDims)
+        {
+            byHeadDim[hd] = ($"attention_prefill_hd{hd}", $"attention_decode_hd{hd}", $"attention_combine_hd{hd}", $"attention_key_weights_hd{hd}");
+        }
+
+        return byHeadDim;
+    }
 
     private static Dictionary<string, IReadOnlyList<string>> Build()
     {

@@ -127,18 +127,29 @@ public sealed class InferenceSession : IDisposable
 
     /// <summary>
     /// Writes stored half-precision K (before RoPE) and V of <paramref name="count"/> consecutive slots from
-    /// <paramref name="firstSlot"/> into a layer of the cache, rotating K to the slots' positions (set them first with
-    /// <see cref="KvCache.SetPositions"/>). Both spans have the stored layout [kv_head][token][head_dim]: the backend
-    /// widens and rotates them where it computes, so a GPU receives half the bytes of <see cref="ImportKv"/>.
+    /// <paramref name="firstSlot"/> into every layer of the cache, rotating K to the slots' positions (set them first
+    /// with <see cref="KvCache.SetPositions"/>). Both spans have the stored layout [layer][kv_head][token][head_dim]:
+    /// the positions go to the backend once, and it widens and rotates each layer where it computes, so a GPU
+    /// receives half the bytes of <see cref="ImportKv"/>.
     /// </summary>
-    public void ImportKvHalf(int layer, int firstSlot, int count, ReadOnlySpan<Half> keysPreRope, ReadOnlySpan<Half> values)
+    public void ImportKvHalf(int firstSlot, int count, ReadOnlySpan<Half> keysPreRope, ReadOnlySpan<Half> values)
     {
-        CheckTransfer(layer, firstSlot, count, keysPreRope.Length, values.Length);
+        var c = Model.Config;
+        CheckSlots(firstSlot, count);
+        var layerValues = count * c.KvWidth;
+        if (keysPreRope.Length < (long)c.LayerCount * layerValues || values.Length < (long)c.LayerCount * layerValues)
+        {
+            throw new ArgumentException($"K and V need {(long)c.LayerCount * layerValues} values each ({c.LayerCount} layers of {layerValues}).");
+        }
+
         var t = EnsureTransfer(count);
         var backend = Model.Backend;
         backend.Upload(Cache.Positions.Slice(firstSlot, count), t.Positions, 0);
-        backend.ImportHalfToCache(keysPreRope, count, Cache.Keys(layer), Cache.KvHeads, Cache.Capacity, firstSlot, t.Positions, Model.InverseFrequencies);
-        backend.ImportHalfToCache(values, count, Cache.Values(layer), Cache.KvHeads, Cache.Capacity, firstSlot, null, null);
+        for (var layer = 0; layer < c.LayerCount; layer++)
+        {
+            backend.ImportHalfToCache(keysPreRope.Slice(layer * layerValues, layerValues), count, Cache.Keys(layer), Cache.KvHeads, Cache.Capacity, firstSlot, t.Positions, Model.InverseFrequencies);
+            backend.ImportHalfToCache(values.Slice(layer * layerValues, layerValues), count, Cache.Values(layer), Cache.KvHeads, Cache.Capacity, firstSlot, null, null);
+        }
     }
 
     /// <summary>
@@ -196,14 +207,19 @@ public sealed class InferenceSession : IDisposable
         return _deviation.AsSpan(0, rows);
     }
 
-    private void CheckTransfer(int layer, int firstSlot, int count, int keyLength, int valueLength)
+    private void CheckSlots(int firstSlot, int count)
     {
-        var width = Model.Config.KvWidth;
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)layer, (uint)Model.Config.LayerCount, nameof(layer));
         if (firstSlot < 0 || count <= 0 || firstSlot + count > Cache.Capacity)
         {
             throw new ArgumentOutOfRangeException(nameof(count), $"Slots {firstSlot}..{firstSlot + count - 1} exceed the cache capacity {Cache.Capacity}.");
         }
+    }
+
+    private void CheckTransfer(int layer, int firstSlot, int count, int keyLength, int valueLength)
+    {
+        var width = Model.Config.KvWidth;
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)layer, (uint)Model.Config.LayerCount, nameof(layer));
+        CheckSlots(firstSlot, count);
 
         if (keyLength < count * width || valueLength < count * width)
         {

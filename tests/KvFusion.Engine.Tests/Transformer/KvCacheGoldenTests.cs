@@ -128,4 +128,64 @@ public sealed class KvCacheGoldenTests(SharedFixture fixture)
 
         Assert.Equal(c.KvHeadCount, h);
     }
+
+    [SkippableFact]
+    public void Half_precision_import_of_every_layer_at_other_slots_and_positions_exports_back_unchanged()
+    {
+        var model = fixture.Model("tiny-pydocs");
+        var c = model.Config;
+        var ids = new[] { 26, 817, 334, 2970, 14, 68, 689, 14, 80, 1078 };
+        var n = ids.Length;
+        using var source = model.CreateSession(n);
+        var logits = new float[c.VocabSize];
+        source.Prefill(ids, logits);
+
+        // Export each layer (token-major, pre-RoPE) into the stored layout [layer][kv_head][token][head_dim], as fp16.
+        var layerValues = n * c.KvWidth;
+        var keys = new Half[c.LayerCount * layerValues];
+        var values = new Half[c.LayerCount * layerValues];
+        var k = new float[layerValues];
+        var v = new float[layerValues];
+        for (var l = 0; l < c.LayerCount; l++)
+        {
+            source.ExportKv(l, 0, n, k, v);
+            for (var t = 0; t < n; t++)
+            {
+                for (var h = 0; h < c.KvHeadCount; h++)
+                {
+                    for (var d = 0; d < c.HeadDim; d++)
+                    {
+                        var stored = (l * layerValues) + (((h * n) + t) * c.HeadDim) + d;
+                        keys[stored] = (Half)k[(t * c.KvWidth) + (h * c.HeadDim) + d];
+                        values[stored] = (Half)v[(t * c.KvWidth) + (h * c.HeadDim) + d];
+                    }
+                }
+            }
+        }
+
+        // Import at slots 5.. and positions 100.., then export again: the rotation to 100.. is undone on export.
+        const int firstSlot = 5;
+        using var target = model.CreateSession(firstSlot + n);
+        var slots = Range(firstSlot, n);
+        target.Cache.SetPositions(slots, Range(100, n));
+        target.ImportKvHalf(firstSlot, n, keys, values);
+        Assert.Throws<ArgumentException>(() => target.ImportKvHalf(firstSlot, n, keys.AsSpan(1), values));
+        for (var l = 0; l < c.LayerCount; l++)
+        {
+            target.ExportKv(l, firstSlot, n, k, v);
+            for (var t = 0; t < n; t++)
+            {
+                for (var h = 0; h < c.KvHeadCount; h++)
+                {
+                    for (var d = 0; d < c.HeadDim; d++)
+                    {
+                        var stored = (l * layerValues) + (((h * n) + t) * c.HeadDim) + d;
+                        var at = (t * c.KvWidth) + (h * c.HeadDim) + d;
+                        Assert.True(MathF.Abs(k[at] - (float)keys[stored]) <= 1e-3f * (1 + MathF.Abs(k[at])), $"layer {l} K {at}: {k[at]} vs {(float)keys[stored]}");
+                        Assert.Equal((float)values[stored], v[at]);
+                    }
+                }
+            }
+        }
+    }
 }

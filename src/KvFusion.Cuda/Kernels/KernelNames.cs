@@ -9,11 +9,11 @@ public static class KernelNames
     /// <summary>Head dimensions the attention kernels are instantiated for.</summary>
     public static IReadOnlyList<int> AttentionHeadDims { get; } = [16, 32, 64, 80, 96, 128, 256];
 
+    // Built once (before ByModule, which reads it): attention runs on every layer of every step, and must not format names each time.
+    private static readonly Dictionary<int, (string Prefill, string Decode, string Combine, string KeyWeights)> AttentionByHeadDim = BuildAttention();
+
     /// <summary>Every kernel name per module.</summary>
     public static IReadOnlyDictionary<string, IReadOnlyList<string>> ByModule { get; } = Build();
-
-    // Built once: attention runs on every layer of every step, and must not format names each time.
-    private static readonly Dictionary<int, (string Prefill, string Decode, string Combine, string KeyWeights)> AttentionByHeadDim = BuildAttention();
 
     /// <summary>The names of the attention kernels for one head dimension.</summary>
     /// <exception cref="NotSupportedException">No attention kernels are instantiated for <paramref name="headDim"/>.</exception>

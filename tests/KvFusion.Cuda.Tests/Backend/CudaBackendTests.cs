@@ -12,14 +12,7 @@ public sealed class CudaBackendTests : IClassFixture<CudaBackendFixture>
 
     public CudaBackendTests(CudaBackendFixture fixture) => _fixture = fixture;
 
-    private CudaBackend Backend
-    {
-        get
-        {
-            Skip.If(CudaTestEnvironment.SkipReason is not null, CudaTestEnvironment.SkipReason);
-            return _fixture.Backend;
-        }
-    }
+    private CudaBackend Backend => _fixture.BackendOrSkip;
 
     private static float[] Sequence(int n, float scale) => Enumerable.Range(0, n).Select(i => (i + 1) * scale).ToArray();
 

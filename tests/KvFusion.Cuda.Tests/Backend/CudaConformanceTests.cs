@@ -13,14 +13,7 @@ public sealed class CudaConformanceTests : IClassFixture<CudaBackendFixture>
 
     public CudaConformanceTests(CudaBackendFixture fixture) => _fixture = fixture;
 
-    private CudaBackend Backend
-    {
-        get
-        {
-            Skip.If(CudaTestEnvironment.SkipReason is not null, CudaTestEnvironment.SkipReason);
-            return _fixture.Backend;
-        }
-    }
+    private CudaBackend Backend => _fixture.BackendOrSkip;
 
     [SkippableFact]
     public void Every_operation_matches_the_cpu_backend_and_writes_every_output_element()

@@ -10,6 +10,16 @@ public sealed class CudaBackendFixture : IDisposable
 
     public CudaBackend Backend => _backend.Value;
 
+    /// <summary>The backend, or a skip with the reason there is none (for the tests of a GPU-only class).</summary>
+    public CudaBackend BackendOrSkip
+    {
+        get
+        {
+            Skip.If(CudaTestEnvironment.SkipReason is not null, CudaTestEnvironment.SkipReason);
+            return Backend;
+        }
+    }
+
     public void Dispose()
     {
         if (_backend.IsValueCreated)

@@ -1,5 +1,5 @@
 using System.Globalization;
-using KvFusion.Engine.Diagnostics;
+using KvFusion.Diagnostics.Benchmarks;
 using KvFusion.Engine.Models;
 using LLama;
 using Spectre.Console;

@@ -1,5 +1,5 @@
 using KvFusion.Engine.Compute.Cpu;
-using KvFusion.Engine.Diagnostics;
+using KvFusion.Diagnostics.Benchmarks;
 using KvFusion.Engine.Generation;
 using KvFusion.Engine.Transformer;
 

@@ -1,4 +1,4 @@
-using KvFusion.Engine.Diagnostics;
+using KvFusion.Diagnostics.Benchmarks;
 
 namespace KvFusion.Benchmarks;
 

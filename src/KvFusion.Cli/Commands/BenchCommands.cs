@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using KvFusion.Cuda.Backend;
-using KvFusion.Engine.Diagnostics;
+using KvFusion.Diagnostics.Benchmarks;
 using KvFusion.Engine.Models;
 using Spectre.Console;
 

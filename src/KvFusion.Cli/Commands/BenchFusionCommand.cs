@@ -5,7 +5,7 @@ using System.Text.Json;
 using KvFusion.Cache.Evaluation;
 using KvFusion.Cache.Fusion;
 using KvFusion.Cache.Storage;
-using KvFusion.Engine.Diagnostics;
+using KvFusion.Diagnostics.Benchmarks;
 using KvFusion.Engine.Generation;
 using Spectre.Console;
 

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using KvFusion.Cuda.Backend;
-using KvFusion.Cuda.Diagnostics;
+using KvFusion.Diagnostics.Benchmarks;
 using KvFusion.Engine.Models;
-using KvFusion.Engine.Synthetic;
+using KvFusion.Diagnostics.Synthetic;
 using Spectre.Console;
 
 namespace KvFusion.Cli.Commands;

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using KvFusion.Engine.Models;
-using KvFusion.Engine.Synthetic;
+using KvFusion.Diagnostics.Synthetic;
 using Spectre.Console;
 
 namespace KvFusion.Cli.Commands;

@@ -1,9 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
-using KvFusion.Cli.SelfTest;
+using KvFusion.Diagnostics.SelfTest;
 using KvFusion.Cuda.Backend;
 using KvFusion.Engine.Compute.Cpu;
-using KvFusion.Engine.Diagnostics;
+using KvFusion.Diagnostics.Conformance;
+using KvFusion.Diagnostics.Golden;
 using KvFusion.Engine.Models;
 using KvFusion.Engine.Transformer;
 using Spectre.Console;

@@ -22,7 +22,7 @@ public sealed class DocumentChunkerTests
     [InlineData(64, 63)]
     public void Real_tokenizer_chunks_fit_keep_characters_whole_and_respect_overlap(int maxTokens, int overlap)
     {
-        using var model = LoadTokenizer();
+        using var model = ModelTokenizer.Load(Path.Combine(SharedModels.Path("tiny-pydocs"), "tokenizer.json"));
         var tokenizer = new ModelTokenizerAdapter(model);
         var all = tokenizer.Encode(MixedText);
         var chunks = new DocumentChunker(tokenizer, new ChunkingOptions { MaxTokens = maxTokens, OverlapTokens = overlap }).Chunk(MixedText);
@@ -69,7 +69,7 @@ public sealed class DocumentChunkerTests
     public void Real_tokenizer_splits_characters_so_the_boundary_check_matters()
     {
         // Guards the tests above: if no token boundary of the text fell inside a character, they would prove nothing.
-        using var model = LoadTokenizer();
+        using var model = ModelTokenizer.Load(Path.Combine(SharedModels.Path("tiny-pydocs"), "tokenizer.json"));
         var tokenizer = new ModelTokenizerAdapter(model);
         var all = tokenizer.Encode(MixedText);
         var split = Enumerable.Range(1, all.Length - 1).Count(b => !DocumentChunker.IsCharacterBoundary(tokenizer, all, b));
@@ -79,7 +79,7 @@ public sealed class DocumentChunkerTests
     [SkippableFact]
     public void Same_input_gives_the_same_chunks()
     {
-        using var model = LoadTokenizer();
+        using var model = ModelTokenizer.Load(Path.Combine(SharedModels.Path("tiny-pydocs"), "tokenizer.json"));
         var chunker = new DocumentChunker(new ModelTokenizerAdapter(model), new ChunkingOptions { MaxTokens = 48, OverlapTokens = 8 });
         var a = chunker.Chunk(MixedText);
         var b = chunker.Chunk(MixedText);
@@ -164,19 +164,6 @@ public sealed class DocumentChunkerTests
         Assert.Equal(MixedText, string.Concat(chunks.Select(c => c.Text)));
     }
 
-    private static ModelTokenizer LoadTokenizer()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var path = Path.Combine(dir.FullName, "shared", "models", "tiny-pydocs", "tokenizer.json");
-            if (File.Exists(path))
-            {
-                return ModelTokenizer.Load(path);
-            }
-        }
-
-        throw new SkipException("shared/models/tiny-pydocs/tokenizer.json not found above the test directory.");
-    }
 
     /// <summary>One token per UTF-8 byte: the worst case for splitting characters.</summary>
     private sealed class ByteTokenizer : ITextTokenizer

@@ -132,7 +132,7 @@ public sealed class FusionCaseTests : IDisposable
     [SkippableFact]
     public void Corpus_reader_reads_the_shared_archive()
     {
-        var docs = new CorpusReader(SharedFile("corpus", "pydocs.tar.xz")).ReadAll();
+        var docs = new CorpusReader(SharedData.Path("corpus", "pydocs.tar.xz")).ReadAll();
         Assert.True(docs.Count > 400, $"expected > 400 documents, got {docs.Count}");
         Assert.Equal(docs.Select(d => d.Path).Order(StringComparer.Ordinal), docs.Select(d => d.Path));
         Assert.All(docs, d => Assert.False(d.Path.StartsWith('.') || d.Path.StartsWith('/'), d.Path));
@@ -143,9 +143,9 @@ public sealed class FusionCaseTests : IDisposable
     [SkippableFact]
     public void Real_corpus_cases_have_the_configured_shape()
     {
-        using var model = ModelTokenizer.Load(SharedFile("models", "tiny-pydocs", "tokenizer.json"));
+        using var model = ModelTokenizer.Load(SharedData.Path("models", "tiny-pydocs", "tokenizer.json"));
         var tokenizer = new ModelTokenizerAdapter(model);
-        var docs = new CorpusReader(SharedFile("corpus", "pydocs.tar.xz")).ReadAll();
+        var docs = new CorpusReader(SharedData.Path("corpus", "pydocs.tar.xz")).ReadAll();
         var options = new FusionCaseOptions { Cases = 6, ChunksPerCase = 4, ChunkTokens = 128, Seed = 11 };
         AssertShape(tokenizer, options, new FusionCaseGenerator(tokenizer, options).GenerateDetailed(docs));
     }
@@ -156,10 +156,10 @@ public sealed class FusionCaseTests : IDisposable
     public void Committed_case_sets_are_what_the_generator_makes(string file, int cases, int chunks, int chunkTokens, ulong seed)
     {
         // The committed sets are generator output; if the generator changes on purpose, regenerate them (docs/fusion-cases.md).
-        var committed = FusionCase.ReadJsonLines(Path.Combine(RepoRoot(), "tests", "data", file));
-        using var model = ModelTokenizer.Load(SharedFile("models", "tiny-pydocs", "tokenizer.json"));
+        var committed = FusionCase.ReadJsonLines(RepositoryRoot.Combine("tests", "data", file));
+        using var model = ModelTokenizer.Load(SharedData.Path("models", "tiny-pydocs", "tokenizer.json"));
         var tokenizer = new ModelTokenizerAdapter(model);
-        var docs = new CorpusReader(SharedFile("corpus", "pydocs.tar.xz")).ReadAll();
+        var docs = new CorpusReader(SharedData.Path("corpus", "pydocs.tar.xz")).ReadAll();
         var options = new FusionCaseOptions { Cases = cases, ChunksPerCase = chunks, ChunkTokens = chunkTokens, Seed = seed };
         Assert.Equal(committed, new FusionCaseGenerator(tokenizer, options).Generate(docs));
         Assert.All(committed, c => Assert.All(c.Chunks, chunk => Assert.Equal(chunkTokens, tokenizer.Encode(chunk).Length)));
@@ -222,32 +222,7 @@ public sealed class FusionCaseTests : IDisposable
         return docs;
     }
 
-    private static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Middleware.sln")))
-            {
-                return dir.FullName;
-            }
-        }
 
-        throw new InvalidOperationException($"No Middleware.sln above {AppContext.BaseDirectory}.");
-    }
-
-    private static string SharedFile(params string[] parts)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var path = Path.Combine([dir.FullName, "shared", .. parts]);
-            if (File.Exists(path))
-            {
-                return path;
-            }
-        }
-
-        throw new SkipException($"shared/{string.Join('/', parts)} not found above the test directory.");
-    }
 
     /// <summary>One token per UTF-8 byte; round-trips any text.</summary>
     private sealed class ByteTokenizer : ITextTokenizer

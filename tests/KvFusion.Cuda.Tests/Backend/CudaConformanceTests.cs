@@ -1,7 +1,8 @@
 using KvFusion.Cuda.Backend;
 using KvFusion.Cuda.Tests.Support;
 using KvFusion.Engine.Compute.Cpu;
-using KvFusion.Engine.Diagnostics;
+using KvFusion.Diagnostics.Conformance;
+using KvFusion.Diagnostics.Golden;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Cuda.Tests.Backend;
@@ -32,7 +33,7 @@ public sealed class CudaConformanceTests : IClassFixture<CudaBackendFixture>
     public void Tiny_pydocs_reproduces_the_golden_logits_and_greedy_tokens_with_float32_weights()
     {
         Skip.If(CudaTestEnvironment.SkipReason is not null, CudaTestEnvironment.SkipReason);
-        var model = SharedModelPath("tiny-pydocs");
+        var model = SharedModels.Path("tiny-pydocs");
         using var backend = CudaBackend.Create(new CudaBackendOptions
         {
             CubinCacheDirectory = CudaTestEnvironment.CubinCacheDirectory,
@@ -65,17 +66,4 @@ public sealed class CudaConformanceTests : IClassFixture<CudaBackendFixture>
         backend.Synchronize();
     }
 
-    private static string SharedModelPath(string name)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "shared", "models", name);
-            if (File.Exists(Path.Combine(candidate, "golden.json")))
-            {
-                return candidate;
-            }
-        }
-
-        throw new SkipException("../shared/models is not present beside the checkout");
-    }
 }

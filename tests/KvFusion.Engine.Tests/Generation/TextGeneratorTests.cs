@@ -4,7 +4,7 @@ using KvFusion.Engine.Tests.Support;
 namespace KvFusion.Engine.Tests.Generation;
 
 [Collection(SharedModelsGroup.Name)]
-public sealed class TextGeneratorTests(SharedFixture fixture)
+public sealed class TextGeneratorTests(CpuModelFixture fixture)
 {
     private async Task<(List<int> Ids, string Text, GenerationStats Stats)> Run(int[] prompt, SamplingOptions options, CancellationToken ct = default)
     {

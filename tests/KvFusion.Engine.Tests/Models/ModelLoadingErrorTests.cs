@@ -3,7 +3,6 @@ using System.Text.Json.Nodes;
 using KvFusion.Engine.Compute.Cpu;
 using KvFusion.Engine.Models;
 using KvFusion.Engine.SafeTensors;
-using KvFusion.Engine.Tests.Support;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Engine.Tests.Models;
@@ -20,7 +19,7 @@ public sealed class ModelLoadingErrorTests : IDisposable
         using var m = TransformerModel.Load(dir, _backend);
     });
 
-    private static string MistralCopy() => TempDirectory.CopyOf(SharedModels.Path("zoo/mistral"));
+    private static TempDirectory MistralCopy() => TempDirectory.CopyOf(SharedModels.Path("zoo/mistral"));
 
     private static void EditConfig(string dir, Action<JsonObject> edit)
     {
@@ -51,14 +50,16 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [Fact]
     public void Missing_config_is_named()
     {
-        var e = LoadFails(TempDirectory.Create());
+        using var temp = new TempDirectory();
+        var e = LoadFails(temp.Path);
         Assert.Contains("config.json not found", e.Message, StringComparison.Ordinal);
     }
 
     [SkippableFact]
     public void Missing_weights_file_is_named()
     {
-        var dir = MistralCopy();
+        using var temp = MistralCopy();
+        var dir = temp.Path;
         File.Delete(Path.Combine(dir, "model.safetensors"));
         var e = LoadFails(dir);
         Assert.Contains("model.safetensors", e.Message, StringComparison.Ordinal);
@@ -67,7 +68,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [SkippableFact]
     public void Truncated_weights_file_is_detected_before_any_read()
     {
-        var dir = MistralCopy();
+        using var temp = MistralCopy();
+        var dir = temp.Path;
         var path = Path.Combine(dir, "model.safetensors");
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
@@ -78,7 +80,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [Fact]
     public void File_shorter_than_the_header_length_field_is_rejected()
     {
-        var dir = TempDirectory.Create();
+        using var temp = new TempDirectory();
+        var dir = temp.Path;
         File.WriteAllBytes(Path.Combine(dir, "model.safetensors"), [1, 2, 3]);
         var e = Assert.Throws<ModelLoadException>(() => SafeTensorsFile.Open(Path.Combine(dir, "model.safetensors")));
         Assert.Contains("shorter than", e.Message, StringComparison.Ordinal);
@@ -87,7 +90,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [Fact]
     public void Header_length_beyond_the_file_is_rejected()
     {
-        var dir = TempDirectory.Create();
+        using var temp = new TempDirectory();
+        var dir = temp.Path;
         var path = WriteSafeTensors(dir, "{}", 0, declaredHeaderLength: 1L << 40);
         var e = Assert.Throws<ModelLoadException>(() => SafeTensorsFile.Open(path));
         Assert.Contains("header length", e.Message, StringComparison.Ordinal);
@@ -96,7 +100,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [Fact]
     public void Header_that_is_not_json_is_rejected()
     {
-        var path = WriteSafeTensors(TempDirectory.Create(), "{\"a\": [1, 2", 0);
+        using var temp = new TempDirectory();
+        var path = WriteSafeTensors(temp.Path, "{\"a\": [1, 2", 0);
         var e = Assert.Throws<ModelLoadException>(() => SafeTensorsFile.Open(path));
         Assert.Contains("not valid JSON", e.Message, StringComparison.Ordinal);
     }
@@ -104,7 +109,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [Fact]
     public void Offsets_outside_the_data_section_are_rejected()
     {
-        var path = WriteSafeTensors(TempDirectory.Create(), "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8);
+        using var temp = new TempDirectory();
+        var path = WriteSafeTensors(temp.Path, "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8);
         var e = Assert.Throws<ModelLoadException>(() => SafeTensorsFile.Open(path));
         Assert.Contains("outside", e.Message, StringComparison.Ordinal);
     }
@@ -112,7 +118,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [Fact]
     public void Byte_count_that_disagrees_with_the_shape_is_rejected()
     {
-        var path = WriteSafeTensors(TempDirectory.Create(), "{\"w\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16);
+        using var temp = new TempDirectory();
+        var path = WriteSafeTensors(temp.Path, "{\"w\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16);
         var e = Assert.Throws<ModelLoadException>(() => SafeTensorsFile.Open(path));
         Assert.Contains("needs 8", e.Message, StringComparison.Ordinal);
     }
@@ -120,7 +127,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [Fact]
     public void Overlapping_tensors_are_rejected()
     {
-        var path = WriteSafeTensors(TempDirectory.Create(),
+        using var temp = new TempDirectory();
+        var path = WriteSafeTensors(temp.Path,
             "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12);
         var e = Assert.Throws<ModelLoadException>(() => SafeTensorsFile.Open(path));
         Assert.Contains("overlap", e.Message, StringComparison.Ordinal);
@@ -129,7 +137,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [Fact]
     public void Unsupported_dtype_is_named()
     {
-        var path = WriteSafeTensors(TempDirectory.Create(), "{\"w\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8);
+        using var temp = new TempDirectory();
+        var path = WriteSafeTensors(temp.Path, "{\"w\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8);
         var e = Assert.Throws<ModelLoadException>(() => SafeTensorsFile.Open(path));
         Assert.Contains("F64", e.Message, StringComparison.Ordinal);
     }
@@ -137,14 +146,16 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [Fact]
     public void Negative_dimension_is_rejected()
     {
-        var path = WriteSafeTensors(TempDirectory.Create(), "{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4);
+        using var temp = new TempDirectory();
+        var path = WriteSafeTensors(temp.Path, "{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4);
         Assert.Throws<ModelLoadException>(() => SafeTensorsFile.Open(path));
     }
 
     [SkippableFact]
     public void Unknown_architecture_is_named()
     {
-        var dir = MistralCopy();
+        using var temp = MistralCopy();
+        var dir = temp.Path;
         EditConfig(dir, c =>
         {
             c["architectures"] = new JsonArray("GPT2LMHeadModel");
@@ -157,7 +168,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [SkippableFact]
     public void Unsupported_rope_type_is_named()
     {
-        var dir = MistralCopy();
+        using var temp = MistralCopy();
+        var dir = temp.Path;
         EditConfig(dir, c => c["rope_parameters"] = new JsonObject { ["rope_type"] = "yarn", ["rope_theta"] = 10000.0, ["factor"] = 4.0 });
         var e = LoadFails(dir);
         Assert.Contains("yarn", e.Message, StringComparison.Ordinal);
@@ -166,7 +178,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [SkippableFact]
     public void Tensor_with_the_wrong_shape_is_named()
     {
-        var dir = MistralCopy();
+        using var temp = MistralCopy();
+        var dir = temp.Path;
         EditConfig(dir, c => c["intermediate_size"] = 96);
         var e = LoadFails(dir);
         Assert.Contains("mlp.gate_proj.weight", e.Message, StringComparison.Ordinal);
@@ -176,7 +189,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [SkippableFact]
     public void Missing_tensor_is_named()
     {
-        var dir = MistralCopy();
+        using var temp = MistralCopy();
+        var dir = temp.Path;
         EditConfig(dir, c => c["num_hidden_layers"] = 3);
         var e = LoadFails(dir);
         Assert.Contains("model.layers.2.", e.Message, StringComparison.Ordinal);
@@ -185,7 +199,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [SkippableFact]
     public void Untied_model_without_lm_head_is_rejected()
     {
-        var dir = TempDirectory.CopyOf(SharedModels.Path("zoo/qwen3-qknorm"));
+        using var temp = TempDirectory.CopyOf(SharedModels.Path("zoo/qwen3-qknorm"));
+        var dir = temp.Path;
         EditConfig(dir, c => c["tie_word_embeddings"] = false);
         var e = LoadFails(dir);
         Assert.Contains("lm_head.weight", e.Message, StringComparison.Ordinal);
@@ -194,7 +209,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [SkippableFact]
     public void Tokenizer_larger_than_the_model_vocabulary_is_a_vocabulary_mismatch()
     {
-        var dir = MistralCopy();
+        using var temp = MistralCopy();
+        var dir = temp.Path;
         File.Copy(Path.Combine(SharedModels.Path("tiny-pydocs"), "tokenizer.json"), Path.Combine(dir, "tokenizer.json"));
         EditConfig(dir, c => c["vocab_size"] = 1000);
         var e = LoadFails(dir);
@@ -204,7 +220,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [SkippableFact]
     public void Sharded_checkpoint_with_a_missing_shard_is_named()
     {
-        var dir = MistralCopy();
+        using var temp = MistralCopy();
+        var dir = temp.Path;
         File.Move(Path.Combine(dir, "model.safetensors"), Path.Combine(dir, "model-00001-of-00002.safetensors"));
         File.WriteAllText(Path.Combine(dir, "model.safetensors.index.json"),
             "{\"weight_map\":{\"model.norm.weight\":\"model-00001-of-00002.safetensors\",\"lm_head.weight\":\"model-00002-of-00002.safetensors\"}}");
@@ -215,7 +232,8 @@ public sealed class ModelLoadingErrorTests : IDisposable
     [SkippableFact]
     public void Sharded_checkpoint_loads_like_the_single_file()
     {
-        var dir = MistralCopy();
+        using var temp = MistralCopy();
+        var dir = temp.Path;
         File.Move(Path.Combine(dir, "model.safetensors"), Path.Combine(dir, "model-00001-of-00001.safetensors"));
         using (var f = SafeTensorsFile.Open(Path.Combine(dir, "model-00001-of-00001.safetensors")))
         {

@@ -1,4 +1,3 @@
-using KvFusion.Engine.Tests.Support;
 using KvFusion.Engine.Tokenization;
 
 namespace KvFusion.Engine.Tests.Tokenization;
@@ -53,7 +52,8 @@ public sealed class ModelTokenizerTests
     [Fact]
     public void Missing_or_malformed_tokenizer_file_fails_with_a_model_load_error()
     {
-        var dir = TempDirectory.Create();
+        using var temp = new TempDirectory();
+        var dir = temp.Path;
         var missing = Assert.Throws<KvFusion.Engine.Models.ModelLoadException>(() => ModelTokenizer.Load(Path.Combine(dir, "tokenizer.json")));
         Assert.Contains("not found", missing.Message, StringComparison.Ordinal);
         File.WriteAllText(Path.Combine(dir, "tokenizer.json"), "{ not json");

@@ -3,7 +3,7 @@ using KvFusion.Engine.Tests.Support;
 namespace KvFusion.Engine.Tests.Transformer;
 
 [Collection(SharedModelsGroup.Name)]
-public sealed class GoldenLogitsTests(SharedFixture fixture)
+public sealed class GoldenLogitsTests(CpuModelFixture fixture)
 {
     private const float Tolerance = 2e-3f;
 

@@ -5,7 +5,7 @@ using KvFusion.Engine.Tests.Support;
 namespace KvFusion.Engine.Tests.Transformer;
 
 [Collection(SharedModelsGroup.Name)]
-public sealed class KvCacheGoldenTests(SharedFixture fixture)
+public sealed class KvCacheGoldenTests(CpuModelFixture fixture)
 {
     [SkippableFact]
     public void Cache_holds_transformers_keys_after_rope_and_values_for_layers_0_and_5()

@@ -1,10 +1,9 @@
-using KvFusion.Engine.Tests.Support;
 using System.Text;
 using System.Text.Json;
-using KvFusion.Engine.Synthetic;
+using KvFusion.Diagnostics.Synthetic;
 using KvFusion.Engine.Tokenization;
 
-namespace KvFusion.Engine.Tests.Synthetic;
+namespace KvFusion.Diagnostics.Tests.Synthetic;
 
 public sealed class ByteLevelTokenizerWriterTests
 {

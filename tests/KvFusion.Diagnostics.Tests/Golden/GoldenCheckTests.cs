@@ -1,11 +1,11 @@
 using System.Text.Json.Nodes;
-using KvFusion.Engine.Diagnostics;
-using KvFusion.Engine.Tests.Support;
+using KvFusion.Diagnostics.Golden;
+using KvFusion.Diagnostics.Tests.Support;
 
-namespace KvFusion.Engine.Tests.Diagnostics;
+namespace KvFusion.Diagnostics.Tests.Golden;
 
 [Collection(SharedModelsGroup.Name)]
-public sealed class GoldenCheckTests(SharedFixture fixture)
+public sealed class GoldenCheckTests(CpuModelFixture fixture)
 {
     [SkippableTheory]
     [InlineData("tiny-pydocs", 12)]

@@ -3,7 +3,7 @@ using KvFusion.Cache.Storage;
 using KvFusion.Engine.Generation;
 using KvFusion.Engine.Transformer;
 
-namespace KvFusion.Cli.SelfTest;
+namespace KvFusion.Diagnostics.SelfTest;
 
 /// <summary>One fusion exactness check: a mode that must reproduce full prefill, on one backend.</summary>
 /// <param name="Check">What is compared.</param>
@@ -11,8 +11,9 @@ namespace KvFusion.Cli.SelfTest;
 /// <param name="Tolerance">Largest difference accepted.</param>
 /// <param name="GreedyMatches">Whether the greedy continuation equals full prefill's.</param>
 /// <param name="Detail">What went wrong, if anything.</param>
-internal sealed record FusionCheckResult(string Check, double MaxAbsError, double Tolerance, bool GreedyMatches, string? Detail)
+public sealed record FusionCheckResult(string Check, double MaxAbsError, double Tolerance, bool GreedyMatches, string? Detail)
 {
+    /// <summary>Whether the check ran, stayed within tolerance and reproduced the greedy continuation.</summary>
     public bool Passed => Detail is null && MaxAbsError <= Tolerance && GreedyMatches;
 }
 
@@ -21,7 +22,7 @@ internal sealed record FusionCheckResult(string Check, double MaxAbsError, doubl
 /// equals full prefill; prefix mode warm (stored 256-token blocks) and reuse of one chunk at position 0 equal full
 /// prefill within the fp16 storage error; all with the same greedy continuation.
 /// </summary>
-internal static class FusionSelfCheck
+public static class FusionSelfCheck
 {
     private static readonly string[] Chunks =
     [
@@ -33,6 +34,7 @@ internal static class FusionSelfCheck
     private const string Query = "Explain how the json module serializes";
     private const int GreedyTokens = 8;
 
+    /// <summary>Runs every exactness check on the model's backend.</summary>
     public static async Task<IReadOnlyList<FusionCheckResult>> RunAsync(TransformerModel model, CancellationToken cancellationToken)
     {
         var results = new List<FusionCheckResult>();

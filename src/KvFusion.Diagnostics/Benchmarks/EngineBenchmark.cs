@@ -1,7 +1,8 @@
 using System.Diagnostics;
+using KvFusion.Engine.Generation;
 using KvFusion.Engine.Transformer;
 
-namespace KvFusion.Engine.Diagnostics;
+namespace KvFusion.Diagnostics.Benchmarks;
 
 /// <summary>One prompt length's result of <see cref="EngineBenchmark"/> (medians over the measured runs).</summary>
 public sealed record EngineBenchmarkResult(
@@ -44,14 +45,14 @@ public static class EngineBenchmark
         var start = Stopwatch.GetTimestamp();
         session.Prefill(prompt, logits, cancellationToken: cancellationToken);
         var prefill = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        var next = Generation.TokenSampler.ArgMax(logits);
+        var next = TokenSampler.ArgMax(logits);
         var ttft = Stopwatch.GetElapsedTime(start).TotalSeconds;
         var decodeStart = Stopwatch.GetTimestamp();
         for (var i = 0; i < genTokens; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             session.Decode(next, logits);
-            next = Generation.TokenSampler.ArgMax(logits);
+            next = TokenSampler.ArgMax(logits);
         }
 
         var decode = Stopwatch.GetElapsedTime(decodeStart).TotalSeconds;

@@ -4,7 +4,7 @@ using KvFusion.Engine.Compute;
 using KvFusion.Engine.Models;
 using KvFusion.Engine.SafeTensors;
 
-namespace KvFusion.Engine.Diagnostics;
+namespace KvFusion.Diagnostics.Conformance;
 
 /// <summary>One operation case of <see cref="BackendConformance"/>: how far the candidate is from the reference.</summary>
 /// <param name="Operation">The backend operation.</param>

@@ -1,11 +1,10 @@
-using KvFusion.Engine.Tests.Support;
 using System.Runtime.InteropServices;
 using KvFusion.Engine.Models;
 using KvFusion.Engine.SafeTensors;
-using KvFusion.Engine.Synthetic;
+using KvFusion.Diagnostics.Synthetic;
 using KvFusion.Engine.Tokenization;
 
-namespace KvFusion.Engine.Tests.Synthetic;
+namespace KvFusion.Diagnostics.Tests.Synthetic;
 
 public sealed class SyntheticModelWriterTests
 {

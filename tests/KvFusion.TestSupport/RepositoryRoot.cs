@@ -1,7 +1,7 @@
-namespace KvFusion.Cuda.Tests.Support;
+namespace KvFusion.TestSupport;
 
 /// <summary>The repository checkout the tests run from (the folder that holds Middleware.sln).</summary>
-internal static class RepositoryRoot
+public static class RepositoryRoot
 {
     private static readonly Lazy<string> Root = new(Find);
 
@@ -9,6 +9,9 @@ internal static class RepositoryRoot
 
     /// <summary>The repository's kernels/ folder.</summary>
     public static string KernelDirectory => System.IO.Path.Combine(Path, "kernels");
+
+    /// <summary>A path below the repository root.</summary>
+    public static string Combine(params string[] parts) => System.IO.Path.Combine([Path, .. parts]);
 
     private static string Find()
     {

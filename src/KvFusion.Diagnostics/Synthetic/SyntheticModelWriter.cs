@@ -9,7 +9,7 @@ using KvFusion.Engine.Models;
 using KvFusion.Engine.SafeTensors;
 using KvFusion.Engine.Tokenization;
 
-namespace KvFusion.Engine.Synthetic;
+namespace KvFusion.Diagnostics.Synthetic;
 
 /// <summary>Settings of <see cref="SyntheticModelWriter.Write"/>.</summary>
 public sealed record SyntheticModelOptions

@@ -3,7 +3,7 @@ using System.Text.Json;
 using KvFusion.Engine.Generation;
 using KvFusion.Engine.Transformer;
 
-namespace KvFusion.Engine.Diagnostics;
+namespace KvFusion.Diagnostics.Golden;
 
 /// <summary>One golden case: how far the engine's logits are from those transformers computed, and whether the greedy continuation matches.</summary>
 /// <param name="Model">The model folder name.</param>

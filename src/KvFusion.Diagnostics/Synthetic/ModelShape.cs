@@ -1,6 +1,6 @@
 using KvFusion.Engine.Models;
 
-namespace KvFusion.Engine.Synthetic;
+namespace KvFusion.Diagnostics.Synthetic;
 
 /// <summary>What a tensor of a decoder checkpoint is, which decides how synthetic weights initialize it.</summary>
 public enum ModelTensorRole

@@ -1,9 +1,8 @@
-using KvFusion.Engine.Tests.Support;
 using System.Buffers.Binary;
 using KvFusion.Engine.Models;
 using KvFusion.Engine.SafeTensors;
 
-namespace KvFusion.Engine.Tests.Synthetic;
+namespace KvFusion.Engine.Tests.SafeTensors;
 
 public sealed class SafeTensorsWriterTests
 {

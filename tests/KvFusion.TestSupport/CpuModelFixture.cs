@@ -1,16 +1,23 @@
 using KvFusion.Engine.Compute.Cpu;
 using KvFusion.Engine.Transformer;
 
-namespace KvFusion.Engine.Tests.Support;
+namespace KvFusion.TestSupport;
 
-/// <summary>One CPU backend and lazily loaded shared models for a test collection.</summary>
-public sealed class SharedFixture : IDisposable
+/// <summary>
+/// One CPU backend and the shared models loaded on it lazily, once per test collection (a test assembly declares
+/// the collection with <c>ICollectionFixture&lt;CpuModelFixture&gt;</c>).
+/// </summary>
+public sealed class CpuModelFixture : IDisposable
 {
     private readonly Dictionary<string, TransformerModel> _models = [];
     private readonly Lock _gate = new();
 
     public CpuBackend Backend { get; } = new();
 
+    /// <summary>tiny-pydocs, the real trained model.</summary>
+    public TransformerModel Tiny => Model("tiny-pydocs");
+
+    /// <summary>A model of ../shared/models by folder name ("tiny-pydocs", "zoo/mistral").</summary>
     public TransformerModel Model(string name)
     {
         lock (_gate)
@@ -34,10 +41,4 @@ public sealed class SharedFixture : IDisposable
 
         Backend.Dispose();
     }
-}
-
-[CollectionDefinition(Name)]
-public sealed class SharedModelsGroup : ICollectionFixture<SharedFixture>
-{
-    public const string Name = "shared models";
 }

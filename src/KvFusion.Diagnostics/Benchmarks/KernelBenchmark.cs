@@ -4,7 +4,7 @@ using KvFusion.Engine.Compute;
 using KvFusion.Engine.Models;
 using KvFusion.Engine.SafeTensors;
 
-namespace KvFusion.Cuda.Diagnostics;
+namespace KvFusion.Diagnostics.Benchmarks;
 
 /// <summary>One measured operation of <see cref="KernelBenchmark"/>.</summary>
 /// <param name="Operation">What ran.</param>

@@ -1,10 +1,9 @@
 using KvFusion.Engine.Compute;
 using KvFusion.Engine.Compute.Cpu;
-using KvFusion.Engine.Diagnostics;
+using KvFusion.Diagnostics.Conformance;
 using KvFusion.Engine.SafeTensors;
-using KvFusion.Engine.Tests.Support;
 
-namespace KvFusion.Engine.Tests.Diagnostics;
+namespace KvFusion.Diagnostics.Tests.Conformance;
 
 public sealed class BackendConformanceTests
 {

@@ -9,7 +9,7 @@ namespace KvFusion.Engine.Transformer;
 /// layer (attention over the whole cache, MLP), and drop rows that later layers need not compute. Full prefill,
 /// decode and fusion are all sequences of these steps (see <see cref="RunLayer"/> for the plain one).
 /// </summary>
-public sealed class ForwardPass
+internal sealed class ForwardPass
 {
     private readonly InferenceSession _session;
     private PassBuffers _b;

@@ -39,7 +39,7 @@ public sealed class InferenceSession : IDisposable
     /// Starts a layer-stepped pass over rows with these token ids, cache slots and positions (the embedding is looked
     /// up and the slots' positions are recorded). A session has one pass at a time; starting another ends the last.
     /// </summary>
-    public ForwardPass BeginPass(ReadOnlySpan<int> tokens, ReadOnlySpan<int> slots, ReadOnlySpan<int> positions)
+    internal ForwardPass BeginPass(ReadOnlySpan<int> tokens, ReadOnlySpan<int> slots, ReadOnlySpan<int> positions)
     {
         if (tokens.IsEmpty)
         {

@@ -55,10 +55,10 @@ public sealed class KvCache : IDisposable
     public ReadOnlySpan<int> Positions => _positions.AsSpan(0, Length);
 
     /// <summary>K (after RoPE) of a layer, [kv_heads·capacity, head_dim].</summary>
-    public DeviceTensor Keys(int layer) => _keys[layer];
+    internal DeviceTensor Keys(int layer) => _keys[layer];
 
     /// <summary>V of a layer, [kv_heads·capacity, head_dim].</summary>
-    public DeviceTensor Values(int layer) => _values[layer];
+    internal DeviceTensor Values(int layer) => _values[layer];
 
     /// <summary>Key positions on the device (uploaded lazily).</summary>
     internal DeviceTensor PositionsOnDevice

@@ -3,7 +3,7 @@ using KvFusion.Engine.Compute;
 namespace KvFusion.Engine.Transformer;
 
 /// <summary>The weights of one decoder layer, on the backend. Optional tensors are null when the family has none.</summary>
-public sealed class LayerWeights : IDisposable
+internal sealed class LayerWeights : IDisposable
 {
     /// <summary>RMSNorm before attention.</summary>
     public required DeviceTensor InputNorm { get; init; }

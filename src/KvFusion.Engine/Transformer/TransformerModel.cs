@@ -50,16 +50,16 @@ public sealed class TransformerModel : IDisposable
     public IComputeBackend Backend { get; }
 
     /// <summary>Token embedding [vocab, hidden].</summary>
-    public DeviceTensor Embedding { get; }
+    internal DeviceTensor Embedding { get; }
 
     /// <summary>Final RMSNorm.</summary>
-    public DeviceTensor FinalNorm { get; }
+    internal DeviceTensor FinalNorm { get; }
 
     /// <summary>lm_head [vocab, hidden] (the embedding when tied).</summary>
-    public DeviceTensor LmHead { get; }
+    internal DeviceTensor LmHead { get; }
 
     /// <summary>RoPE inverse frequencies [head_dim/2].</summary>
-    public DeviceTensor InverseFrequencies { get; }
+    internal DeviceTensor InverseFrequencies { get; }
 
     /// <summary>The weights' stored dtype (of the embedding).</summary>
     public TensorDType WeightDType { get; }
@@ -68,7 +68,7 @@ public sealed class TransformerModel : IDisposable
     public long ParameterCount { get; }
 
     /// <summary>Layer weights.</summary>
-    public IReadOnlyList<LayerWeights> Layers => _layers;
+    internal IReadOnlyList<LayerWeights> Layers => _layers;
 
     /// <summary>Loads a Hugging Face model directory onto a backend.</summary>
     /// <exception cref="ModelLoadException">A file is missing, malformed, inconsistent or unsupported.</exception>

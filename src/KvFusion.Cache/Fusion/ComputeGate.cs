@@ -1,7 +1,7 @@
 namespace KvFusion.Cache.Fusion;
 
 /// <summary>
-/// The queue in front of the backend: one holder at a time, in arrival order. Closing it refuses new entries, wakes
+/// The queue in front of the backend: one holder at a time, the others wait. Closing it refuses new entries, wakes
 /// the waiters with <see cref="ObjectDisposedException"/> and waits for the holder to leave, so the semaphore is never
 /// disposed under a holder.
 /// </summary>

@@ -16,7 +16,7 @@ namespace KvFusion.Cache.Fusion;
 /// </summary>
 /// <remarks>
 /// The backend computes one thing at a time: a request's fusion, a chunk's precompute, or one decode step of a
-/// <see cref="FusedContext"/>; everything else queues in arrival order. Concurrent puts of the same chunk share one
+/// <see cref="FusedContext"/>; everything else waits its turn. Concurrent puts of the same chunk share one
 /// precompute. Disposing refuses new work, fails queued work with <see cref="ObjectDisposedException"/>, and waits
 /// for the computation in progress.
 /// </remarks>

@@ -83,4 +83,20 @@ public sealed class FusionEngineConcurrencyTests(TinyModelFixture fixture)
         Assert.True(await step.WaitAsync(Timeout));
         (await other.WaitAsync(Timeout)).Dispose();
     }
+
+    [SkippableFact]
+    public async Task After_DisposeAsync_a_context_cannot_decode_and_the_engine_refuses_work()
+    {
+        var engine = new FusionEngine(fixture.Model, new ControlledKvStore());
+        using var context = await engine.FuseAsync(Request("The with statement wraps the execution of a block."));
+        await engine.DisposeAsync();
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () =>
+        {
+            await foreach (var _ in context.GenerateAsync(new SamplingOptions { MaxTokens = 4, StopTokens = [] }))
+            {
+            }
+        });
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => engine.FuseAsync(Request("Any chunk.")));
+        await engine.DisposeAsync();
+    }
 }

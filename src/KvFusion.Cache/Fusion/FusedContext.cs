@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using KvFusion.Engine.Generation;
 using KvFusion.Engine.Transformer;
 
@@ -9,15 +10,21 @@ namespace KvFusion.Cache.Fusion;
 /// </summary>
 public sealed class FusedContext : IDisposable
 {
-    internal FusedContext(InferenceSession session, float[] logits, FusionReport report, int[] promptTokens)
+    private readonly ComputeGate _gate;
+
+    internal FusedContext(InferenceSession session, float[] logits, FusionReport report, int[] promptTokens, ComputeGate gate)
     {
         Session = session;
         Logits = logits;
         Report = report;
         PromptTokens = promptTokens;
+        _gate = gate;
     }
 
-    /// <summary>The session holding the fused KV.</summary>
+    /// <summary>
+    /// The session holding the fused KV. Computing on it directly bypasses the engine's queue; use
+    /// <see cref="GenerateAsync"/> to decode in turn with other requests.
+    /// </summary>
     public InferenceSession Session { get; }
 
     /// <summary>Next-token logits after the prompt (updated by decoding).</summary>
@@ -29,9 +36,41 @@ public sealed class FusedContext : IDisposable
     /// <summary>The fused prompt's token ids (prefix, chunks, query).</summary>
     public IReadOnlyList<int> PromptTokens { get; }
 
-    /// <summary>Streams a continuation of the fused prompt.</summary>
-    public IAsyncEnumerable<GeneratedToken> GenerateAsync(SamplingOptions options, GenerationStats? stats = null, CancellationToken cancellationToken = default) =>
-        TextGenerator.ContinueAsync(Session, Logits, options, stats, cancellationToken);
+    /// <summary>
+    /// Streams a continuation of the fused prompt. Each step (one decode and the sampling of the next token) waits for
+    /// the engine's compute queue and leaves it before the token is yielded, so concurrent requests and generations
+    /// take turns step by step and no generation holds the queue between tokens.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The engine was disposed before a step could run.</exception>
+    public async IAsyncEnumerable<GeneratedToken> GenerateAsync(
+        SamplingOptions options, GenerationStats? stats = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        // The generator decodes the previous token inside each MoveNextAsync, so gating that call gates one step.
+        var tokens = TextGenerator.ContinueAsync(Session, Logits, options, stats, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        await using (tokens.ConfigureAwait(false))
+        {
+            while (true)
+            {
+                bool more;
+                await _gate.EnterAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    more = await tokens.MoveNextAsync().ConfigureAwait(false);
+                }
+                finally
+                {
+                    _gate.Exit();
+                }
+
+                if (!more)
+                {
+                    yield break;
+                }
+
+                yield return tokens.Current;
+            }
+        }
+    }
 
     /// <inheritdoc />
     public void Dispose() => Session.Dispose();

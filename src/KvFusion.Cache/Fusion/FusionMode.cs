@@ -24,8 +24,16 @@ public enum FusionMode
 /// <param name="Variant">An optional named blend variant after a second colon (e.g. <c>blend:0.15:qattn</c>).</param>
 public readonly record struct FusionModeSpec(FusionMode Mode, double Ratio, string? Variant = null)
 {
+    /// <summary>The forms a mode string takes, as listed in parse errors.</summary>
+    public static string ValidForms =>
+        $"full, prefix, reuse, blend, blend:R, blend:R:VARIANT (R in (0, 1]; VARIANT one of {string.Join(", ", BlendVariants.Names)})";
+
     /// <summary>Parses <c>full</c>, <c>prefix</c>, <c>reuse</c>, <c>blend</c>, <c>blend:R</c> or <c>blend:R:VARIANT</c>.</summary>
-    /// <exception cref="FormatException">Unknown mode or a ratio outside (0, 1].</exception>
+    /// <exception cref="FusionException">
+    /// <see cref="FusionError.InvalidRequest"/>: an unknown mode or variant, a ratio that is not a number in (0, 1], a
+    /// ratio on a mode other than blend, or parts after the variant. The message names the bad part and lists
+    /// <see cref="ValidForms"/>.
+    /// </exception>
     public static FusionModeSpec Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -36,23 +44,31 @@ public readonly record struct FusionModeSpec(FusionMode Mode, double Ratio, stri
             "prefix" => FusionMode.Prefix,
             "reuse" => FusionMode.Reuse,
             "blend" => FusionMode.Blend,
-            _ => throw new FormatException($"Unknown fusion mode '{parts[0]}' (full, prefix, reuse, blend[:ratio[:variant]])."),
+            _ => throw Invalid(text, $"unknown mode '{parts[0]}'"),
         };
-        var ratio = BlendOptions.DefaultRatio;
-        if (parts.Length > 1)
+        if (parts.Length > 1 && mode != FusionMode.Blend)
         {
-            if (mode != FusionMode.Blend)
-            {
-                throw new FormatException($"Mode '{parts[0]}' takes no ratio.");
-            }
-
-            if (!double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out ratio) || !(ratio > 0 && ratio <= 1))
-            {
-                throw new FormatException($"Blend ratio '{parts[1]}' must be a number in (0, 1].");
-            }
+            throw Invalid(text, $"mode '{parts[0]}' takes no ratio, got '{parts[1]}'");
         }
 
-        return new FusionModeSpec(mode, ratio, parts.Length > 2 ? parts[2] : null);
+        if (parts.Length > 3)
+        {
+            throw Invalid(text, $"nothing may follow the variant, got '{string.Join(':', parts[3..])}'");
+        }
+
+        var ratio = BlendOptions.DefaultRatio;
+        if (parts.Length > 1 && (!double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out ratio) || !(ratio > 0 && ratio <= 1)))
+        {
+            throw Invalid(text, $"the blend ratio '{parts[1]}' is not a number in (0, 1]");
+        }
+
+        var variant = parts.Length > 2 ? parts[2] : null;
+        if (variant is not null && !BlendVariants.IsKnown(variant))
+        {
+            throw Invalid(text, $"unknown blend variant '{variant}'");
+        }
+
+        return new FusionModeSpec(mode, ratio, variant);
     }
 
     /// <inheritdoc />
@@ -63,4 +79,7 @@ public readonly record struct FusionModeSpec(FusionMode Mode, double Ratio, stri
             : string.Create(CultureInfo.InvariantCulture, $"blend:{Ratio:0.###}:{Variant}"),
         _ => Mode.ToString().ToLowerInvariant(),
     };
+
+    private static FusionException Invalid(string text, string problem) =>
+        new(FusionError.InvalidRequest, $"Invalid fusion mode '{text}': {problem}. Valid forms: {ValidForms}.");
 }

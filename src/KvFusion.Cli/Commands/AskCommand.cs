@@ -41,7 +41,7 @@ internal static class AskCommand
             {
                 spec = FusionModeSpec.Parse(parse.GetValue(mode)!);
             }
-            catch (FormatException e)
+            catch (FusionException e)
             {
                 throw new CliException(e.Message);
             }

@@ -25,7 +25,7 @@ internal static class EvalCommands
         {
             return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(FusionModeSpec.Parse).ToList();
         }
-        catch (FormatException e)
+        catch (FusionException e)
         {
             throw new CliException(e.Message);
         }

@@ -182,7 +182,8 @@ public sealed class FusionExactnessTests(TinyModelFixture fixture)
     [InlineData("blend:0")]
     [InlineData("blend:1.5")]
     [InlineData("reuse:0.2")]
-    public void Bad_mode_specs_are_rejected(string text) => Assert.Throws<FormatException>(() => FusionModeSpec.Parse(text));
+    public void Bad_mode_specs_are_rejected(string text) =>
+        Assert.Equal(FusionError.InvalidRequest, Assert.Throws<FusionException>(() => FusionModeSpec.Parse(text)).Error);
 
     [Fact]
     public void Every_catalog_variant_resolves_to_valid_options()

@@ -1,0 +1,52 @@
+namespace KvFusion.Cache.Fusion.Blend;
+
+/// <summary>Collects what blend's selection did, for the report: counts per check layer, kept slots, deviation means.</summary>
+internal sealed class BlendReportBuilder(int totalCandidates)
+{
+    private readonly List<(int Layer, int Selected, int Candidates)> _selection = [];
+    private IReadOnlyList<int> _selectedSlots = [];
+    private (double Selected, double Unselected)? _deviationMeans;
+
+    /// <summary>All chunk tokens of the prompt: the base of every step's ratio.</summary>
+    public int TotalCandidates => totalCandidates;
+
+    /// <summary>Records a check layer's selection of <paramref name="kept"/> rows with a budget of <paramref name="k"/>.</summary>
+    public void RecordCheck(int layer, int k, List<int> candidates, float[] deviation, int[] kept)
+    {
+        _selection.Add((layer, Math.Min(k, candidates.Count), totalCandidates));
+        _deviationMeans = DeviationMeans(deviation, candidates, kept);
+    }
+
+    /// <summary>Records the cache slots of the chunk tokens the check layer kept.</summary>
+    public void RecordKeptSlots(IReadOnlyList<int> slots) => _selectedSlots = slots;
+
+    /// <summary>The report with the selection added; the last check layer's slots and means are the ones reported.</summary>
+    public FusionReport Complete(FusionReport report) => report with
+    {
+        Selection = _selection,
+        SelectedSlots = _selectedSlots,
+        DeviationMeans = _deviationMeans,
+    };
+
+    private static (double, double) DeviationMeans(float[] deviation, List<int> candidates, int[] kept)
+    {
+        var keptSet = new HashSet<int>(kept);
+        double sel = 0, unsel = 0;
+        int ns = 0, nu = 0;
+        foreach (var r in candidates)
+        {
+            if (keptSet.Contains(r))
+            {
+                sel += deviation[r];
+                ns++;
+            }
+            else
+            {
+                unsel += deviation[r];
+                nu++;
+            }
+        }
+
+        return (ns > 0 ? sel / ns : 0, nu > 0 ? unsel / nu : 0);
+    }
+}

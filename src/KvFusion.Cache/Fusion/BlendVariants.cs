@@ -1,0 +1,104 @@
+using System.Globalization;
+
+namespace KvFusion.Cache.Fusion;
+
+/// <summary>
+/// The named blend variants of mode strings (<c>blend:R:VARIANT</c>): the CacheBlend reference and each improvement,
+/// so they can be compared. One table builds each variant's options, and a variant's description is composed from the
+/// options it builds (each criterion and switch reads as a fixed phrase), so the two cannot drift apart.
+/// </summary>
+public static class BlendVariants
+{
+    /// <summary>The variant a mode string without one gets.</summary>
+    public const string Default = "qattn";
+
+    private static readonly (string Name, Func<double, BlendOptions> Build)[] Table =
+    [
+        ("ref", BlendOptions.Reference),
+        ("dev", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.Deviation, Deviation = DeviationTarget.KeyAndValue }),
+        (Default, r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.QueryAttention }),
+        ("devxattn", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.DeviationTimesAttention }),
+        ("gradual", r => Gradual(r, SelectionCriterion.QueryAttention, 1, 2)),
+        ("gradualdev", r => Gradual(r, SelectionCriterion.Deviation, 1, 2)),
+        ("l0", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.QueryAttention, Schedule = [new SelectionStep(0, r)] }),
+        ("l0gradual", r => Gradual(r, SelectionCriterion.QueryAttention, 0, 1)),
+        ("l0gradualdev", r => new BlendOptions
+        {
+            Ratio = r,
+            Criterion = SelectionCriterion.QueryAttention,
+            Schedule = [new SelectionStep(0, Math.Min(1, 2 * r)), new SelectionStep(1, r, SelectionCriterion.DeviationTimesAttention)],
+        }),
+        ("exact", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.Deviation, ReuseLayerZero = false }),
+    ];
+
+    // How each criterion reads; {0} is what the deviation measures.
+    private static readonly Dictionary<SelectionCriterion, string> Criteria = new()
+    {
+        [SelectionCriterion.Deviation] = "{0} deviation",
+        [SelectionCriterion.QueryAttention] = "query attention",
+        [SelectionCriterion.DeviationTimesAttention] = "{0} deviation × query attention",
+    };
+
+    private static readonly Dictionary<DeviationTarget, string> Targets = new()
+    {
+        [DeviationTarget.Key] = "K",
+        [DeviationTarget.Value] = "V",
+        [DeviationTarget.KeyAndValue] = "K+V",
+    };
+
+    // The switches: when each matters for the options' steps, and how it reads on and off.
+    private static readonly (Func<BlendOptions, bool> Matters, Func<BlendOptions, bool> IsOn, string On, string Off)[] Switches =
+    [
+        (o => o.Steps()[0].Layer > 0, o => o.ReuseLayerZero, "stored layer-0 K/V reused", "layer 0 recomputed for all tokens"),
+        (o => o.Steps().Any(s => (s.Criterion ?? o.Criterion) == SelectionCriterion.Deviation), o => o.WriteAllAtCheckLayer,
+            "fresh K/V of all tokens written at check layers", "unselected tokens keep their stored K/V at check layers"),
+    ];
+
+    /// <summary>The variant names, in table order.</summary>
+    public static IReadOnlyList<string> Names { get; } = [.. Table.Select(v => v.Name)];
+
+    /// <summary>Whether <paramref name="name"/> is a variant.</summary>
+    public static bool IsKnown(string name) => Table.Any(v => v.Name == name);
+
+    /// <summary>The options of a variant (null: <see cref="Default"/>) at recompute ratio <paramref name="ratio"/>.</summary>
+    /// <exception cref="FusionException">Unknown variant (<see cref="FusionError.InvalidRequest"/>).</exception>
+    public static BlendOptions Build(string? name, double ratio)
+    {
+        name ??= Default;
+        foreach (var (n, build) in Table)
+        {
+            if (n == name)
+            {
+                return build(ratio);
+            }
+        }
+
+        throw new FusionException(FusionError.InvalidRequest, $"Unknown blend variant '{name}'; the variants are {string.Join(", ", Names)}.");
+    }
+
+    /// <summary>
+    /// What <paramref name="options"/> do, with step ratios as multiples of <paramref name="ratio"/> (written r): the
+    /// selection steps in order, then the switches that matter for them.
+    /// </summary>
+    public static string Describe(BlendOptions options, double ratio)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var steps = options.Steps().Select(s => string.Format(CultureInfo.InvariantCulture, "{0} at layer {1} keeps {2}",
+            string.Format(CultureInfo.InvariantCulture, Criteria[s.Criterion ?? options.Criterion], Targets[options.Deviation]), s.Layer, Multiple(s.Ratio, ratio)));
+        var switches = Switches.Where(s => s.Matters(options)).Select(s => s.IsOn(options) ? s.On : s.Off);
+        return string.Join("; ", switches.Prepend(string.Join(", then ", steps)));
+    }
+
+    private static BlendOptions Gradual(double r, SelectionCriterion criterion, int firstLayer, int secondLayer) => new()
+    {
+        Ratio = r,
+        Criterion = criterion,
+        Schedule = [new SelectionStep(firstLayer, Math.Min(1, 2 * r)), new SelectionStep(secondLayer, r)],
+    };
+
+    private static string Multiple(double stepRatio, double ratio)
+    {
+        var multiple = Math.Round(stepRatio / ratio, 6);
+        return multiple == 1 ? "r" : string.Create(CultureInfo.InvariantCulture, $"{multiple}r");
+    }
+}

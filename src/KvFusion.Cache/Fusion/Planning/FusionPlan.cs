@@ -1,0 +1,36 @@
+namespace KvFusion.Cache.Fusion.Planning;
+
+/// <summary>A validated fusion request: the tokens of each segment and where they sit in the fused prompt.</summary>
+internal sealed class FusionPlan
+{
+    /// <summary>The mode as reported (e.g. <c>blend:0.15</c>).</summary>
+    public required string ModeName { get; init; }
+
+    public required int[] Prefix { get; init; }
+
+    public required IReadOnlyList<ChunkPlan> Chunks { get; init; }
+
+    public required int[] Query { get; init; }
+
+    /// <summary>The tokens chunks are precomputed behind.</summary>
+    public required int[] Sink { get; init; }
+
+    /// <summary>The fused prompt: prefix, chunks, query.</summary>
+    public required int[] Tokens { get; init; }
+
+    public int ChunkTokens => Chunks.Sum(c => c.Tokens.Length);
+
+    /// <summary>The report every mode starts from; the engine adds the times.</summary>
+    public FusionReport Report(int reused, int[] recomputedPerLayer) => new()
+    {
+        Mode = ModeName,
+        TotalTokens = Tokens.Length,
+        PrefixTokens = Prefix.Length,
+        ChunkTokens = ChunkTokens,
+        QueryTokens = Query.Length,
+        ReusedTokens = reused,
+        RecomputedPerLayer = recomputedPerLayer,
+        StageTimes = new Dictionary<string, TimeSpan>(),
+        Total = TimeSpan.Zero,
+    };
+}

@@ -1,0 +1,158 @@
+using System.Runtime.InteropServices;
+using KvFusion.Cache.Keys;
+using KvFusion.Cache.Storage;
+using KvFusion.Engine.Transformer;
+
+namespace KvFusion.Cache.Fusion.Planning;
+
+/// <summary>
+/// Turns requests into plans: tokenizes the segments, finds stored chunks, checks ids, vocabulary and context, and
+/// names the store variant of each chunk (its sink). Nothing is computed or stored here.
+/// </summary>
+internal sealed class FusionPlanner(TransformerModel model, IKvStore store, FusionEngineOptions options)
+{
+    /// <summary>The id of a chunk's tokens under this model and tokenizer.</summary>
+    public ChunkId ChunkIdOf(ReadOnlySpan<int> tokens) => ChunkId.Compute(model.Fingerprint.Model, model.Fingerprint.Tokenizer, tokens);
+
+    /// <summary>Tokenizes text with the model's tokenizer.</summary>
+    public int[] Tokenize(string text) =>
+        (model.Tokenizer ?? throw new FusionException(FusionError.InvalidRequest, $"{model.Directory} has no tokenizer; pass token ids.")).Encode(text);
+
+    /// <summary>What storing <paramref name="chunk"/> behind the sink would write.</summary>
+    public ChunkTarget PlanChunk(ChunkInput chunk, SinkKind? sink, string? prefix)
+    {
+        var tokens = chunk.Tokens?.ToArray() ?? (chunk.Text is { } t ? Tokenize(t) : throw new FusionException(FusionError.InvalidRequest, "A chunk to store needs text or tokens."));
+        var prefixTokens = prefix is null ? [] : Tokenize(prefix);
+        var sinkKind = sink ?? options.DefaultSink;
+        var sinkTokens = SinkTokens(sinkKind, prefixTokens);
+        CheckChunkFits(tokens, sinkTokens.Length);
+        var id = ChunkIdOf(tokens);
+        return new ChunkTarget(id, new CacheKey(CacheEntryKind.Chunk, id.ToString(), Variant(sinkKind, prefixTokens)), tokens, sinkTokens);
+    }
+
+    /// <summary>Plans a request; stored chunks named by id are loaded on the way.</summary>
+    /// <exception cref="FusionException">Unknown chunk, chunk of another model, empty query, or a prompt beyond the context.</exception>
+    public async Task<FusionPlan> PlanAsync(FusionRequest request, CancellationToken ct)
+    {
+        var query = request.QueryTokens?.ToArray() ?? (string.IsNullOrEmpty(request.Query) ? [] : Tokenize(request.Query));
+        if (query.Length == 0)
+        {
+            throw new FusionException(FusionError.EmptyQuery, "The query is empty.");
+        }
+
+        var prefix = string.IsNullOrEmpty(request.Prefix) ? [] : Tokenize(request.Prefix);
+        var sinkKind = request.Sink ?? options.DefaultSink;
+        var sink = SinkTokens(sinkKind, prefix);
+        var variant = Variant(sinkKind, prefix);
+        var chunks = new List<ChunkPlan>(request.Chunks.Count);
+        for (var i = 0; i < request.Chunks.Count; i++)
+        {
+            var input = request.Chunks[i] ?? throw new FusionException(FusionError.InvalidRequest, $"Chunk {i} is null.");
+            chunks.Add(input.Id is { } id
+                ? await PlanStoredChunkAsync(id, variant, ct).ConfigureAwait(false)
+                : PlanChunkText(input, i, variant, sink.Length));
+        }
+
+        var all = Concatenate(prefix, chunks, query);
+        if (all.Length > model.Config.MaxPositionEmbeddings)
+        {
+            throw new FusionException(FusionError.ContextOverflow,
+                $"The fused prompt has {all.Length} tokens (prefix {prefix.Length}, chunks {all.Length - prefix.Length - query.Length}, query {query.Length}); the model's context is {model.Config.MaxPositionEmbeddings}.");
+        }
+
+        foreach (var t in query)
+        {
+            if ((uint)t >= (uint)model.Config.VocabSize)
+            {
+                throw new FusionException(FusionError.InvalidRequest, $"Query token id {t} is outside the vocabulary of {model.Config.VocabSize}.");
+            }
+        }
+
+        var modeName = request.Mode == FusionMode.Blend
+            ? new FusionModeSpec(FusionMode.Blend, request.Blend.Ratio).ToString()
+            : request.Mode.ToString().ToLowerInvariant();
+        return new FusionPlan { ModeName = modeName, Prefix = prefix, Chunks = chunks, Query = query, Sink = sink, Tokens = all };
+    }
+
+    private async Task<ChunkPlan> PlanStoredChunkAsync(ChunkId id, string variant, CancellationToken ct)
+    {
+        var key = new CacheKey(CacheEntryKind.Chunk, id.ToString(), variant);
+        var entry = await store.GetAsync(key, ct).ConfigureAwait(false)
+            ?? throw new FusionException(FusionError.UnknownChunk, $"Chunk {id} is not stored (variant {variant}); store it first or send its text.");
+        StoredKvCheck.Check(model, entry, $"Chunk {id}");
+        return new ChunkPlan { Tokens = [.. entry.Tokens], Key = key, Entry = entry };
+    }
+
+    private ChunkPlan PlanChunkText(ChunkInput input, int index, string variant, int sinkLength)
+    {
+        var tokens = input.Tokens?.ToArray() ?? (input.Text is { } text ? Tokenize(text) : null)
+            ?? throw new FusionException(FusionError.InvalidRequest, $"Chunk {index} has neither an id, text nor tokens.");
+        if (tokens.Length == 0)
+        {
+            throw new FusionException(FusionError.InvalidRequest, $"Chunk {index} has no tokens.");
+        }
+
+        foreach (var t in tokens)
+        {
+            if ((uint)t >= (uint)model.Config.VocabSize)
+            {
+                throw new FusionException(FusionError.InvalidRequest, $"Chunk {index} has token id {t}, outside the vocabulary of {model.Config.VocabSize}.");
+            }
+        }
+
+        CheckChunkFits(tokens, sinkLength);
+        return new ChunkPlan { Tokens = tokens, Key = new CacheKey(CacheEntryKind.Chunk, ChunkIdOf(tokens).ToString(), variant) };
+    }
+
+    /// <summary>Lays the segments out in prompt order and gives each chunk its first slot.</summary>
+    private static int[] Concatenate(int[] prefix, List<ChunkPlan> chunks, int[] query)
+    {
+        var all = new int[prefix.Length + chunks.Sum(c => c.Tokens.Length) + query.Length];
+        prefix.CopyTo(all, 0);
+        var at = prefix.Length;
+        foreach (var c in chunks)
+        {
+            c.Slot = at;
+            c.Tokens.CopyTo(all, at);
+            at += c.Tokens.Length;
+        }
+
+        query.CopyTo(all, at);
+        return all;
+    }
+
+    private void CheckChunkFits(int[] tokens, int sinkLength)
+    {
+        if (tokens.Length == 0)
+        {
+            throw new FusionException(FusionError.InvalidRequest, "A chunk has no tokens.");
+        }
+
+        if (tokens.Length + sinkLength > model.Config.MaxPositionEmbeddings)
+        {
+            throw new FusionException(FusionError.ContextOverflow,
+                $"A chunk of {tokens.Length} tokens (plus a {sinkLength}-token sink) is longer than the model's context of {model.Config.MaxPositionEmbeddings}.");
+        }
+    }
+
+    private int[] SinkTokens(SinkKind sink, int[] prefix) => sink switch
+    {
+        SinkKind.None => [],
+        SinkKind.Prefix => prefix,
+        SinkKind.Bos => [model.Config.BosTokenId ?? throw new FusionException(FusionError.InvalidRequest, "The model has no BOS token; use another sink.")],
+        _ => throw new FusionException(FusionError.InvalidRequest, $"Unknown sink {sink}."),
+    };
+
+    private static string Variant(SinkKind sink, int[] prefix) => sink switch
+    {
+        SinkKind.Bos => "sink:bos",
+        SinkKind.Prefix when prefix.Length > 0 => "sink:prefix:" + PrefixDigest(prefix),
+        _ => "sink:none",
+    };
+
+    private static string PrefixDigest(int[] prefix)
+    {
+        var bytes = MemoryMarshal.AsBytes(prefix.AsSpan());
+        return Convert.ToHexStringLower(Blake3.Hasher.Hash(bytes).AsSpan())[..16];
+    }
+}

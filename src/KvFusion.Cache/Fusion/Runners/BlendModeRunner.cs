@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using KvFusion.Cache.Fusion.Blend;
+using KvFusion.Engine.Transformer;
+
+namespace KvFusion.Cache.Fusion.Runners;
+
+/// <summary>
+/// <c>blend</c> (CacheBlend): one layer-stepped pass over everything after the reused prefix blocks, with the chunks'
+/// stored KV imported; at each check layer the chunk tokens are scored and only the selected ones (and the query and
+/// uncached prefix) go on through the later layers.
+/// </summary>
+internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks prefixBlocks) : IFusionModeRunner
+{
+    public FusionMode Mode => FusionMode.Blend;
+
+    public async Task<FusionReport> RunAsync(FusionRun run, CancellationToken cancellationToken)
+    {
+        var (plan, session, stages, blend) = (run.Plan, run.Session, run.Stages, run.Blend);
+        blend.Validate(run.LayerCount);
+        var sw = Stopwatch.StartNew();
+        var precomputed = await chunkCaches.EnsureAsync(plan, cancellationToken).ConfigureAwait(false);
+        stages["precompute"] = sw.Elapsed;
+        sw.Restart();
+        var load = await prefixBlocks.LoadAsync(session, plan.Tokens, plan.Prefix.Length, cancellationToken).ConfigureAwait(false);
+
+        // Rows of the pass: everything after the reused prefix blocks. Row r is slot loaded + r.
+        var rowCount = plan.Tokens.Length - load.Loaded;
+        var slots = new int[rowCount];
+        for (var r = 0; r < rowCount; r++)
+        {
+            slots[r] = load.Loaded + r;
+        }
+
+        var pass = session.BeginPass(plan.Tokens.AsSpan(load.Loaded), slots, slots);
+        ChunkCaches.Import(session, plan);
+        stages["load"] = sw.Elapsed;
+
+        var rows = new BlendRows(rowCount, plan.Prefix.Length - load.Loaded, plan.Query.Length);
+        var report = new BlendReportBuilder(plan.ChunkTokens);
+        sw.Restart();
+        var (recomputed, selectTime) = ComputeLayers(pass, session, blend, rows, report, cancellationToken);
+        pass.ComputeLogits(pass.RowCount - 1, run.Logits);
+        stages["compute"] = sw.Elapsed - selectTime;
+        stages["select"] = selectTime;
+        sw.Restart();
+        await prefixBlocks.StoreAsync(session, plan.Tokens, load, plan.Prefix.Length, cancellationToken).ConfigureAwait(false);
+        stages["store"] = sw.Elapsed;
+        return report.Complete(plan.Report(plan.ChunkTokens + load.Loaded, recomputed) with
+        {
+            ChunksPrecomputed = precomputed,
+            PrefixBlocksReused = load.Blocks,
+        });
+    }
+
+    /// <summary>Runs every layer, selecting at the check layers; returns the rows computed per layer and the selection time.</summary>
+    private static (int[] Recomputed, TimeSpan SelectTime) ComputeLayers(
+        ForwardPass pass, InferenceSession session, BlendOptions blend, BlendRows rows, BlendReportBuilder report, CancellationToken ct)
+    {
+        var layers = session.Model.Config.LayerCount;
+        var policy = new BlendCommitPolicy(blend);
+        var steps = blend.Steps();
+        var stepIndex = 0;
+        var recomputed = new int[layers];
+        var selectTime = TimeSpan.Zero;
+        for (var l = 0; l < layers; l++)
+        {
+            ct.ThrowIfCancellationRequested();
+            pass.ComputeQkv(l);
+            if (stepIndex < steps.Count && steps[stepIndex].Layer == l)
+            {
+                var selectWatch = Stopwatch.StartNew();
+                Select(pass, session, l, steps[stepIndex], blend, policy, rows, report);
+                stepIndex++;
+                selectTime += selectWatch.Elapsed;
+            }
+            else
+            {
+                policy.CommitLayer(pass, l, rows);
+            }
+
+            recomputed[l] = pass.RowCount;
+            pass.CompleteLayer(l);
+        }
+
+        return (recomputed, selectTime);
+    }
+
+    /// <summary>One check layer: score the chunk tokens, keep the top ones, commit K/V, drop the other rows.</summary>
+    private static void Select(
+        ForwardPass pass, InferenceSession session, int layer, SelectionStep step, BlendOptions blend, BlendCommitPolicy policy, BlendRows rows, BlendReportBuilder report)
+    {
+        var criterion = step.Criterion ?? blend.Criterion;
+        var deviation = BlendScorer.Deviation(pass, blend.Deviation);
+        var committedAll = policy.CommitBeforeScoring(pass, layer, criterion);
+        var attention = BlendScorer.QueryAttention(pass, session, rows.QueryRows, criterion);
+        var (candidates, others) = rows.Partition(pass.RowCount);
+        var scores = BlendScorer.Scores(criterion, deviation, attention, pass.Slots, candidates);
+        var k = BlendScorer.Budget(step.Ratio, report.TotalCandidates);
+        var kept = TokenSelection.Select(scores, CollectionsMarshal.AsSpan(candidates), k, CollectionsMarshal.AsSpan(others));
+        report.RecordCheck(layer, k, candidates, deviation, kept);
+        BlendCommitPolicy.CommitAfterSelection(pass, layer, kept, committedAll);
+        report.RecordKeptSlots(rows.Keep(pass, kept));
+    }
+}

@@ -1,0 +1,56 @@
+using KvFusion.Cache.Chunks;
+using KvFusion.Cache.Fusion.Planning;
+using KvFusion.Cache.Storage;
+using KvFusion.Engine.Transformer;
+
+namespace KvFusion.Cache.Fusion.Runners;
+
+/// <summary>Brings a plan's chunk caches from the store (precomputing missing ones) into a session.</summary>
+internal sealed class ChunkCaches(TransformerModel model, IKvStore store)
+{
+    /// <summary>Loads stored chunk entries, precomputing and storing the missing ones; returns how many were computed.</summary>
+    public async Task<int> EnsureAsync(FusionPlan plan, CancellationToken ct)
+    {
+        var computed = 0;
+        foreach (var c in plan.Chunks)
+        {
+            if (c.Entry is not null)
+            {
+                continue;
+            }
+
+            var entry = await store.GetAsync(c.Key, ct).ConfigureAwait(false);
+            if (entry is not null)
+            {
+                StoredKvCheck.Check(model, entry, $"Chunk {c.Key.Id}");
+            }
+            else
+            {
+                entry = ChunkPrecomputer.Compute(model, c.Key, plan.Sink, c.Tokens, ct);
+                await store.PutAsync(entry, ct).ConfigureAwait(false);
+                computed++;
+            }
+
+            c.Entry = entry;
+        }
+
+        return computed;
+    }
+
+    /// <summary>Writes every chunk's stored KV at its slots, positioned where it sits in the fused prompt.</summary>
+    public static void Import(InferenceSession session, FusionPlan plan)
+    {
+        foreach (var c in plan.Chunks)
+        {
+            var n = c.Tokens.Length;
+            var slots = new int[n];
+            for (var i = 0; i < n; i++)
+            {
+                slots[i] = c.Slot + i;
+            }
+
+            session.Cache.SetPositions(slots, slots);
+            ChunkPrecomputer.Import(session, c.Entry!, c.Slot);
+        }
+    }
+}

@@ -1,0 +1,22 @@
+using KvFusion.Cache.Fusion.Planning;
+using KvFusion.Engine.Transformer;
+
+namespace KvFusion.Cache.Fusion.Runners;
+
+/// <summary>What a runner works on for one request: the plan, an empty session sized for it, and the outputs.</summary>
+internal sealed class FusionRun
+{
+    public required FusionPlan Plan { get; init; }
+
+    public required InferenceSession Session { get; init; }
+
+    public required BlendOptions Blend { get; init; }
+
+    /// <summary>Receives the next-token logits after the prompt.</summary>
+    public required float[] Logits { get; init; }
+
+    /// <summary>Time per stage, filled in by the runner.</summary>
+    public required Dictionary<string, TimeSpan> Stages { get; init; }
+
+    public int LayerCount => Session.Model.Config.LayerCount;
+}

@@ -19,8 +19,6 @@ internal sealed record ComparisonResult(
     EngineSummary Ours,
     EngineSummary LlamaCpp,
     IReadOnlyList<double> PrefillRatioByRound,
-    double? AnchorPrefillTokensPerSecond,
-    double? AnchorDecodeTokensPerSecond,
     int GreedyAgreedPrefix,
     int GreedyTokens)
 {
@@ -32,10 +30,6 @@ internal sealed record ComparisonResult(
 
     /// <summary>Latency turned around so that &gt; 1 also means we are faster: llama.cpp TTFT / ours.</summary>
     public double? TtftRatio => Statistics.Ratio(LlamaCpp.TtftMilliseconds, Ours.TtftMilliseconds);
-
-    public double? PrefillRatioToAnchor => Statistics.Ratio(Ours.PrefillTokensPerSecond, AnchorPrefillTokensPerSecond);
-
-    public double? DecodeRatioToAnchor => Statistics.Ratio(Ours.DecodeTokensPerSecond, AnchorDecodeTokensPerSecond);
 }
 
 /// <summary>The parallelism checks before one thread count's rounds (empty for 1 thread).</summary>

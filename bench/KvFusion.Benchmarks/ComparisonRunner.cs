@@ -19,6 +19,9 @@ internal sealed class ComparisonRunner(BenchmarkSettings settings, IAnsiConsole 
 
     public IReadOnlyList<ParallelCheck> ParallelChecks => _checks;
 
+    /// <summary>cpu.md's llama-bench numbers for this model, matched by weights fingerprint or shape (null: none apply).</summary>
+    public PublishedLlamaBench? Published { get; private set; }
+
     private readonly List<ParallelCheck> _checks = [];
 
     public IReadOnlyList<ComparisonResult> Run(CancellationToken cancellationToken)
@@ -74,6 +77,7 @@ internal sealed class ComparisonRunner(BenchmarkSettings settings, IAnsiConsole 
 
         CheckParallelism(threads, 0);
         using var ours = new KvFusionEngine(settings.ModelDirectory, threads, capacity);
+        Published ??= PublishedLlamaBench.Find(ours.Fingerprint.Model, ours.Config);
         using var llama = LlamaCppEngine.Create(weights, settings.GgufPath, threads, context, longest);
         IBenchEngine[] engines = [ours, llama];
 
@@ -161,8 +165,6 @@ internal sealed class ComparisonRunner(BenchmarkSettings settings, IAnsiConsole 
             EngineSummary.From(samples[length].Ours, length, steps[length]),
             EngineSummary.From(samples[length].Llama, length, steps[length]),
             roundRatios[length],
-            LlamaBenchAnchors.Prefill(settings.ModelDirectory, threads, length),
-            LlamaBenchAnchors.Decode(settings.ModelDirectory, threads),
             agreement[length],
             steps[length] + 1)).ToList();
     }

@@ -1,6 +1,7 @@
 using KvFusion.Engine.Compute.Cpu;
 using KvFusion.Diagnostics.Benchmarks;
 using KvFusion.Engine.Generation;
+using KvFusion.Engine.Models;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Benchmarks;
@@ -29,6 +30,11 @@ internal sealed class KvFusionEngine : IBenchEngine
     }
 
     public int VocabSize => _model.Config.VocabSize;
+
+    public ModelConfig Config => _model.Config;
+
+    /// <summary>BLAKE3 of the weights and tokenizer: what identifies the model, unlike its folder name.</summary>
+    public ModelFingerprint Fingerprint => _model.Fingerprint;
 
     public int ContextLength => _model.Config.MaxPositionEmbeddings;
 

@@ -64,10 +64,10 @@ internal static class Program
                     stdout.Profile.Width = 200;
                 }
 
-                Report.WriteTables(stdout, settings, results, runner.ParallelChecks);
+                Report.WriteTables(stdout, settings, results, runner.ParallelChecks, runner.Published);
                 if (settings.JsonPath is { } path)
                 {
-                    Report.WriteJson(path, settings, results, runner.ParallelChecks);
+                    Report.WriteJson(path, settings, results, runner.ParallelChecks, runner.Published);
                     Diagnostics.MarkupLineInterpolated($"[grey]wrote {path}[/]");
                 }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using KvFusion.Diagnostics.Benchmarks;
 using Spectre.Console;
 
 namespace KvFusion.Benchmarks;
@@ -7,10 +8,10 @@ namespace KvFusion.Benchmarks;
 /// <summary>The result tables (standard output) and the JSON file.</summary>
 internal static class Report
 {
-    public static void WriteTables(IAnsiConsole console, BenchmarkSettings settings, IReadOnlyList<ComparisonResult> results, IReadOnlyList<ParallelCheck> checks)
+    public static void WriteTables(
+        IAnsiConsole console, BenchmarkSettings settings, IReadOnlyList<ComparisonResult> results, IReadOnlyList<ParallelCheck> checks, PublishedLlamaBench? published)
     {
         ArgumentNullException.ThrowIfNull(console);
-        var anchored = LlamaBenchAnchors.AppliesTo(settings.ModelDirectory);
         var samples = settings.Rounds * settings.Runs;
         console.MarkupLineInterpolated(
             $"model [bold]{settings.ModelDirectory}[/], llama.cpp via LLamaSharp 0.30.0 on [bold]{settings.GgufPath}[/]");
@@ -22,11 +23,6 @@ internal static class Report
             new TableColumn("ours tok/s").RightAligned(), new TableColumn("llama.cpp tok/s").RightAligned(), new TableColumn("ours/llama.cpp").RightAligned(),
             new TableColumn("ratio by round").RightAligned(),
             new TableColumn("ours TTFT ms").RightAligned(), new TableColumn("llama.cpp TTFT ms").RightAligned(), new TableColumn("TTFT llama.cpp/ours").RightAligned());
-        if (anchored)
-        {
-            prefill.AddColumns(new TableColumn("anchor ppN*").RightAligned(), new TableColumn("ours/anchor*").RightAligned());
-        }
-
         foreach (var r in results)
         {
             var cells = new List<string>
@@ -36,12 +32,6 @@ internal static class Report
                 string.Join(" ", r.PrefillRatioByRound.Select(x => x.ToString("F2", CultureInfo.InvariantCulture))),
                 Ms(r.Ours.TtftMilliseconds), Ms(r.LlamaCpp.TtftMilliseconds), RatioCell(r.TtftRatio),
             };
-            if (anchored)
-            {
-                cells.Add(r.AnchorPrefillTokensPerSecond is { } a ? Rate(a) : "-");
-                cells.Add(RatioCell(r.PrefillRatioToAnchor));
-            }
-
             prefill.AddRow(cells.ToArray());
         }
 
@@ -51,11 +41,6 @@ internal static class Report
             new TableColumn("threads").RightAligned(), new TableColumn("prompt").RightAligned(), new TableColumn("steps").RightAligned(),
             new TableColumn("ours tok/s").RightAligned(), new TableColumn("llama.cpp tok/s").RightAligned(), new TableColumn("ours/llama.cpp").RightAligned(),
             new TableColumn("greedy agree").RightAligned());
-        if (anchored)
-        {
-            decode.AddColumns(new TableColumn("anchor tg128*").RightAligned(), new TableColumn("ours/anchor*").RightAligned());
-        }
-
         foreach (var r in results)
         {
             var none = r.DecodeSteps == 0 ? "n/a (context full)" : "n/a";
@@ -67,24 +52,14 @@ internal static class Report
                 RatioCell(r.DecodeRatio),
                 $"{r.GreedyAgreedPrefix}/{r.GreedyTokens}",
             };
-            if (anchored)
-            {
-                cells.Add(r.AnchorDecodeTokensPerSecond is { } a ? Rate(a) : "-");
-                cells.Add(RatioCell(r.DecodeRatioToAnchor));
-            }
-
             decode.AddRow(cells.ToArray());
         }
 
         console.Write(decode);
 
-        if (anchored)
-        {
-            console.MarkupLine($"[yellow]*[/] {Markup.Escape(LlamaBenchAnchors.Label)}: llama.cpp c392e50 -march=native, F16 KV, no flash attention, on this kind of machine at another time; ppN is the cell for this prompt length (none for other lengths), tg128 decodes from an almost empty context.");
-        }
-
         console.MarkupLine("[grey]greedy agree: leading greedy tokens (after the prompt, then per decode step) on which both engines agree, checked untimed once per thread count and prompt.[/]");
-        console.MarkupLine("[grey]llama.cpp decode here goes through LLamaSharp's single-token Decode, which cpu.md found far slower than llama-bench's tg128 and slowing with context: compare decode with the anchor as well.[/]");
+        console.MarkupLine("[grey]llama.cpp decode here goes through LLamaSharp's single-token Decode, which cpu.md found far slower than llama-bench's tg128 and slowing with context: llama-bench's own decode figure is in the published section below, when one applies.[/]");
+        WritePublished(console, settings, published);
         foreach (var group in checks.GroupBy(c => c.Threads))
         {
             var values = string.Join(", ", group.Select(c => c.Efficiency.ToString("F2", CultureInfo.InvariantCulture)));
@@ -96,7 +71,8 @@ internal static class Report
         }
     }
 
-    public static void WriteJson(string path, BenchmarkSettings settings, IReadOnlyList<ComparisonResult> results, IReadOnlyList<ParallelCheck> checks)
+    public static void WriteJson(
+        string path, BenchmarkSettings settings, IReadOnlyList<ComparisonResult> results, IReadOnlyList<ParallelCheck> checks, PublishedLlamaBench? published)
     {
         if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir)
         {
@@ -159,22 +135,60 @@ internal static class Report
             w.WriteNumber("matching_prefix", r.GreedyAgreedPrefix);
             w.WriteNumber("tokens", r.GreedyTokens);
             w.WriteEndObject();
-            if (r.AnchorPrefillTokensPerSecond is not null || r.AnchorDecodeTokensPerSecond is not null)
-            {
-                w.WriteStartObject("anchor");
-                w.WriteString("source", LlamaBenchAnchors.Label);
-                Number(w, "prefill_tokens_per_s", r.AnchorPrefillTokensPerSecond, 0);
-                Number(w, "decode_tg128_tokens_per_s", r.AnchorDecodeTokensPerSecond, 0);
-                Number(w, "prefill_ratio", r.PrefillRatioToAnchor, 4);
-                Number(w, "decode_ratio", r.DecodeRatioToAnchor, 4);
-                w.WriteEndObject();
-            }
-
             w.WriteEndObject();
         }
 
         w.WriteEndArray();
+
+        // Beside the results, never inside them: these numbers come from another run and no ratio is taken.
+        if (published is null)
+        {
+            w.WriteNull("published_llama_bench");
+        }
+        else
+        {
+            w.WriteStartObject("published_llama_bench");
+            w.WriteString("label", PublishedLlamaBench.Label);
+            w.WriteString("source", PublishedLlamaBench.Source);
+            w.WriteString("model", published.Model);
+            w.WriteString("matched_by", published.MatchedBy);
+            w.WriteStartArray("rows");
+            foreach (var row in published.Rows.Where(row => settings.Threads.Contains(row.Threads)))
+            {
+                w.WriteStartObject();
+                w.WriteNumber("threads", row.Threads);
+                w.WriteNumber("pp128_tokens_per_s", row.Pp128);
+                w.WriteNumber("pp512_tokens_per_s", row.Pp512);
+                w.WriteNumber("pp2048_tokens_per_s", row.Pp2048);
+                w.WriteNumber("tg128_tokens_per_s", row.Tg128);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
         w.WriteEndObject();
+    }
+
+    private static void WritePublished(IAnsiConsole console, BenchmarkSettings settings, PublishedLlamaBench? published)
+    {
+        if (published is null)
+        {
+            console.MarkupLine($"[grey]{Markup.Escape(PublishedLlamaBench.Label)}: none for this model (matched by weights fingerprint or shape, not by folder name).[/]");
+            return;
+        }
+
+        var table = new Table().Title($"{Markup.Escape(PublishedLlamaBench.Label)}: {Markup.Escape(published.Model)}, matched by {Markup.Escape(published.MatchedBy)}").AddColumns(
+            new TableColumn("threads").RightAligned(), new TableColumn("pp128").RightAligned(), new TableColumn("pp512").RightAligned(),
+            new TableColumn("pp2048").RightAligned(), new TableColumn("tg128").RightAligned());
+        foreach (var row in published.Rows.Where(row => settings.Threads.Contains(row.Threads)))
+        {
+            table.AddRow(Int(row.Threads), Rate(row.Pp128), Rate(row.Pp512), Rate(row.Pp2048), Rate(row.Tg128));
+        }
+
+        console.Write(table);
+        console.MarkupLine($"[grey]{Markup.Escape(PublishedLlamaBench.Source)}. Compare with the same-run llama.cpp columns above, not with these.[/]");
     }
 
     private static void WriteEngine(Utf8JsonWriter w, string name, EngineSummary s)

@@ -35,6 +35,11 @@ internal static class BenchCommands
         return values.Length > 0 ? values : throw new CliException($"{what}: give at least one value.");
     }
 
+    private const string FlopNote =
+        "TFLOP/s count the work done: per layer the q, k, v, o, gate, up and down GEMMs and causal attention (QK^T and PV over the keys each position sees), the output head for the last prompt token only, nothing for the embedding lookup.";
+
+    private static string Tflops(double value) => value.ToString(value >= 10 ? "F1" : "G3", CultureInfo.InvariantCulture);
+
     private static Command Engine()
     {
         var model = CommonOptions.Model();
@@ -80,22 +85,20 @@ internal static class BenchCommands
                         task.Increment(1);
                     }
 
-                    results.Add(EngineBenchmark.Summarize(len, steps, samples));
+                    results.Add(EngineBenchmark.Summarize(m.Config, len, steps, samples));
                 }
 
                 return Task.CompletedTask;
             }).ConfigureAwait(false);
 
-            // On a GPU the same-run baseline is cuBLAS's own peak: prefill FLOP/s (2 × parameters per token) as its share.
+            // On a GPU the same-run baseline is cuBLAS's own peak: prefill FLOP/s (ForwardFlops: the GEMMs and the causal
+            // attention the pass runs, the head for the last row only) as its share.
             double? peak = backend is CudaBackend cuda
                 ? cuda.MeasureCublasTflops(8192, 8192, 8192, TensorDType.BF16, 10)
                 : null;
             var table = new Table().Title($"engine: {Markup.Escape(Path.GetFileName(m.Directory))} on {Markup.Escape(backend.DeviceName)}")
-                .AddColumns("prompt tokens", "prefill tok/s (median)", "prefill min..max", "TTFT ms", "decode tok/s", "decoded");
-            if (peak is not null)
-            {
-                table.AddColumn($"prefill TFLOP/s / cuBLAS peak {peak:F0}");
-            }
+                .AddColumns("prompt tokens", "prefill tok/s (median)", "prefill min..max", "TTFT ms", "decode tok/s", "decoded",
+                    peak is null ? "prefill TFLOP/s" : $"prefill TFLOP/s (share of cuBLAS peak {peak:F0})");
 
             foreach (var r in results)
             {
@@ -105,17 +108,14 @@ internal static class BenchCommands
                     $"{r.PrefillTokensPerSecondMin:F0}..{r.PrefillTokensPerSecondMax:F0}", r.TtftMilliseconds.ToString("F1", CultureInfo.InvariantCulture),
                     r.GenTokens > 0 ? r.DecodeTokensPerSecond.ToString("F0", CultureInfo.InvariantCulture) : "n/a (context full)",
                     r.GenTokens.ToString(CultureInfo.InvariantCulture),
+                    peak is null ? Tflops(r.PrefillTflops) : $"{Tflops(r.PrefillTflops)} ({r.PrefillTflops / peak.Value:P0})",
                 };
-                if (peak is not null)
-                {
-                    var tflops = 2.0 * m.ParameterCount * r.PrefillTokensPerSecond / 1e12;
-                    cells.Add($"{tflops:F1} ({tflops / peak.Value:P0})");
-                }
 
                 table.AddRow([.. cells]);
             }
 
             AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine($"[grey]{Markup.Escape(FlopNote)}[/]");
             AnsiConsole.MarkupLine("[grey]Same-run comparison with llama.cpp: dotnet run -c Release --project bench/KvFusion.Benchmarks -- engine (see README).[/]");
             if (parse.GetValue(json) is { } path)
             {
@@ -135,8 +135,10 @@ internal static class BenchCommands
         if (cublasPeakTflops is { } peak)
         {
             w.WriteNumber("cublas_peak_tflops", Math.Round(peak, 1));
-            w.WriteNumber("parameters", parameters);
         }
+
+        w.WriteNumber("parameters", parameters);
+        w.WriteString("flop_count", FlopNote);
 
         w.WriteStartArray("results");
         foreach (var r in results)
@@ -158,6 +160,13 @@ internal static class BenchCommands
             w.WriteNumber("runs", r.Runs);
             w.WriteNumber("prefill_tokens_per_s_min", Math.Round(r.PrefillTokensPerSecondMin, 2));
             w.WriteNumber("prefill_tokens_per_s_max", Math.Round(r.PrefillTokensPerSecondMax, 2));
+            w.WriteNumber("prefill_flops", r.PrefillFlops);
+            w.WriteNumber("prefill_tflops", Math.Round(r.PrefillTflops, 6));
+            if (cublasPeakTflops is { } p)
+            {
+                w.WriteNumber("prefill_share_of_cublas_peak", Math.Round(r.PrefillTflops / p, 4));
+            }
+
             w.WriteEndObject();
         }
 

@@ -1,10 +1,20 @@
 using System.Diagnostics;
 using KvFusion.Engine.Generation;
+using KvFusion.Engine.Models;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Diagnostics.Benchmarks;
 
 /// <summary>One prompt length's result of <see cref="EngineBenchmark"/> (medians over the measured runs).</summary>
+/// <param name="PromptTokens">Prompt length.</param>
+/// <param name="GenTokens">Greedy decode steps after the prompt.</param>
+/// <param name="PrefillTokensPerSecond">Median prefill throughput.</param>
+/// <param name="DecodeTokensPerSecond">Median decode throughput (0 without decode steps).</param>
+/// <param name="TtftMilliseconds">Median time to first token.</param>
+/// <param name="Runs">Measured runs.</param>
+/// <param name="PrefillTokensPerSecondMin">Slowest run's prefill throughput.</param>
+/// <param name="PrefillTokensPerSecondMax">Fastest run's prefill throughput.</param>
+/// <param name="PrefillFlops">FLOPs of one prefill of the prompt (<see cref="ForwardFlops.Prefill"/>).</param>
 public sealed record EngineBenchmarkResult(
     int PromptTokens,
     int GenTokens,
@@ -13,7 +23,12 @@ public sealed record EngineBenchmarkResult(
     double TtftMilliseconds,
     int Runs,
     double PrefillTokensPerSecondMin,
-    double PrefillTokensPerSecondMax);
+    double PrefillTokensPerSecondMax,
+    double PrefillFlops)
+{
+    /// <summary>Median prefill throughput in TFLOP/s, counting the work the forward pass does (<see cref="ForwardFlops"/>).</summary>
+    public double PrefillTflops => PrefillFlops * PrefillTokensPerSecond / PromptTokens / 1e12;
+}
 
 /// <summary>
 /// Measures prefill throughput, time to first token and decode throughput of the engine on synthetic prompts
@@ -59,14 +74,16 @@ public static class EngineBenchmark
         return (prefill, ttft, decode);
     }
 
-    /// <summary>Summarizes the runs of one prompt length.</summary>
-    public static EngineBenchmarkResult Summarize(int promptTokens, int genTokens, IReadOnlyList<(double Prefill, double Ttft, double Decode)> runs)
+    /// <summary>Summarizes the runs of one prompt length of a model with <paramref name="config"/>.</summary>
+    public static EngineBenchmarkResult Summarize(ModelConfig config, int promptTokens, int genTokens, IReadOnlyList<(double Prefill, double Ttft, double Decode)> runs)
     {
+        ArgumentNullException.ThrowIfNull(runs);
         var prefillRates = runs.Select(r => promptTokens / r.Prefill).ToArray();
         var decodeRates = runs.Select(r => genTokens > 0 ? genTokens / r.Decode : 0).ToArray();
         var ttfts = runs.Select(r => r.Ttft * 1000).ToArray();
         return new EngineBenchmarkResult(
-            promptTokens, genTokens, Median(prefillRates), Median(decodeRates), Median(ttfts), runs.Count, prefillRates.Min(), prefillRates.Max());
+            promptTokens, genTokens, Median(prefillRates), Median(decodeRates), Median(ttfts), runs.Count, prefillRates.Min(), prefillRates.Max(),
+            ForwardFlops.Prefill(config, promptTokens));
     }
 
     /// <summary>The median of the values.</summary>

@@ -92,10 +92,12 @@ public static class GoldenCheck
             return;
         }
 
+        // A greedy sampler rather than a bare argmax: a non-finite logit then fails the case naming the token it came at.
+        var sampler = new TokenSampler(new SamplingOptions());
         var got = new int[greedy.Length];
         for (var i = 0; i < greedy.Length; i++)
         {
-            got[i] = TokenSampler.ArgMax(logits);
+            got[i] = sampler.Next(logits);
             if (i + 1 < greedy.Length)
             {
                 session.Decode(got[i], logits);
@@ -116,27 +118,17 @@ public static class GoldenCheck
             firstDiff < 0 ? null : string.Create(CultureInfo.InvariantCulture, $"token {firstDiff}: expected {greedy[firstDiff]}, got {got[firstDiff]}")));
     }
 
-    private static GoldenResult Compare(string name, string label, float[] expected, float[] actual, double tolerance)
+    internal static GoldenResult Compare(string name, string label, float[] expected, float[] actual, double tolerance)
     {
         if (expected.Length != actual.Length)
         {
             return new GoldenResult(name, label, double.NaN, tolerance, null, $"{expected.Length} golden logits, {actual.Length} computed");
         }
 
-        double worst = 0;
-        var at = 0;
-        for (var i = 0; i < expected.Length; i++)
-        {
-            var d = Math.Abs((double)expected[i] - actual[i]);
-            if (!(d <= worst))
-            {
-                worst = d;
-                at = i;
-            }
-        }
-
-        return new GoldenResult(name, label, worst, tolerance, null,
-            worst <= tolerance ? null : string.Create(CultureInfo.InvariantCulture, $"logit {at}: expected {expected[at]}, got {actual[at]}"));
+        var diff = LogitComparison.MaxAbsDifference(expected, actual);
+        var at = Math.Max(diff.Index, 0);
+        return new GoldenResult(name, label, diff.MaxAbs, tolerance, null,
+            diff.IsWithin(tolerance) ? null : string.Create(CultureInfo.InvariantCulture, $"logit {at}: expected {expected[at]}, got {actual[at]}{(diff.IsNonFinite ? " (non-finite)" : string.Empty)}"));
     }
 
     private static int[] Ints(JsonElement e)

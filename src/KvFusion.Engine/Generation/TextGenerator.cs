@@ -27,6 +27,7 @@ public enum FinishReason
 public static class TextGenerator
 {
     /// <summary>Prefills <paramref name="prompt"/> into the session and streams the continuation.</summary>
+    /// <exception cref="NonFiniteLogitException">While streaming: the model produced a NaN or infinite logit (the message names the token).</exception>
     public static IAsyncEnumerable<GeneratedToken> GenerateAsync(
         InferenceSession session, ReadOnlyMemory<int> prompt, SamplingOptions options, GenerationStats? stats = null, CancellationToken cancellationToken = default)
     {
@@ -49,6 +50,7 @@ public static class TextGenerator
     /// Streams the continuation of a session whose next-token logits are <paramref name="logits"/> (after a prefill or
     /// a fusion). The array is reused as the decode buffer.
     /// </summary>
+    /// <exception cref="NonFiniteLogitException">The model produced a NaN or infinite logit (the message names the token).</exception>
     public static async IAsyncEnumerable<GeneratedToken> ContinueAsync(
         InferenceSession session, float[] logits, SamplingOptions options, GenerationStats? stats = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {

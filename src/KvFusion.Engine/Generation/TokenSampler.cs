@@ -1,8 +1,14 @@
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
 namespace KvFusion.Engine.Generation;
 
 /// <summary>
 /// Picks the next token from logits: greedy, or temperature / top-k / top-p sampling with a seeded SplitMix64
-/// generator (stable across runtimes). Reuses its buffers, so sampling allocates nothing per token.
+/// generator (stable across runtimes). Reuses its buffers, so sampling allocates nothing per token. A NaN or infinite
+/// logit is an error (<see cref="NonFiniteLogitException"/>), never skipped: see docs/decisions.md.
 /// </summary>
 public sealed class TokenSampler
 {
@@ -10,6 +16,7 @@ public sealed class TokenSampler
     private ulong _state;
     private float[] _probs = [];
     private int[] _order = [];
+    private int _chosen;
 
     /// <summary>Creates a sampler.</summary>
     public TokenSampler(SamplingOptions options)
@@ -20,13 +27,17 @@ public sealed class TokenSampler
     }
 
     /// <summary>Chooses a token id.</summary>
+    /// <exception cref="NonFiniteLogitException">A logit is NaN or infinite; the message names this sampler's token index.</exception>
     public int Next(ReadOnlySpan<float> logits)
     {
-        if (_options.Temperature == 0f)
-        {
-            return ArgMax(logits);
-        }
+        var best = ArgMax(logits, _chosen);
+        var token = _options.Temperature == 0f ? best : Sample(logits, logits[best]);
+        _chosen++;
+        return token;
+    }
 
+    private int Sample(ReadOnlySpan<float> logits, float max)
+    {
         var n = logits.Length;
         if (_probs.Length < n)
         {
@@ -34,7 +45,6 @@ public sealed class TokenSampler
             _order = new int[n];
         }
 
-        var max = logits[ArgMax(logits)];
         var probs = _probs.AsSpan(0, n);
         var order = _order.AsSpan(0, n);
         for (var i = 0; i < n; i++)
@@ -95,18 +105,109 @@ public sealed class TokenSampler
     }
 
     /// <summary>Index of the largest value (the first on ties).</summary>
-    public static int ArgMax(ReadOnlySpan<float> values)
+    /// <exception cref="ArgumentException">There are no values.</exception>
+    /// <exception cref="NonFiniteLogitException">A value is NaN or infinite.</exception>
+    public static int ArgMax(ReadOnlySpan<float> values) => ArgMax(values, null);
+
+    private static int ArgMax(ReadOnlySpan<float> values, int? tokenIndex)
     {
-        var best = 0;
-        for (var i = 1; i < values.Length; i++)
+        if (values.IsEmpty)
         {
-            if (values[i] > values[best])
+            throw new ArgumentException("There are no logits.", nameof(values));
+        }
+
+        var max = FiniteMax(values, tokenIndex);
+        return IndexOf(values, max);
+    }
+
+    // One vectorized pass: the maximum, and a check that every value is finite (x − x is +0, all bits clear, for
+    // finite x and NaN for NaN or ±∞, so OR-ing the bits of x − x flags any of them at the cost of a subtract and an OR).
+    private static float FiniteMax(ReadOnlySpan<float> values, int? tokenIndex)
+    {
+        var width = Vector<float>.Count;
+        var i = 0;
+        var max = values[0];
+        if (Vector.IsHardwareAccelerated && values.Length >= width)
+        {
+            var vmax = new Vector<float>(values);
+            var bits = Vector<int>.Zero;
+            for (; i <= values.Length - width; i += width)
             {
-                best = i;
+                var v = new Vector<float>(values[i..]);
+                bits |= Vector.AsVectorInt32(v - v);
+                vmax = Vector.Max(vmax, v);
+            }
+
+            if (bits != Vector<int>.Zero)
+            {
+                ThrowNonFinite(values, tokenIndex);
+            }
+
+            max = vmax[0];
+            for (var lane = 1; lane < width; lane++)
+            {
+                max = MathF.Max(max, vmax[lane]);
             }
         }
 
-        return best;
+        for (; i < values.Length; i++)
+        {
+            var x = values[i];
+            if (!float.IsFinite(x))
+            {
+                ThrowNonFinite(values, tokenIndex);
+            }
+
+            if (x > max)
+            {
+                max = x;
+            }
+        }
+
+        return max;
+    }
+
+    // The first index holding max, comparing a vector at a time; values are known finite here.
+    private static int IndexOf(ReadOnlySpan<float> values, float max)
+    {
+        var width = Vector<float>.Count;
+        var i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var target = new Vector<float>(max);
+            for (; i <= values.Length - width; i += width)
+            {
+                if (Vector.EqualsAny(new Vector<float>(values[i..]), target))
+                {
+                    break;
+                }
+            }
+        }
+
+        for (; i < values.Length; i++)
+        {
+            if (values[i] == max)
+            {
+                return i;
+            }
+        }
+
+        throw new UnreachableException("The maximum is one of the values.");
+    }
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowNonFinite(ReadOnlySpan<float> values, int? tokenIndex)
+    {
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                throw new NonFiniteLogitException(i, values[i], tokenIndex);
+            }
+        }
+
+        throw new UnreachableException("A non-finite value was flagged.");
     }
 
     private double NextDouble()

@@ -7,18 +7,9 @@ public sealed class FusionChartsTests : IDisposable
 {
     private static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
 
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "kvfusion-charts-" + Guid.NewGuid().ToString("N"));
+    private readonly TempDirectory _temp = new();
 
-    public FusionChartsTests() => Directory.CreateDirectory(_dir);
-
-    public void Dispose()
-    {
-        // KVFUSION_KEEP_CHARTS=1 keeps the PNGs for a look.
-        if (Environment.GetEnvironmentVariable("KVFUSION_KEEP_CHARTS") != "1")
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-    }
+    public void Dispose() => _temp.Dispose();
 
     [Fact]
     public void QualityVersusRecompute_writes_a_three_panel_png()
@@ -35,7 +26,7 @@ public sealed class FusionChartsTests : IDisposable
             new("blend:0.05:ref", 0.08, 0.15, 0.86, 0.19),
             new("blend:0.3:ref", 0.33, 0.03, 0.96, 0.45),
         ];
-        string path = Path.Combine(_dir, "quality.png");
+        string path = Path.Combine(_temp.Path, "quality.png");
 
         FusionCharts.QualityVersusRecompute(path, "tiny-pydocs: quality vs recompute (8 chunks, 2,048 tokens)", points);
 
@@ -53,7 +44,7 @@ public sealed class FusionChartsTests : IDisposable
             points.Add(new TtftPoint("blend:0.15", chunks, 12.0 + 0.15 * 180.0 * chunks));
         }
 
-        string path = Path.Combine(_dir, "ttft.png");
+        string path = Path.Combine(_temp.Path, "ttft.png");
 
         FusionCharts.TtftByChunks(path, "TTFT by number of chunks (256 tokens each)", points);
 
@@ -67,7 +58,7 @@ public sealed class FusionChartsTests : IDisposable
         [
             (128, 2400, 61), (256, 2900, 60), (512, 3100, 58), (1024, 3000, 55), (2048, 2700, 50), (4096, 2200, 43),
         ];
-        string path = Path.Combine(_dir, "engine.png");
+        string path = Path.Combine(_temp.Path, "engine.png");
 
         FusionCharts.EngineThroughput(path, "Engine throughput (tiny-pydocs, CPU)", points);
 
@@ -77,13 +68,13 @@ public sealed class FusionChartsTests : IDisposable
     [Fact]
     public void Charts_with_no_points_still_render()
     {
-        FusionCharts.QualityVersusRecompute(Path.Combine(_dir, "q0.png"), "empty", []);
-        FusionCharts.TtftByChunks(Path.Combine(_dir, "t0.png"), "empty", []);
-        FusionCharts.EngineThroughput(Path.Combine(_dir, "e0.png"), "empty", []);
+        FusionCharts.QualityVersusRecompute(Path.Combine(_temp.Path, "q0.png"), "empty", []);
+        FusionCharts.TtftByChunks(Path.Combine(_temp.Path, "t0.png"), "empty", []);
+        FusionCharts.EngineThroughput(Path.Combine(_temp.Path, "e0.png"), "empty", []);
 
-        Assert.True(File.Exists(Path.Combine(_dir, "q0.png")));
-        Assert.True(File.Exists(Path.Combine(_dir, "t0.png")));
-        Assert.True(File.Exists(Path.Combine(_dir, "e0.png")));
+        Assert.True(File.Exists(Path.Combine(_temp.Path, "q0.png")));
+        Assert.True(File.Exists(Path.Combine(_temp.Path, "t0.png")));
+        Assert.True(File.Exists(Path.Combine(_temp.Path, "e0.png")));
     }
 
     [Fact]

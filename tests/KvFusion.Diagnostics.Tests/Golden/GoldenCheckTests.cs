@@ -48,4 +48,26 @@ public sealed class GoldenCheckTests(CpuModelFixture fixture)
         Assert.Contains("token 3", tokens.Detail, StringComparison.Ordinal);
         Assert.Equal("tiny-pydocs", logits.Model);
     }
+
+    [Theory]
+    [InlineData(float.NaN, 0)]
+    [InlineData(float.NaN, 2047)]
+    [InlineData(float.NaN, 4098)]
+    [InlineData(float.PositiveInfinity, 0)]
+    [InlineData(float.PositiveInfinity, 2047)]
+    [InlineData(float.PositiveInfinity, 4098)]
+    [InlineData(float.NegativeInfinity, 0)]
+    [InlineData(float.NegativeInfinity, 2047)]
+    [InlineData(float.NegativeInfinity, 4098)]
+    public void ANonFiniteLogitAnywhereFailsTheLogitCheckAndIsNamed(float bad, int at)
+    {
+        var expected = Enumerable.Range(0, 4099).Select(i => MathF.Sin(i)).ToArray();
+        var actual = (float[])expected.Clone();
+        actual[at] = bad;
+
+        var result = GoldenCheck.Compare("m", "c", expected, actual, 2e-3);
+
+        Assert.False(result.Passed);
+        Assert.Contains($"logit {at}:", result.Detail, StringComparison.Ordinal);
+    }
 }

@@ -96,6 +96,31 @@ public sealed class TextGeneratorTests(CpuModelFixture fixture)
         Assert.Equal(3, count);
     }
 
+    [SkippableTheory]
+    [InlineData(0f)]
+    [InlineData(1f)]
+    public async Task A_non_finite_logit_ends_the_stream_with_a_typed_error_naming_the_token(float temperature)
+    {
+        var model = fixture.Model("tiny-pydocs");
+        using var session = model.CreateSession(8);
+        session.Prefill([16, 17, 18], new float[model.Config.VocabSize]);
+        var logits = new float[model.Config.VocabSize];
+        logits[100] = float.NaN;
+        var emitted = 0;
+
+        var e = await Assert.ThrowsAsync<NonFiniteLogitException>(async () =>
+        {
+            await foreach (var t in TextGenerator.ContinueAsync(session, logits, new SamplingOptions { Temperature = temperature, MaxTokens = 4, StopTokens = [] }))
+            {
+                emitted++;
+            }
+        });
+
+        Assert.Equal(0, emitted);
+        Assert.Equal(0, e.TokenIndex);
+        Assert.Equal(100, e.VocabularyId);
+    }
+
     [Theory]
     [InlineData(-1f, 0, 1f, 10)]
     [InlineData(0f, -2, 1f, 10)]
@@ -109,13 +134,33 @@ public sealed class TextGeneratorTests(CpuModelFixture fixture)
     }
 
     [Fact]
-    public void Sampler_picks_only_from_the_nucleus()
+    public void Top_p_excludes_a_tail_that_top_k_keeps_and_that_is_sampled_without_top_p()
     {
-        var logits = new float[] { 10f, 9.9f, -20f, -20f, -20f };
-        var sampler = new TokenSampler(new SamplingOptions { Temperature = 1f, TopP = 0.9f, Seed = 1 });
-        for (var i = 0; i < 200; i++)
+        // Two head tokens of e² ≈ 7.39 each and four tail tokens of e⁰ = 1: the head holds 78.7% of the mass, each tail
+        // token 5.3%. Top-k 6 keeps everything, so only top-p 0.75 (reached after the second head token) cuts the tail.
+        var logits = new float[] { 2f, 0f, 2f, 0f, 0f, 0f };
+        const int Draws = 2000;
+        var withTopP = Draw(new SamplingOptions { Temperature = 1f, TopK = 6, TopP = 0.75f, Seed = 11 });
+        var withoutTopP = Draw(new SamplingOptions { Temperature = 1f, TopK = 6, TopP = 1f, Seed = 11 });
+
+        Assert.Equal(0, Tail(withTopP));
+        Assert.True(withTopP[0] > Draws / 3 && withTopP[2] > Draws / 3, $"head draws {withTopP[0]} and {withTopP[2]} of {Draws}");
+
+        // Expected 21.3% of 2000 ≈ 426 (standard deviation ≈ 18); a quarter of that already rules out chance.
+        Assert.True(Tail(withoutTopP) > 100, $"only {Tail(withoutTopP)} of {Draws} draws from the tail without top-p");
+
+        int[] Draw(SamplingOptions options)
         {
-            Assert.InRange(sampler.Next(logits), 0, 1);
+            var sampler = new TokenSampler(options);
+            var counts = new int[logits.Length];
+            for (var i = 0; i < Draws; i++)
+            {
+                counts[sampler.Next(logits)]++;
+            }
+
+            return counts;
         }
+
+        static int Tail(int[] counts) => counts[1] + counts[3] + counts[4] + counts[5];
     }
 }

@@ -1,3 +1,5 @@
+using KvFusion.Diagnostics.Golden;
+using KvFusion.Engine.Generation;
 using KvFusion.Engine.Tests.Support;
 
 namespace KvFusion.Engine.Tests.Transformer;
@@ -77,7 +79,7 @@ public sealed class GoldenLogitsTests(CpuModelFixture fixture)
             var got = new List<int>();
             for (var i = 0; i < expected.Length; i++)
             {
-                var next = ArgMax(logits);
+                var next = TokenSampler.ArgMax(logits);
                 got.Add(next);
                 if (i + 1 < expected.Length)
                 {
@@ -89,35 +91,31 @@ public sealed class GoldenLogitsTests(CpuModelFixture fixture)
         }
     }
 
-    internal static int ArgMax(ReadOnlySpan<float> v)
+    [Theory]
+    [InlineData(float.NaN, 0)]
+    [InlineData(float.NaN, 2047)]
+    [InlineData(float.NaN, 4098)]
+    [InlineData(float.PositiveInfinity, 0)]
+    [InlineData(float.PositiveInfinity, 2047)]
+    [InlineData(float.PositiveInfinity, 4098)]
+    [InlineData(float.NegativeInfinity, 0)]
+    [InlineData(float.NegativeInfinity, 2047)]
+    [InlineData(float.NegativeInfinity, 4098)]
+    public void A_non_finite_logit_anywhere_fails_the_comparison(float bad, int at)
     {
-        var best = 0;
-        for (var i = 1; i < v.Length; i++)
-        {
-            if (v[i] > v[best])
-            {
-                best = i;
-            }
-        }
+        // 4099 logits: the last is past any vector width, the others at the start and in the middle.
+        var expected = Enumerable.Range(0, 4099).Select(i => MathF.Sin(i)).ToArray();
+        var actual = (float[])expected.Clone();
+        actual[at] = bad;
 
-        return best;
+        Assert.ThrowsAny<Xunit.Sdk.XunitException>(() => AssertClose(expected, actual, "injected"));
     }
 
     internal static void AssertClose(float[] expected, float[] actual, string what)
     {
         Assert.Equal(expected.Length, actual.Length);
-        var worst = 0f;
-        var at = -1;
-        for (var i = 0; i < expected.Length; i++)
-        {
-            var d = MathF.Abs(expected[i] - actual[i]);
-            if (!(d <= worst))
-            {
-                worst = d;
-                at = i;
-            }
-        }
-
-        Assert.True(worst <= Tolerance, $"{what}: max |Δ| = {worst:G4} at {at} (expected {expected[Math.Max(at, 0)]}, got {actual[Math.Max(at, 0)]})");
+        var diff = LogitComparison.MaxAbsDifference(expected, actual);
+        var at = Math.Max(diff.Index, 0);
+        Assert.True(diff.IsWithin(Tolerance), $"{what}: max |Δ| = {diff.MaxAbs:G4} at {diff.Index} (expected {expected[at]}, got {actual[at]})");
     }
 }

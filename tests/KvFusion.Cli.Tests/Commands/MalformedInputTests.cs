@@ -36,7 +36,11 @@ public sealed class MalformedInputTests
         ["added token with null content"] = (dir => EditTokenizer(dir, t => t["added_tokens"]![0]!["content"] = null),
             "'added_tokens[0].content' must be the token's text, got null"),
         ["two special tokens with one id"] = (dir => EditTokenizer(dir, t => t["added_tokens"]!.AsArray().Add(
-            new JsonObject { ["id"] = 0, ["content"] = "<|other|>", ["special"] = true })),
+            new JsonObject
+            {
+                ["id"] = 0, ["content"] = "<|other|>", ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
+                ["normalized"] = false, ["special"] = true,
+            })),
             "is also the id of special token '<|endoftext|>'"),
         ["vocabulary id of int.MaxValue"] = (dir => EditTokenizer(dir, t => t["model"]!["vocab"]!["zzz-new-token"] = int.MaxValue),
             "'model.vocab.zzz-new-token' must be a token id"),

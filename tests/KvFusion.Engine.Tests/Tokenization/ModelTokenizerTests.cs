@@ -88,7 +88,9 @@ public sealed class ModelTokenizerTests
     [Fact]
     public void Two_special_tokens_with_one_id_are_rejected()
     {
-        var e = LoadFails(Tokenizer("[{\"id\":2,\"content\":\"<s>\",\"special\":true},{\"id\":2,\"content\":\"</s>\",\"special\":true}]"));
+        // Complete entries, so the native library accepts them and only the shared id is wrong.
+        const string Flags = ",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":true}";
+        var e = LoadFails(Tokenizer("[{\"id\":2,\"content\":\"<s>\"" + Flags + ",{\"id\":2,\"content\":\"</s>\"" + Flags + "]"));
         Assert.Equal("added_tokens[1].id", e.JsonPath);
         Assert.Contains("'<s>'", e.Message, StringComparison.Ordinal);
     }

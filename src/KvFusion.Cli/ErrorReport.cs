@@ -66,7 +66,7 @@ internal static class ErrorReport
         names.Add("kvfusion");
         names.Reverse();
         var command = string.Join(' ', names);
-        Write($"kvfusion: error: {string.Join(" ", parse.Errors.Select(e => e.Message))} ('{command} --help' lists the options)");
+        Write($"kvfusion: error: {string.Join(" ", parse.Errors.Select(e => e.Message))} ('{command} --help' shows the usage)");
         return InputError;
     }
 

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using KvFusion.Cli.Commands;
 
 namespace KvFusion.Cli;
@@ -20,6 +21,21 @@ internal static class Program
         root.Subcommands.Add(EvalCommands.Create());
         root.Subcommands.Add(AskCommand.Create());
         root.Subcommands.Add(SelfTestCommand.Create());
-        return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+        var parse = root.Parse(args);
+        if (parse.Action is ParseErrorAction)
+        {
+            // System.CommandLine would print every error and the whole help text; one line says what was wrong.
+            return ErrorReport.ReportParseErrors(parse);
+        }
+
+        try
+        {
+            // Its default handler prints "Unhandled exception" and the stack trace; failures are reported here instead.
+            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            return ErrorReport.Report(e);
+        }
     }
 }

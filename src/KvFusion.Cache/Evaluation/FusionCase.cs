@@ -1,7 +1,9 @@
 using System.Buffers;
+using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using KvFusion.Engine.Errors;
 
 namespace KvFusion.Cache.Evaluation;
 
@@ -33,32 +35,26 @@ public sealed record FusionCase(string? Prefix, IReadOnlyList<string> Chunks, st
     public override int GetHashCode() => HashCode.Combine(Prefix, Query, Answer, Chunks.Count);
 
     /// <summary>Reads a JSON-lines file of cases; blank lines are skipped.</summary>
-    /// <exception cref="FormatException">A line is not a valid case; the message names the file, line and problem.</exception>
+    /// <exception cref="InputFileException">A line is not a valid case, or the file cannot be read; the error names the file, line and field.</exception>
     public static IReadOnlyList<FusionCase> ReadJsonLines(string path)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         var cases = new List<FusionCase>();
         var lineNumber = 0;
-        foreach (var line in File.ReadLines(path, Encoding.UTF8))
+        try
         {
-            lineNumber++;
-            if (string.IsNullOrWhiteSpace(line))
+            foreach (var line in File.ReadLines(path, Encoding.UTF8))
             {
-                continue;
+                lineNumber++;
+                if (!string.IsNullOrWhiteSpace(line))
+                {
+                    cases.Add(ParseLine(line, path, lineNumber));
+                }
             }
-
-            try
-            {
-                cases.Add(ParseLine(line));
-            }
-            catch (JsonException e)
-            {
-                throw new FormatException($"{path}:{lineNumber}: not valid JSON: {e.Message}", e);
-            }
-            catch (FormatException e)
-            {
-                throw new FormatException($"{path}:{lineNumber}: {e.Message}", e);
-            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InputFileException(path, lineNumber > 0 ? lineNumber : null, null, $"cannot be read: {e.Message}", e);
         }
 
         return cases;
@@ -124,59 +120,75 @@ public sealed record FusionCase(string? Prefix, IReadOnlyList<string> Chunks, st
     }
 
     /// <summary>Parses one JSON object; unknown properties are ignored so newer files stay readable.</summary>
-    /// <exception cref="JsonException">Not JSON.</exception>
-    /// <exception cref="FormatException">JSON, but not a case.</exception>
-    internal static FusionCase ParseLine(string line)
+    /// <param name="line">The line's text.</param>
+    /// <param name="path">The file, for errors.</param>
+    /// <param name="lineNumber">The 1-based line, for errors.</param>
+    /// <exception cref="InputFileException">Not JSON, or JSON but not a case.</exception>
+    internal static FusionCase ParseLine(string line, string path, int lineNumber)
     {
-        using var doc = JsonDocument.Parse(line);
-        var root = doc.RootElement;
-        if (root.ValueKind != JsonValueKind.Object)
+        InputFileException Bad(string? field, string problem, Exception? inner = null) => new(path, lineNumber, field, problem, inner);
+
+        JsonDocument doc;
+        try
         {
-            throw new FormatException($"expected a JSON object, got {Describe(root.ValueKind)}.");
+            doc = JsonDocument.Parse(line);
+        }
+        catch (JsonException e)
+        {
+            throw Bad(null, $"not valid JSON: {e.Message}", e);
         }
 
-        string? prefix = null;
-        if (root.TryGetProperty("prefix", out var p) && p.ValueKind != JsonValueKind.Null)
+        using (doc)
         {
-            prefix = p.ValueKind == JsonValueKind.String ? p.GetString() : throw new FormatException($"'prefix' must be a string or null, got {Describe(p.ValueKind)}.");
-        }
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw Bad(null, $"expected a JSON object, got {Describe(root.ValueKind)}.");
+            }
 
-        if (!root.TryGetProperty("chunks", out var chunksElement))
-        {
-            throw new FormatException("missing 'chunks'.");
-        }
+            string? prefix = null;
+            if (root.TryGetProperty("prefix", out var p) && p.ValueKind != JsonValueKind.Null)
+            {
+                prefix = p.ValueKind == JsonValueKind.String ? p.GetString() : throw Bad("prefix", $"must be a string or null, got {Describe(p.ValueKind)}.");
+            }
 
-        if (chunksElement.ValueKind != JsonValueKind.Array)
-        {
-            throw new FormatException($"'chunks' must be an array of strings, got {Describe(chunksElement.ValueKind)}.");
-        }
+            if (!root.TryGetProperty("chunks", out var chunksElement))
+            {
+                throw Bad("chunks", "missing; a case needs its chunks.");
+            }
 
-        var chunks = new List<string>(chunksElement.GetArrayLength());
-        foreach (var chunk in chunksElement.EnumerateArray())
-        {
-            chunks.Add(chunk.ValueKind == JsonValueKind.String
-                ? chunk.GetString()!
-                : throw new FormatException($"'chunks'[{chunks.Count}] must be a string, got {Describe(chunk.ValueKind)}."));
-        }
+            if (chunksElement.ValueKind != JsonValueKind.Array)
+            {
+                throw Bad("chunks", $"must be an array of strings, got {Describe(chunksElement.ValueKind)}.");
+            }
 
-        if (chunks.Count == 0)
-        {
-            throw new FormatException("'chunks' is empty; a case needs at least one chunk.");
-        }
+            var chunks = new List<string>(chunksElement.GetArrayLength());
+            foreach (var chunk in chunksElement.EnumerateArray())
+            {
+                chunks.Add(chunk.ValueKind == JsonValueKind.String
+                    ? chunk.GetString()!
+                    : throw Bad(string.Create(CultureInfo.InvariantCulture, $"chunks[{chunks.Count}]"), $"must be a string, got {Describe(chunk.ValueKind)}."));
+            }
 
-        return new FusionCase(prefix, chunks, RequiredString(root, "query"), RequiredString(root, "answer"));
+            if (chunks.Count == 0)
+            {
+                throw Bad("chunks", "is empty; a case needs at least one chunk.");
+            }
+
+            return new FusionCase(prefix, chunks, RequiredString(root, "query", Bad), RequiredString(root, "answer", Bad));
+        }
     }
 
-    private static string RequiredString(JsonElement root, string name)
+    private static string RequiredString(JsonElement root, string name, Func<string?, string, Exception?, InputFileException> bad)
     {
         if (!root.TryGetProperty(name, out var value))
         {
-            throw new FormatException($"missing '{name}'.");
+            throw bad(name, "missing; a case needs it.", null);
         }
 
         return value.ValueKind == JsonValueKind.String
             ? value.GetString()!
-            : throw new FormatException($"'{name}' must be a string, got {Describe(value.ValueKind)}.");
+            : throw bad(name, $"must be a string, got {Describe(value.ValueKind)}.", null);
     }
 
     private static string Describe(JsonValueKind kind) => kind switch

@@ -1,3 +1,5 @@
+using KvFusion.Engine.Errors;
+
 namespace KvFusion.Cache.Fusion;
 
 /// <summary>Why a fusion request was refused.</summary>
@@ -19,8 +21,8 @@ public enum FusionError
     InvalidRequest,
 }
 
-/// <summary>A fusion request that cannot be served; nothing was stored for it.</summary>
-public sealed class FusionException : Exception
+/// <summary>A fusion request that cannot be served; nothing was stored for it. <see cref="Error"/> says why.</summary>
+public sealed class FusionException : KvFusionException
 {
     /// <summary>Creates the exception.</summary>
     public FusionException(FusionError error, string message) : base(message) => Error = error;

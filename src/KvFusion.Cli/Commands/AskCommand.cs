@@ -5,6 +5,7 @@ using KvFusion.Cache.Chunking;
 using KvFusion.Cache.Evaluation;
 using KvFusion.Cache.Fusion;
 using KvFusion.Cache.Storage;
+using KvFusion.Engine.Errors;
 using KvFusion.Engine.Generation;
 using Spectre.Console;
 
@@ -43,7 +44,7 @@ internal static class AskCommand
             }
             catch (FusionException e)
             {
-                throw new CliException(e.Message);
+                throw new CliException($"--mode: {e.Message}");
             }
 
             if (parse.GetValue(ratio) is { } r)
@@ -61,7 +62,18 @@ internal static class AskCommand
                 spec = spec with { Ratio = r };
             }
 
-            var (fusionMode, blend) = FusionModeCatalog.Resolve(spec);
+            FusionMode fusionMode;
+            BlendOptions blend;
+            try
+            {
+                (fusionMode, blend) = FusionModeCatalog.Resolve(spec);
+            }
+            catch (FormatException e)
+            {
+                // The catalog's own error for an unknown variant; a FusionException is reported as it is.
+                throw new CliException($"--mode: {e.Message}");
+            }
+
             using var backend = CommonOptions.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
             using var m = CommonOptions.LoadModel(parse.GetValue(model), backend);
             var chunks = ReadChunks(parse.GetValue(chunksFrom)!, m, parse.GetValue(chunkTokens));
@@ -98,47 +110,125 @@ internal static class AskCommand
     {
         if (!File.Exists(path))
         {
-            throw new CliException($"Chunk file not found: {path}");
+            throw new InputFileException(path, null, null, "chunk file not found.");
         }
 
         var ext = Path.GetExtension(path).ToLowerInvariant();
-        var chunks = new List<ChunkInput>();
-        if (ext is ".jsonl" or ".json")
+        List<ChunkInput> chunks;
+        try
         {
-            try
+            chunks = ext switch
             {
-                var lines = ext == ".json" ? [File.ReadAllText(path)] : File.ReadAllLines(path);
-                var lineNo = 0;
-                foreach (var line in lines)
-                {
-                    lineNo++;
-                    if (string.IsNullOrWhiteSpace(line))
-                    {
-                        continue;
-                    }
+                ".jsonl" => ReadJsonLines(path),
+                ".json" => ReadJsonArray(path),
+                _ => SplitText(path, model, chunkTokens),
+            };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InputFileException(path, null, null, $"cannot be read: {e.Message}", e);
+        }
 
-                    using var doc = JsonDocument.Parse(line);
-                    var e = doc.RootElement;
-                    foreach (var item in e.ValueKind == JsonValueKind.Array ? e.EnumerateArray().ToList() : [e])
-                    {
-                        var text = item.ValueKind == JsonValueKind.String ? item.GetString()
-                            : item.ValueKind == JsonValueKind.Object && item.TryGetProperty("text", out var t) ? t.GetString() : null;
-                        chunks.Add(ChunkInput.FromText(text ?? throw new CliException($"{path}:{lineNo.ToString(CultureInfo.InvariantCulture)}: expected a string or an object with \"text\".")));
-                    }
+        return chunks.Count > 0 ? chunks : throw new InputFileException(path, null, null, "holds no chunks.");
+    }
+
+    /// <summary>One chunk per line (a JSON string or an object with <c>text</c>), or an array of them on a line.</summary>
+    private static List<ChunkInput> ReadJsonLines(string path)
+    {
+        var chunks = new List<ChunkInput>();
+        var lineNo = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            lineNo++;
+            if (string.IsNullOrWhiteSpace(line))
+            {
+                continue;
+            }
+
+            using var doc = Parse(line, path, lineNo);
+            if (doc.RootElement.ValueKind == JsonValueKind.Array)
+            {
+                var i = 0;
+                foreach (var item in doc.RootElement.EnumerateArray())
+                {
+                    chunks.Add(ChunkInput.FromText(ChunkText(item, path, lineNo, string.Create(CultureInfo.InvariantCulture, $"[{i++}]"))));
                 }
             }
-            catch (JsonException e)
+            else
             {
-                throw new CliException($"{path} is not valid JSON: {e.Message}");
+                chunks.Add(ChunkInput.FromText(ChunkText(doc.RootElement, path, lineNo, null)));
             }
         }
-        else
+
+        return chunks;
+    }
+
+    /// <summary>A JSON array whose items are strings or objects with <c>text</c>.</summary>
+    private static List<ChunkInput> ReadJsonArray(string path)
+    {
+        using var doc = Parse(File.ReadAllText(path), path, null);
+        if (doc.RootElement.ValueKind != JsonValueKind.Array)
         {
-            var tokenizer = model.Tokenizer ?? throw new CliException("The model has no tokenizer to split the text file.");
-            var chunker = new DocumentChunker(new ModelTokenizerAdapter(tokenizer), new ChunkingOptions { MaxTokens = chunkTokens, OverlapTokens = 0 });
-            chunks.AddRange(chunker.Chunk(File.ReadAllText(path)).Select(c => ChunkInput.FromTokens(c.Tokens)));
+            throw new InputFileException(path, null, null, $"a .json chunk file must be an array of chunks, got {Describe(doc.RootElement)}.");
         }
 
-        return chunks.Count > 0 ? chunks : throw new CliException($"{path} holds no chunks.");
+        var chunks = new List<ChunkInput>();
+        foreach (var item in doc.RootElement.EnumerateArray())
+        {
+            chunks.Add(ChunkInput.FromText(ChunkText(item, path, null, string.Create(CultureInfo.InvariantCulture, $"[{chunks.Count}]"))));
+        }
+
+        return chunks;
     }
+
+    private static List<ChunkInput> SplitText(string path, Engine.Transformer.TransformerModel model, int chunkTokens)
+    {
+        var tokenizer = model.Tokenizer ?? throw new CliException("The model has no tokenizer to split the text file.");
+        var chunker = new DocumentChunker(new ModelTokenizerAdapter(tokenizer), new ChunkingOptions { MaxTokens = chunkTokens, OverlapTokens = 0 });
+        return chunker.Chunk(File.ReadAllText(path)).Select(c => ChunkInput.FromTokens(c.Tokens)).ToList();
+    }
+
+    private static JsonDocument Parse(string json, string path, int? lineNo)
+    {
+        try
+        {
+            return JsonDocument.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            // In a .json file the parser knows the line (0-based); in a .jsonl file the line is the one being read.
+            var line = lineNo ?? (e.LineNumber is { } l ? (int)l + 1 : null);
+            throw new InputFileException(path, line, null, $"not valid JSON: {e.Message}", e);
+        }
+    }
+
+    private static string ChunkText(JsonElement item, string path, int? lineNo, string? at)
+    {
+        if (item.ValueKind == JsonValueKind.String)
+        {
+            return item.GetString()!;
+        }
+
+        if (item.ValueKind != JsonValueKind.Object)
+        {
+            throw new InputFileException(path, lineNo, at, $"expected a string or an object with \"text\", got {Describe(item)}.");
+        }
+
+        var field = at is null ? "text" : at + ".text";
+        return !item.TryGetProperty("text", out var text)
+            ? throw new InputFileException(path, lineNo, field, "missing; a chunk object needs its text.")
+            : text.ValueKind == JsonValueKind.String
+                ? text.GetString()!
+                : throw new InputFileException(path, lineNo, field, $"must be a string, got {Describe(text)}.");
+    }
+
+    private static string Describe(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        _ => "null",
+    };
 }

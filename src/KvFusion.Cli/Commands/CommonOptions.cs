@@ -1,10 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
 using KvFusion.Cuda.Backend;
-using KvFusion.Cuda.Interop;
 using Microsoft.Extensions.Logging;
 using KvFusion.Engine.Compute;
 using KvFusion.Engine.Compute.Cpu;
+using KvFusion.Engine.Errors;
 using KvFusion.Engine.Models;
 using KvFusion.Engine.Transformer;
 using Spectre.Console;
@@ -69,26 +69,19 @@ internal static class CommonOptions
     public static TransformerModel LoadModel(string? model, IComputeBackend backend) =>
         TransformerModel.Load(ModelDirectory.Resolve(model), backend);
 
-    /// <summary>Runs a command body, turning expected failures into a message and exit code 1.</summary>
+    /// <summary>Runs a command body; a failure becomes one line on standard error and a non-zero exit code.</summary>
     public static async Task<int> RunAsync(Func<Task<int>> body)
     {
         try
         {
             return await body().ConfigureAwait(false);
         }
-        catch (Exception e) when (e is ModelLoadException or CliException or ArgumentException or IOException or InvalidOperationException
-            or CudaException or CudaLibraryNotFoundException or NotSupportedException or DllNotFoundException)
+        catch (Exception e)
         {
-            Diagnostics.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
-            return 1;
-        }
-        catch (OperationCanceledException)
-        {
-            Diagnostics.MarkupLine("[yellow]cancelled[/]");
-            return 130;
+            return ErrorReport.Report(e);
         }
     }
 }
 
-/// <summary>A user-facing command error.</summary>
-internal sealed class CliException(string message) : Exception(message);
+/// <summary>A user-facing command error: a bad option value or an unusable combination of options.</summary>
+internal sealed class CliException(string message) : KvFusionException(message);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 
 namespace KvFusion.Engine.Models;
@@ -81,32 +82,24 @@ public sealed record ModelConfig
         var path = Path.Combine(directory, "config.json");
         if (!File.Exists(path))
         {
-            throw new ModelLoadException($"config.json not found in {directory}.");
+            throw new ModelLoadException($"config.json not found in {directory}.") { FilePath = path };
         }
 
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-            return Parse(doc.RootElement, path);
-        }
-        catch (JsonException e)
-        {
-            throw new ModelLoadException($"{path} is not valid JSON: {e.Message}", e);
-        }
+        using var doc = ModelJson.ParseFile(path);
+        return Parse(doc.RootElement, path);
     }
 
     /// <summary>Parses a config object; <paramref name="source"/> names it in errors.</summary>
+    /// <exception cref="ModelLoadException">A field has the wrong type or value, or the model is unsupported.</exception>
     public static ModelConfig Parse(JsonElement root, string source)
     {
         if (root.ValueKind != JsonValueKind.Object)
         {
-            throw new ModelLoadException($"{source}: the config is not a JSON object.");
+            throw ModelLoadException.InFile(source, $"the config must be a JSON object, got {ModelJson.Describe(root)}.");
         }
 
-        var archName = root.TryGetProperty("architectures", out var archs) && archs.ValueKind == JsonValueKind.Array && archs.GetArrayLength() > 0
-            ? archs[0].GetString() ?? ""
-            : GetString(root, "model_type") ?? "";
-        var modelType = GetString(root, "model_type") ?? "";
+        var modelType = ModelJson.OptionalString(root, "model_type", source) ?? "";
+        var archName = ReadArchitectureName(root, source) ?? modelType;
         var arch = archName switch
         {
             "LlamaForCausalLM" => ModelArchitecture.Llama,
@@ -120,53 +113,69 @@ public sealed record ModelConfig
                 "qwen2" when archName is "" or "qwen2" => ModelArchitecture.Qwen2,
                 "qwen3" when archName is "" or "qwen3" => ModelArchitecture.Qwen3,
                 _ => throw new ModelLoadException(
-                    $"{source}: unsupported architecture '{(archName.Length > 0 ? archName : modelType)}'. Supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM."),
+                    $"{source}: unsupported architecture '{(archName.Length > 0 ? archName : modelType)}'. Supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM.")
+                {
+                    FilePath = source,
+                    JsonPath = "architectures",
+                },
             },
         };
 
-        var act = GetString(root, "hidden_act") ?? "silu";
+        var act = ModelJson.OptionalString(root, "hidden_act", source) ?? "silu";
         if (act != "silu")
         {
-            throw new ModelLoadException($"{source}: hidden_act '{act}' is not supported (only silu).");
+            throw ModelLoadException.InJson(source, "hidden_act", $"'{act}' is not supported (only silu).");
         }
 
-        var hidden = RequireInt(root, "hidden_size", source);
-        var heads = RequireInt(root, "num_attention_heads", source);
-        var kvHeads = GetInt(root, "num_key_value_heads") ?? heads;
-        var headDim = GetInt(root, "head_dim") ?? (heads > 0 ? hidden / heads : 0);
-        var layers = RequireInt(root, "num_hidden_layers", source);
-        var vocab = RequireInt(root, "vocab_size", source);
-        var inter = RequireInt(root, "intermediate_size", source);
-        var maxPos = GetInt(root, "max_position_embeddings") ?? 2048;
-        if (hidden <= 0 || heads <= 0 || kvHeads <= 0 || headDim <= 0 || layers <= 0 || vocab <= 0 || inter <= 0 || maxPos <= 0)
+        var hidden = RequirePositive(root, "hidden_size", source);
+        var heads = RequirePositive(root, "num_attention_heads", source);
+        var kvHeads = OptionalPositive(root, "num_key_value_heads", source) ?? heads;
+        var headDim = OptionalPositive(root, "head_dim", source) ?? hidden / heads;
+        var layers = RequirePositive(root, "num_hidden_layers", source);
+        var vocab = RequirePositive(root, "vocab_size", source);
+        var inter = RequirePositive(root, "intermediate_size", source);
+        var maxPos = OptionalPositive(root, "max_position_embeddings", source) ?? 2048;
+        if (headDim <= 0)
         {
-            throw new ModelLoadException($"{source}: sizes must be positive.");
+            throw ModelLoadException.InJson(source, "head_dim", $"is missing and hidden_size {hidden} / num_attention_heads {heads} is 0.");
         }
 
         if (heads % kvHeads != 0)
         {
-            throw new ModelLoadException($"{source}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}.");
+            throw ModelLoadException.InJson(source, "num_key_value_heads", $"{kvHeads} does not divide num_attention_heads {heads}.");
         }
 
         if (headDim % 2 != 0)
         {
-            throw new ModelLoadException($"{source}: head_dim {headDim} must be even for RoPE.");
+            throw ModelLoadException.InJson(source, "head_dim", $"{headDim} must be even for RoPE.");
         }
 
-        if (GetDouble(root, "partial_rotary_factor") is { } prf && prf != 1.0)
+        // Projection widths are tensor dimensions (int); a product beyond that would wrap to a negative width.
+        if ((long)heads * headDim > int.MaxValue)
         {
-            throw new ModelLoadException($"{source}: partial_rotary_factor {prf} is not supported.");
+            throw ModelLoadException.InJson(source, "num_attention_heads", $"{heads} × head_dim {headDim} overflows the largest tensor dimension ({int.MaxValue}).");
         }
 
-        var sliding = GetInt(root, "sliding_window");
-        var useSliding = arch == ModelArchitecture.Mistral || (root.TryGetProperty("use_sliding_window", out var us) && us.ValueKind == JsonValueKind.True);
+        if (ModelJson.OptionalDouble(root, "partial_rotary_factor", source) is { } prf && prf != 1.0)
+        {
+            throw ModelLoadException.InJson(source, "partial_rotary_factor", $"{prf} is not supported.");
+        }
+
+        var sliding = ModelJson.OptionalInt(root, "sliding_window", source);
+        var useSliding = arch == ModelArchitecture.Mistral || ModelJson.OptionalBool(root, "use_sliding_window", source) == true;
         if (useSliding && sliding is > 0 && sliding < maxPos)
         {
             // Within the window, sliding-window attention equals full attention; the engine never goes beyond it.
             maxPos = sliding.Value;
         }
 
-        var attentionBias = root.TryGetProperty("attention_bias", out var ab) && ab.ValueKind == JsonValueKind.True;
+        var eps = ModelJson.OptionalDouble(root, "rms_norm_eps", source) ?? 1e-6;
+        if (!(eps > 0) || (float)eps == 0)
+        {
+            throw ModelLoadException.InJson(source, "rms_norm_eps", $"{eps} must be positive.");
+        }
+
+        var attentionBias = ModelJson.OptionalBool(root, "attention_bias", source) == true;
         return new ModelConfig
         {
             Architecture = arch,
@@ -179,88 +188,117 @@ public sealed record ModelConfig
             KvHeadCount = kvHeads,
             HeadDim = headDim,
             MaxPositionEmbeddings = maxPos,
-            RmsNormEps = (float)(GetDouble(root, "rms_norm_eps") ?? 1e-6),
-            TieWordEmbeddings = root.TryGetProperty("tie_word_embeddings", out var tie) && tie.ValueKind == JsonValueKind.True,
+            RmsNormEps = (float)eps,
+            TieWordEmbeddings = ModelJson.OptionalBool(root, "tie_word_embeddings", source) == true,
             QkvBias = arch == ModelArchitecture.Qwen2 || attentionBias,
             OutputBias = arch is ModelArchitecture.Llama or ModelArchitecture.Qwen3 && attentionBias,
-            MlpBias = root.TryGetProperty("mlp_bias", out var mb) && mb.ValueKind == JsonValueKind.True,
+            MlpBias = ModelJson.OptionalBool(root, "mlp_bias", source) == true,
             QkNorm = arch == ModelArchitecture.Qwen3,
             Rope = ParseRope(root, source),
-            BosTokenId = GetInt(root, "bos_token_id"),
-            EosTokenIds = ParseIds(root, "eos_token_id"),
-            DeclaredDType = GetString(root, "torch_dtype") ?? GetString(root, "dtype"),
+            BosTokenId = ModelJson.OptionalInt(root, "bos_token_id", source),
+            EosTokenIds = ParseIds(root, "eos_token_id", source),
+            DeclaredDType = ModelJson.OptionalString(root, "torch_dtype", source) ?? ModelJson.OptionalString(root, "dtype", source),
         };
+    }
+
+    /// <summary><c>architectures[0]</c>, or null when the list is absent or empty.</summary>
+    private static string? ReadArchitectureName(JsonElement root, string source)
+    {
+        if (!ModelJson.TryGet(root, "architectures", out var archs))
+        {
+            return null;
+        }
+
+        if (archs.ValueKind != JsonValueKind.Array)
+        {
+            throw ModelJson.WrongKind(source, "architectures", "an array of class names", archs);
+        }
+
+        if (archs.GetArrayLength() == 0)
+        {
+            return null;
+        }
+
+        var first = archs[0];
+        return first.ValueKind == JsonValueKind.String
+            ? first.GetString()!
+            : throw ModelJson.WrongKind(source, "architectures[0]", "a class name string", first);
     }
 
     private static RopeParameters ParseRope(JsonElement root, string source)
     {
-        var theta = GetDouble(root, "rope_theta");
-        JsonElement scaling = default;
-        if (root.TryGetProperty("rope_parameters", out var rp) && rp.ValueKind == JsonValueKind.Object)
+        var theta = ModelJson.OptionalDouble(root, "rope_theta", source);
+        var prefix = "rope_parameters.";
+        var scaling = ModelJson.OptionalObject(root, "rope_parameters", source);
+        if (scaling is { } rp)
         {
-            scaling = rp;
-            theta = GetDouble(rp, "rope_theta") ?? theta;
+            theta = ModelJson.OptionalDouble(rp, "rope_theta", source, prefix) ?? theta;
         }
-        else if (root.TryGetProperty("rope_scaling", out var rs) && rs.ValueKind == JsonValueKind.Object)
+        else
         {
-            scaling = rs;
+            prefix = "rope_scaling.";
+            scaling = ModelJson.OptionalObject(root, "rope_scaling", source);
+        }
+
+        if (theta is { } t && !(t > 0))
+        {
+            throw ModelLoadException.InJson(source, "rope_theta", $"{t} must be positive.");
         }
 
         var rope = new RopeParameters { Theta = theta ?? 10000.0 };
-        if (scaling.ValueKind != JsonValueKind.Object)
+        if (scaling is not { } s)
         {
             return rope;
         }
 
-        var type = GetString(scaling, "rope_type") ?? GetString(scaling, "type") ?? "default";
+        var type = ModelJson.OptionalString(s, "rope_type", source, prefix) ?? ModelJson.OptionalString(s, "type", source, prefix) ?? "default";
         return type switch
         {
             "default" => rope,
             "llama3" => rope with
             {
                 RopeType = "llama3",
-                Factor = GetDouble(scaling, "factor") ?? throw new ModelLoadException($"{source}: llama3 RoPE needs 'factor'."),
-                LowFreqFactor = GetDouble(scaling, "low_freq_factor") ?? 1.0,
-                HighFreqFactor = GetDouble(scaling, "high_freq_factor") ?? 4.0,
-                OriginalMaxPositionEmbeddings = GetInt(scaling, "original_max_position_embeddings") ?? 8192,
+                Factor = Positive(ModelJson.OptionalDouble(s, "factor", source, prefix) ?? throw ModelLoadException.InJson(source, prefix + "factor", "is required by llama3 RoPE."), source, prefix + "factor"),
+                LowFreqFactor = Positive(ModelJson.OptionalDouble(s, "low_freq_factor", source, prefix) ?? 1.0, source, prefix + "low_freq_factor"),
+                HighFreqFactor = Positive(ModelJson.OptionalDouble(s, "high_freq_factor", source, prefix) ?? 4.0, source, prefix + "high_freq_factor"),
+                OriginalMaxPositionEmbeddings = (int)Positive(ModelJson.OptionalInt(s, "original_max_position_embeddings", source, prefix) ?? 8192, source, prefix + "original_max_position_embeddings"),
             },
-            _ => throw new ModelLoadException($"{source}: RoPE type '{type}' is not supported (supported: default, llama3)."),
+            _ => throw ModelLoadException.InJson(source, prefix + "rope_type", $"'{type}' is not supported (supported: default, llama3)."),
         };
     }
 
-    private static List<int> ParseIds(JsonElement root, string name)
+    private static double Positive(double value, string source, string path) =>
+        value > 0 ? value : throw ModelLoadException.InJson(source, path, $"{value} must be positive.");
+
+    private static List<int> ParseIds(JsonElement root, string name, string source)
     {
         var ids = new List<int>();
-        if (root.TryGetProperty(name, out var e))
+        if (!ModelJson.TryGet(root, name, out var e))
         {
-            if (e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var one))
+            return ids;
+        }
+
+        if (e.ValueKind == JsonValueKind.Array)
+        {
+            var i = 0;
+            foreach (var x in e.EnumerateArray())
             {
-                ids.Add(one);
+                ids.Add(ModelJson.Int(x, source, string.Create(CultureInfo.InvariantCulture, $"{name}[{i++}]")));
             }
-            else if (e.ValueKind == JsonValueKind.Array)
-            {
-                foreach (var x in e.EnumerateArray())
-                {
-                    if (x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out var v))
-                    {
-                        ids.Add(v);
-                    }
-                }
-            }
+        }
+        else
+        {
+            ids.Add(ModelJson.Int(e, source, name));
         }
 
         return ids;
     }
 
-    private static string? GetString(JsonElement o, string name) =>
-        o.TryGetProperty(name, out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
+    private static int? OptionalPositive(JsonElement o, string name, string source) =>
+        ModelJson.OptionalInt(o, name, source) is { } v
+            ? v > 0 ? v : throw ModelLoadException.InJson(source, name, $"is {v}; sizes must be positive.")
+            : null;
 
-    private static int? GetInt(JsonElement o, string name) =>
-        o.TryGetProperty(name, out var e) && e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var v) ? v : null;
-
-    private static double? GetDouble(JsonElement o, string name) =>
-        o.TryGetProperty(name, out var e) && e.ValueKind == JsonValueKind.Number ? e.GetDouble() : null;
-
-    private static int RequireInt(JsonElement o, string name, string source) =>
-        GetInt(o, name) ?? throw new ModelLoadException($"{source}: '{name}' is missing or not an integer.");
+    private static int RequirePositive(JsonElement o, string name, string source) =>
+        OptionalPositive(o, name, source) ?? throw ModelLoadException.InJson(source, name, "is missing; the engine needs it.");
 }

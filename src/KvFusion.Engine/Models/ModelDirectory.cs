@@ -20,7 +20,7 @@ public static class ModelDirectory
         {
             return Directory.Exists(explicitPath)
                 ? Path.GetFullPath(explicitPath)
-                : throw new ModelLoadException($"Model directory not found: {explicitPath}");
+                : throw new ModelLoadException($"Model directory not found: {explicitPath}") { FilePath = explicitPath };
         }
 
         var env = Environment.GetEnvironmentVariable(EnvironmentVariable);
@@ -28,7 +28,7 @@ public static class ModelDirectory
         {
             return Directory.Exists(env)
                 ? Path.GetFullPath(env)
-                : throw new ModelLoadException($"{EnvironmentVariable}={env} is not a directory.");
+                : throw new ModelLoadException($"{EnvironmentVariable}={env} is not a directory.") { FilePath = env };
         }
 
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })

@@ -56,7 +56,11 @@ public readonly unsafe struct SafeTensor
         if (!ok)
         {
             throw new ModelLoadException(
-                $"Tensor '{Name}' in {File} has shape [{string.Join(", ", Shape)}]; the config requires [{string.Join(", ", expected)}].");
+                $"Tensor '{Name}' in {File} has shape [{string.Join(", ", Shape)}]; the config requires [{string.Join(", ", expected)}].")
+            {
+                FilePath = File,
+                TensorName = Name,
+            };
         }
     }
 }

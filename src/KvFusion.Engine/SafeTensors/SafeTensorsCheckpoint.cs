@@ -49,7 +49,7 @@ public sealed class SafeTensorsCheckpoint : IDisposable
             }
             else
             {
-                throw new ModelLoadException($"No weights in {directory}: expected {SingleFileName} or {IndexFileName}.");
+                throw new ModelLoadException($"No weights in {directory}: expected {SingleFileName} or {IndexFileName}.") { FilePath = directory };
             }
 
             var byTensor = new Dictionary<string, SafeTensorsFile>(StringComparer.Ordinal);
@@ -59,7 +59,7 @@ public sealed class SafeTensorsCheckpoint : IDisposable
                 {
                     if (!byTensor.TryAdd(name, f))
                     {
-                        throw new ModelLoadException($"Tensor '{name}' appears in both {byTensor[name].Path} and {f.Path}.");
+                        throw new ModelLoadException($"Tensor '{name}' appears in both {byTensor[name].Path} and {f.Path}.") { FilePath = f.Path, TensorName = name };
                     }
                 }
             }
@@ -84,7 +84,7 @@ public sealed class SafeTensorsCheckpoint : IDisposable
     /// <exception cref="ModelLoadException">The tensor is missing.</exception>
     public SafeTensor Get(string name) => _byTensor.TryGetValue(name, out var f)
         ? f.Get(name)
-        : throw new ModelLoadException($"Tensor '{name}' is missing from the checkpoint ({string.Join(", ", _files.Select(x => Path.GetFileName(x.Path)))}).");
+        : throw new ModelLoadException($"Tensor '{name}' is missing from the checkpoint ({string.Join(", ", _files.Select(x => Path.GetFileName(x.Path)))}).") { TensorName = name };
 
     /// <inheritdoc />
     public void Dispose()
@@ -97,31 +97,29 @@ public sealed class SafeTensorsCheckpoint : IDisposable
 
     private static List<string> ReadShardNames(string indexPath)
     {
-        try
+        using var doc = ModelJson.ParseFile(indexPath);
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
-            if (!doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
+            throw ModelLoadException.InFile(indexPath, $"must be a JSON object, got {ModelJson.Describe(doc.RootElement)}.");
+        }
+
+        var map = ModelJson.OptionalObject(doc.RootElement, "weight_map", indexPath)
+            ?? throw ModelLoadException.InJson(indexPath, "weight_map", "is missing; it maps each tensor to its shard.");
+        var shards = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var p in map.EnumerateObject())
+        {
+            var where = $"weight_map.{p.Name}";
+            var shard = p.Value.ValueKind == JsonValueKind.String
+                ? p.Value.GetString()!
+                : throw ModelJson.WrongKind(indexPath, where, "a shard file name", p.Value);
+            if (shard.Length == 0 || shard.Contains('/', StringComparison.Ordinal) || shard.Contains('\\', StringComparison.Ordinal) || shard.Contains("..", StringComparison.Ordinal))
             {
-                throw new ModelLoadException($"{indexPath} has no 'weight_map' object.");
+                throw ModelLoadException.InJson(indexPath, where, $"names shard '{shard}'; it must be a file name in the model directory.");
             }
 
-            var shards = new SortedSet<string>(StringComparer.Ordinal);
-            foreach (var p in map.EnumerateObject())
-            {
-                var shard = p.Value.GetString() ?? throw new ModelLoadException($"{indexPath}: tensor '{p.Name}' maps to no file.");
-                if (shard.Contains('/', StringComparison.Ordinal) || shard.Contains('\\', StringComparison.Ordinal) || shard.Contains("..", StringComparison.Ordinal))
-                {
-                    throw new ModelLoadException($"{indexPath}: shard name '{shard}' must be a file name in the model directory.");
-                }
-
-                shards.Add(shard);
-            }
-
-            return [.. shards];
+            shards.Add(shard);
         }
-        catch (JsonException e)
-        {
-            throw new ModelLoadException($"{indexPath} is not valid JSON: {e.Message}", e);
-        }
+
+        return [.. shards];
     }
 }

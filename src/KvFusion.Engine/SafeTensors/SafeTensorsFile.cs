@@ -45,16 +45,25 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         if (!File.Exists(path))
         {
-            throw new ModelLoadException($"Weights file not found: {path}");
+            throw new ModelLoadException($"Weights file not found: {path}") { FilePath = path };
         }
 
         var length = new FileInfo(path).Length;
         if (length < 8)
         {
-            throw new ModelLoadException($"{path} is not a safetensors file: {length} bytes is shorter than the 8-byte header length.");
+            throw ModelLoadException.InFile(path, $"is not a safetensors file: {length} bytes is shorter than the 8-byte header length.");
         }
 
-        var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        MemoryMappedFile map;
+        try
+        {
+            map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw ModelLoadException.InFile(path, $"cannot be read: {e.Message}", e);
+        }
+
         MemoryMappedViewAccessor? view = null;
         try
         {
@@ -88,7 +97,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         return _tensors.TryGetValue(name, out var t)
             ? t
-            : throw new ModelLoadException($"Tensor '{name}' is missing from {Path}.");
+            : throw new ModelLoadException($"Tensor '{name}' is missing from {Path}.") { FilePath = Path, TensorName = name };
     }
 
     /// <summary>Tries to get a tensor by name.</summary>
@@ -117,8 +126,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         var headerLength = (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(ptr, 8));
         if (headerLength <= 0 || headerLength > MaxHeaderBytes || headerLength > fileLength - 8)
         {
-            throw new ModelLoadException(
-                $"{path}: header length {headerLength} is out of bounds for a file of {fileLength} bytes (truncated or not a safetensors file).");
+            throw ModelLoadException.InFile(
+                path, $"header length {headerLength} is out of bounds for a file of {fileLength} bytes (truncated or not a safetensors file).");
         }
 
         var dataStart = 8 + headerLength;
@@ -130,14 +139,14 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
         catch (JsonException e)
         {
-            throw new ModelLoadException($"{path}: the safetensors header is not valid JSON: {e.Message}", e);
+            throw ModelLoadException.InFile(path, $"the safetensors header is not valid JSON: {e.Message}", e);
         }
 
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
             {
-                throw new ModelLoadException($"{path}: the safetensors header is not a JSON object.");
+                throw ModelLoadException.InFile(path, "the safetensors header is not a JSON object.");
             }
 
             var tensors = new Dictionary<string, SafeTensor>(StringComparer.Ordinal);
@@ -158,6 +167,12 @@ public sealed unsafe class SafeTensorsFile : IDisposable
                     continue;
                 }
 
+                // JSON allows a repeated key; two entries for one tensor name make the file ambiguous.
+                if (tensors.ContainsKey(prop.Name))
+                {
+                    throw ModelLoadException.InTensor(path, prop.Name, "appears twice in the safetensors header.");
+                }
+
                 var t = ParseEntry(path, prop, ptr + dataStart, dataLength);
                 tensors.Add(prop.Name, t);
                 ranges.Add((t.Data - (ptr + dataStart), t.Data - (ptr + dataStart) + t.ByteLength, prop.Name));
@@ -168,7 +183,11 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             {
                 if (ranges[i].Begin < ranges[i - 1].End)
                 {
-                    throw new ModelLoadException($"{path}: tensors '{ranges[i - 1].Name}' and '{ranges[i].Name}' overlap in the data section.");
+                    throw new ModelLoadException($"{path}: tensors '{ranges[i - 1].Name}' and '{ranges[i].Name}' overlap in the data section.")
+                    {
+                        FilePath = path,
+                        TensorName = ranges[i].Name,
+                    };
                 }
             }
 
@@ -185,27 +204,31 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             || !e.TryGetProperty("shape", out var shapeEl) || shapeEl.ValueKind != JsonValueKind.Array
             || !e.TryGetProperty("data_offsets", out var offEl) || offEl.ValueKind != JsonValueKind.Array || offEl.GetArrayLength() != 2)
         {
-            throw new ModelLoadException($"{path}: header entry '{name}' needs 'dtype', 'shape' and two 'data_offsets'.");
+            throw ModelLoadException.InTensor(path, name, "needs 'dtype', 'shape' and two 'data_offsets' in the header.");
         }
 
         var dtypeName = dtypeEl.GetString()!;
         if (!TensorDTypeExtensions.TryParseSafeTensors(dtypeName, out var dtype))
         {
-            throw new ModelLoadException($"{path}: tensor '{name}' has dtype {dtypeName}; supported are F16, BF16, F32 and I32.");
+            throw ModelLoadException.InTensor(path, name, $"has dtype {dtypeName}; supported are F16, BF16, F32 and I32.");
         }
 
         var shape = new int[shapeEl.GetArrayLength()];
-        long elements = 1;
         var i = 0;
         foreach (var d in shapeEl.EnumerateArray())
         {
             if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out var dim) || dim < 0 || dim > int.MaxValue)
             {
-                throw new ModelLoadException($"{path}: tensor '{name}' has an invalid dimension {d.GetRawText()}.");
+                throw ModelLoadException.InTensor(path, name, $"has an invalid dimension {d.GetRawText()}.");
             }
 
             shape[i++] = (int)dim;
-            elements = checked(elements * dim);
+        }
+
+        var elements = ElementCount(shape);
+        if (elements < 0)
+        {
+            throw ModelLoadException.InTensor(path, name, $"has shape [{string.Join(", ", shape)}], whose element count does not fit in 64 bits.");
         }
 
         long begin, end;
@@ -216,22 +239,45 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
         catch (Exception ex) when (ex is FormatException or InvalidOperationException)
         {
-            throw new ModelLoadException($"{path}: tensor '{name}' has non-integer data_offsets.", ex);
+            throw new ModelLoadException($"{path}: tensor '{name}' has non-integer data_offsets.", ex) { FilePath = path, TensorName = name };
         }
 
         if (begin < 0 || end < begin || end > dataLength)
         {
-            throw new ModelLoadException(
-                $"{path}: tensor '{name}' data_offsets [{begin}, {end}] fall outside the {dataLength}-byte data section (truncated file?).");
+            throw ModelLoadException.InTensor(
+                path, name, $"data_offsets [{begin}, {end}] fall outside the {dataLength}-byte data section (truncated file?).");
         }
 
-        var expectedBytes = checked(elements * dtype.SizeInBytes());
+        // The range is within the file, so a byte count that disagrees cannot come from an overflowing product.
+        var expectedBytes = (Int128)elements * dtype.SizeInBytes();
         if (end - begin != expectedBytes)
         {
-            throw new ModelLoadException(
-                $"{path}: tensor '{name}' has {end - begin} bytes but shape [{string.Join(", ", shape)}] of {dtypeName} needs {expectedBytes}.");
+            throw ModelLoadException.InTensor(
+                path, name, $"has {end - begin} bytes but shape [{string.Join(", ", shape)}] of {dtypeName} needs {expectedBytes}.");
         }
 
         return new SafeTensor(name, dtype, shape, data + begin, end - begin, path);
+    }
+
+    /// <summary>The product of the dimensions, or -1 when it exceeds <see cref="long.MaxValue"/>.</summary>
+    private static long ElementCount(int[] shape)
+    {
+        if (Array.IndexOf(shape, 0) >= 0)
+        {
+            return 0;
+        }
+
+        Int128 product = 1;
+        foreach (var d in shape)
+        {
+            // Each factor is below 2^31, so the product stays exact in 128 bits until it is found too large.
+            product *= d;
+            if (product > long.MaxValue)
+            {
+                return -1;
+            }
+        }
+
+        return (long)product;
     }
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using KvFusion.Engine.Models;
@@ -39,7 +40,7 @@ public sealed class ModelTokenizer : IDisposable
     {
         if (!File.Exists(tokenizerJsonPath))
         {
-            throw new ModelLoadException($"tokenizer.json not found: {tokenizerJsonPath}");
+            throw new ModelLoadException($"tokenizer.json not found: {tokenizerJsonPath}") { FilePath = tokenizerJsonPath };
         }
 
         var (vocabSize, specials) = Inspect(tokenizerJsonPath);
@@ -50,7 +51,7 @@ public sealed class ModelTokenizer : IDisposable
         }
         catch (Exception e) when (e is Tokenizers.DotNet.TokenizerException or InvalidOperationException)
         {
-            throw new ModelLoadException($"{tokenizerJsonPath} could not be loaded by the tokenizers library: {e.Message}", e);
+            throw ModelLoadException.InFile(tokenizerJsonPath, $"could not be loaded by the tokenizers library: {e.Message}", e);
         }
 
         return new ModelTokenizer(tokenizerJsonPath, native, vocabSize, specials);
@@ -135,47 +136,89 @@ public sealed class ModelTokenizer : IDisposable
     /// <inheritdoc />
     public void Dispose() => _tokenizer.Dispose();
 
+    /// <summary>
+    /// Reads what the engine needs beyond the native library (vocabulary size, special tokens) and checks it, so
+    /// a malformed file fails here with the field named rather than later with a negative size or a duplicate key.
+    /// </summary>
     private static (int VocabSize, Dictionary<string, int> Specials) Inspect(string path)
     {
-        try
+        using var doc = ModelJson.ParseFile(path);
+        var root = doc.RootElement;
+        if (root.ValueKind != JsonValueKind.Object)
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-            var root = doc.RootElement;
-            var maxId = -1;
-            if (root.TryGetProperty("model", out var model) && model.TryGetProperty("vocab", out var vocab) && vocab.ValueKind == JsonValueKind.Object)
+            throw ModelLoadException.InFile(path, $"must be a JSON object, got {ModelJson.Describe(root)}.");
+        }
+
+        var maxId = -1;
+        if (ModelJson.OptionalObject(root, "model", path) is { } model && ModelJson.TryGet(model, "vocab", out var vocab))
+        {
+            if (vocab.ValueKind == JsonValueKind.Object)
             {
                 foreach (var p in vocab.EnumerateObject())
                 {
-                    maxId = Math.Max(maxId, p.Value.GetInt32());
+                    maxId = Math.Max(maxId, TokenId(p.Value, path, $"model.vocab.{p.Name}"));
                 }
             }
-
-            var specials = new Dictionary<string, int>(StringComparer.Ordinal);
-            if (root.TryGetProperty("added_tokens", out var added) && added.ValueKind == JsonValueKind.Array)
+            else if (vocab.ValueKind == JsonValueKind.Array)
             {
-                foreach (var t in added.EnumerateArray())
-                {
-                    var id = t.GetProperty("id").GetInt32();
-                    maxId = Math.Max(maxId, id);
-                    if (t.TryGetProperty("special", out var sp) && sp.ValueKind == JsonValueKind.True)
-                    {
-                        specials[t.GetProperty("content").GetString()!] = id;
-                    }
-                }
+                // Unigram models list [piece, score] pairs; the ids are the positions.
+                maxId = vocab.GetArrayLength() - 1;
             }
-
-            if (maxId < 0)
+            else
             {
-                throw new ModelLoadException($"{path} has no vocabulary.");
+                throw ModelJson.WrongKind(path, "model.vocab", "an object of token ids", vocab);
             }
-
-            return (maxId + 1, specials);
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+
+        var specials = new Dictionary<string, int>(StringComparer.Ordinal);
+        var specialById = new Dictionary<int, string>();
+        if (ModelJson.TryGet(root, "added_tokens", out var added))
         {
-            throw new ModelLoadException($"{path} is not a valid tokenizer.json: {e.Message}", e);
+            if (added.ValueKind != JsonValueKind.Array)
+            {
+                throw ModelJson.WrongKind(path, "added_tokens", "an array", added);
+            }
+
+            var i = 0;
+            foreach (var t in added.EnumerateArray())
+            {
+                var at = string.Create(CultureInfo.InvariantCulture, $"added_tokens[{i++}]");
+                if (t.ValueKind != JsonValueKind.Object)
+                {
+                    throw ModelJson.WrongKind(path, at, "an object", t);
+                }
+
+                var id = TokenId(t.TryGetProperty("id", out var idEl) ? idEl : default, path, at + ".id");
+                var content = t.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String
+                    ? c.GetString()!
+                    : throw ModelJson.WrongKind(path, at + ".content", "the token's text", c);
+                maxId = Math.Max(maxId, id);
+                if (ModelJson.OptionalBool(t, "special", path, at + ".") == true)
+                {
+                    if (specialById.TryGetValue(id, out var other) && other != content)
+                    {
+                        throw ModelLoadException.InJson(path, at + ".id", $"{id} is also the id of special token '{other}'; a special token needs its own id.");
+                    }
+
+                    specialById[id] = content;
+                    specials[content] = id;
+                }
+            }
         }
+
+        if (maxId < 0)
+        {
+            throw ModelLoadException.InFile(path, "has no vocabulary.");
+        }
+
+        return (maxId + 1, specials);
     }
+
+    /// <summary>A token id: an integer from 0 to <c>int.MaxValue - 1</c>, so the vocabulary size (largest id + 1) fits.</summary>
+    private static int TokenId(JsonElement e, string path, string jsonPath) =>
+        e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var id) && id is >= 0 and < int.MaxValue
+            ? id
+            : throw ModelJson.WrongKind(path, jsonPath, $"a token id from 0 to {int.MaxValue - 1}", e);
 }
 
 /// <summary>

@@ -77,7 +77,7 @@ public sealed class TransformerModel : IDisposable
         ArgumentNullException.ThrowIfNull(backend);
         if (!System.IO.Directory.Exists(directory))
         {
-            throw new ModelLoadException($"Model directory not found: {directory}");
+            throw new ModelLoadException($"Model directory not found: {directory}") { FilePath = directory };
         }
 
         var config = ModelConfig.Load(directory);
@@ -127,6 +127,18 @@ public sealed class TransformerModel : IDisposable
             else
             {
                 lmHead = W("lm_head.weight", config.VocabSize, h);
+            }
+
+            // Checked before the layer array is allocated: a config that claims billions of layers fails here, by name.
+            var lastLayerNorm = $"model.layers.{config.LayerCount - 1}.input_layernorm.weight";
+            if (!ck.Contains(lastLayerNorm))
+            {
+                throw new ModelLoadException($"{directory}: num_hidden_layers is {config.LayerCount} but tensor '{lastLayerNorm}' is missing from the checkpoint.")
+                {
+                    FilePath = Path.Combine(directory, "config.json"),
+                    JsonPath = "num_hidden_layers",
+                    TensorName = lastLayerNorm,
+                };
             }
 
             var layers = new LayerWeights[config.LayerCount];

@@ -1,6 +1,7 @@
 using System.Text;
 using KvFusion.Cache.Chunking;
 using KvFusion.Cache.Evaluation;
+using KvFusion.Engine.Errors;
 using KvFusion.Engine.Tokenization;
 
 namespace KvFusion.Cache.Tests.Evaluation;
@@ -42,23 +43,38 @@ public sealed class FusionCaseTests : IDisposable
     }
 
     [Theory]
-    [InlineData("{\"chunks\":[\"c\"],\"answer\":\"a\"}", "missing 'query'")]
-    [InlineData("{\"chunks\":[\"c\"],\"query\":\"q\"}", "missing 'answer'")]
-    [InlineData("{\"query\":\"q\",\"answer\":\"a\"}", "missing 'chunks'")]
-    [InlineData("{\"chunks\":\"c\",\"query\":\"q\",\"answer\":\"a\"}", "'chunks' must be an array of strings, got a string")]
-    [InlineData("{\"chunks\":[\"c\",3],\"query\":\"q\",\"answer\":\"a\"}", "'chunks'[1] must be a string, got a number")]
-    [InlineData("{\"chunks\":[],\"query\":\"q\",\"answer\":\"a\"}", "'chunks' is empty")]
-    [InlineData("{\"chunks\":[\"c\"],\"query\":1,\"answer\":\"a\"}", "'query' must be a string, got a number")]
-    [InlineData("{\"prefix\":true,\"chunks\":[\"c\"],\"query\":\"q\",\"answer\":\"a\"}", "'prefix' must be a string or null")]
-    [InlineData("[1,2]", "expected a JSON object, got an array")]
-    [InlineData("{\"chunks\":[\"c\"],", "not valid JSON")]
-    public void Malformed_line_is_reported_with_its_number(string badLine, string problem)
+    [InlineData("{\"chunks\":[\"c\"],\"answer\":\"a\"}", "query", "missing")]
+    [InlineData("{\"chunks\":[\"c\"],\"query\":\"q\"}", "answer", "missing")]
+    [InlineData("{\"query\":\"q\",\"answer\":\"a\"}", "chunks", "missing")]
+    [InlineData("{\"chunks\":\"c\",\"query\":\"q\",\"answer\":\"a\"}", "chunks", "must be an array of strings, got a string")]
+    [InlineData("{\"chunks\":[\"c\",3],\"query\":\"q\",\"answer\":\"a\"}", "chunks[1]", "must be a string, got a number")]
+    [InlineData("{\"chunks\":[],\"query\":\"q\",\"answer\":\"a\"}", "chunks", "is empty")]
+    [InlineData("{\"chunks\":[\"c\"],\"query\":1,\"answer\":\"a\"}", "query", "must be a string, got a number")]
+    [InlineData("{\"chunks\":[\"c\"],\"query\":\"q\",\"answer\":null}", "answer", "must be a string, got null")]
+    [InlineData("{\"prefix\":true,\"chunks\":[\"c\"],\"query\":\"q\",\"answer\":\"a\"}", "prefix", "must be a string or null")]
+    [InlineData("[1,2]", null, "expected a JSON object, got an array")]
+    [InlineData("{\"chunks\":[\"c\"],", null, "not valid JSON")]
+    [InlineData("\"just a string\"", null, "expected a JSON object, got a string")]
+    public void Malformed_line_is_reported_with_file_line_and_field(string badLine, string? field, string problem)
     {
         var path = Path.Combine(_dir, "bad.jsonl");
         File.WriteAllLines(path, ["{\"chunks\":[\"c\"],\"query\":\"q\",\"answer\":\"a\"}", string.Empty, badLine]);
-        var e = Assert.Throws<FormatException>(() => FusionCase.ReadJsonLines(path));
-        Assert.Contains($"{path}:3:", e.Message, StringComparison.Ordinal);
-        Assert.Contains(problem, e.Message, StringComparison.Ordinal);
+        var e = Assert.Throws<InputFileException>(() => FusionCase.ReadJsonLines(path));
+        Assert.Equal(path, e.FilePath);
+        Assert.Equal(3, e.LineNumber);
+        Assert.Equal(field, e.Field);
+        Assert.StartsWith(field is null ? $"{path}:3: " : $"{path}:3: '{field}': ", e.Message, StringComparison.Ordinal);
+        Assert.Contains(problem, e.Problem, StringComparison.Ordinal);
+        Assert.IsAssignableFrom<KvFusionException>(e);
+    }
+
+    [Fact]
+    public void Missing_case_file_is_an_input_file_error_naming_it()
+    {
+        var path = Path.Combine(_dir, "absent.jsonl");
+        var e = Assert.Throws<InputFileException>(() => FusionCase.ReadJsonLines(path));
+        Assert.Equal(path, e.FilePath);
+        Assert.Null(e.LineNumber);
     }
 
     [Fact]

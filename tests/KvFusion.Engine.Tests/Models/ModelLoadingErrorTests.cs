@@ -256,4 +256,175 @@ public sealed class ModelLoadingErrorTests : IDisposable
         var e = Assert.Throws<ModelLoadException>(() => ModelDirectory.Resolve("/nonexistent/dir"));
         Assert.Contains("not found", e.Message, StringComparison.Ordinal);
     }
+
+    // Issue 8: malformed files found by trying them; each ended in a framework exception (or was accepted) before.
+
+    /// <summary>The Mistral zoo config, valid, as a starting point for one malformation.</summary>
+    private const string ValidConfig = """
+        {"architectures":["MistralForCausalLM"],"bos_token_id":0,"eos_token_id":0,"head_dim":16,"hidden_act":"silu",
+         "hidden_size":64,"intermediate_size":128,"max_position_embeddings":4096,"model_type":"mistral",
+         "num_attention_heads":4,"num_hidden_layers":2,"num_key_value_heads":2,"pad_token_id":null,"rms_norm_eps":1e-06,
+         "rope_parameters":{"rope_theta":10000.0,"rope_type":"default"},"sliding_window":null,"tie_word_embeddings":false,
+         "vocab_size":4096}
+        """;
+
+    private static ModelLoadException ConfigFails(string field, string rawValue)
+    {
+        using var temp = new TempDirectory();
+        var node = JsonNode.Parse(ValidConfig)!.AsObject();
+        node[field] = JsonNode.Parse(rawValue);
+        var path = temp.Combine("config.json");
+        File.WriteAllText(path, node.ToJsonString());
+        var e = Assert.Throws<ModelLoadException>(() => ModelConfig.Load(temp.Path));
+        Assert.Equal(path, e.FilePath);
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+        return e;
+    }
+
+    [Fact]
+    public void The_valid_config_used_by_the_malformation_tests_loads()
+    {
+        using var temp = new TempDirectory();
+        File.WriteAllText(temp.Combine("config.json"), ValidConfig);
+        Assert.Equal(4 * 16, ModelConfig.Load(temp.Path).QueryWidth);
+    }
+
+    [Fact]
+    public void Architecture_that_is_not_a_string_is_named()
+    {
+        var e = ConfigFails("architectures", "[1]");
+        Assert.Equal("architectures[0]", e.JsonPath);
+        Assert.Contains("'architectures[0]' must be a class name string, got the number 1", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Heads_times_head_dim_that_overflows_the_width_is_rejected()
+    {
+        using var temp = new TempDirectory();
+        var node = JsonNode.Parse(ValidConfig)!.AsObject();
+        node["num_attention_heads"] = 65536;
+        node["num_key_value_heads"] = 65536;
+        node["head_dim"] = 65536;
+        File.WriteAllText(temp.Combine("config.json"), node.ToJsonString());
+        var e = Assert.Throws<ModelLoadException>(() => ModelConfig.Load(temp.Path));
+        Assert.Equal("num_attention_heads", e.JsonPath);
+        Assert.Contains("overflows", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("hidden_size", "\"64\"", "must be an integer in the 32-bit range, got a string \"64\"")]
+    [InlineData("hidden_size", "1e12", "must be an integer in the 32-bit range, got the number 1e12")]
+    [InlineData("vocab_size", "null", "is missing")]
+    [InlineData("intermediate_size", "-5", "is -5; sizes must be positive")]
+    [InlineData("num_key_value_heads", "\"2\"", "must be an integer")]
+    [InlineData("num_key_value_heads", "3", "3 does not divide num_attention_heads 4")]
+    [InlineData("rms_norm_eps", "1e400", "must be a finite number")]
+    [InlineData("rms_norm_eps", "-1", "must be positive")]
+    [InlineData("hidden_act", "5", "must be a string, got the number 5")]
+    [InlineData("tie_word_embeddings", "\"false\"", "must be true or false")]
+    [InlineData("rope_parameters", "\"default\"", "must be an object")]
+    [InlineData("eos_token_id", "[0, \"2\"]", "must be an integer")]
+    [InlineData("architectures", "\"MistralForCausalLM\"", "must be an array of class names")]
+    [InlineData("sliding_window", "4.5", "must be an integer")]
+    public void Field_of_the_wrong_type_or_value_is_named(string field, string rawValue, string problem)
+    {
+        var e = ConfigFails(field, rawValue);
+        Assert.StartsWith(field, e.JsonPath, StringComparison.Ordinal);
+        Assert.Contains($"'{e.JsonPath}'", e.Message, StringComparison.Ordinal);
+        Assert.Contains(problem, e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("factor", "0")]
+    [InlineData("factor", "\"4\"")]
+    [InlineData("original_max_position_embeddings", "-1")]
+    public void Llama3_rope_field_of_the_wrong_type_or_value_is_named(string field, string rawValue)
+    {
+        var rope = JsonNode.Parse("{\"rope_type\":\"llama3\",\"rope_theta\":500000.0,\"factor\":8.0}")!.AsObject();
+        rope[field] = JsonNode.Parse(rawValue);
+        var e = ConfigFails("rope_parameters", rope.ToJsonString());
+        Assert.Equal($"rope_parameters.{field}", e.JsonPath);
+    }
+
+    [Fact]
+    public void Config_that_is_not_an_object_or_not_json_is_named()
+    {
+        using var temp = new TempDirectory();
+        File.WriteAllText(temp.Combine("config.json"), "[1]");
+        Assert.Contains("must be a JSON object", Assert.Throws<ModelLoadException>(() => ModelConfig.Load(temp.Path)).Message, StringComparison.Ordinal);
+        File.WriteAllText(temp.Combine("config.json"), "{\"hidden_size\": 64,");
+        Assert.Contains("is not valid JSON", Assert.Throws<ModelLoadException>(() => ModelConfig.Load(temp.Path)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Duplicate_tensor_names_in_a_safetensors_header_are_named()
+    {
+        using var temp = new TempDirectory();
+        var path = WriteSafeTensors(temp.Path,
+            "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8);
+        var e = Assert.Throws<ModelLoadException>(() => SafeTensorsFile.Open(path));
+        Assert.Equal("w", e.TensorName);
+        Assert.Equal(path, e.FilePath);
+        Assert.Contains("tensor 'w' appears twice", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("[2147483647,2147483647,2147483647]")]
+    [InlineData("[4294967296]")]
+    [InlineData("[2147483647,2147483647,2147483647,0,2]")]
+    public void Shape_whose_element_count_overflows_is_rejected(string shape)
+    {
+        using var temp = new TempDirectory();
+        var path = WriteSafeTensors(temp.Path, $"{{\"w\":{{\"dtype\":\"F32\",\"shape\":{shape},\"data_offsets\":[0,4]}}}}", 4);
+        var e = Assert.Throws<ModelLoadException>(() => SafeTensorsFile.Open(path));
+        Assert.Equal("w", e.TensorName);
+        Assert.Contains("tensor 'w'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("{\"w\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}}", "needs 'dtype'")]
+    [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[\"0\",4]}}", "non-integer data_offsets")]
+    [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,1e30]}}", "non-integer data_offsets")]
+    [InlineData("{\"w\":{\"dtype\":\"F32\",\"shape\":[\"1\"],\"data_offsets\":[0,4]}}", "invalid dimension")]
+    [InlineData("{\"w\":[1]}", "needs 'dtype'")]
+    [InlineData("[1]", "not a JSON object")]
+    public void Header_entry_of_the_wrong_type_is_named(string header, string problem)
+    {
+        using var temp = new TempDirectory();
+        var path = WriteSafeTensors(temp.Path, header, 4);
+        var e = Assert.Throws<ModelLoadException>(() => SafeTensorsFile.Open(path));
+        Assert.Contains(problem, e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("{\"weight_map\":{\"model.norm.weight\":5}}", "'weight_map.model.norm.weight' must be a shard file name, got the number 5")]
+    [InlineData("{\"weight_map\":{\"model.norm.weight\":\"\"}}", "names shard ''")]
+    [InlineData("{\"weight_map\":{\"model.norm.weight\":\"../x.safetensors\"}}", "must be a file name")]
+    [InlineData("{\"weight_map\":[\"a\"]}", "'weight_map' must be an object")]
+    [InlineData("{}", "'weight_map' is missing")]
+    [InlineData("[1]", "must be a JSON object")]
+    [InlineData("{\"weight_map\":", "is not valid JSON")]
+    public void Shard_index_of_the_wrong_shape_is_named(string index, string problem)
+    {
+        using var temp = new TempDirectory();
+        var path = temp.Combine(SafeTensorsCheckpoint.IndexFileName);
+        File.WriteAllText(path, index);
+        var e = Assert.Throws<ModelLoadException>(() => SafeTensorsCheckpoint.Open(temp.Path));
+        Assert.Equal(path, e.FilePath);
+        Assert.Contains(problem, e.Message, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public void Layer_count_far_beyond_the_checkpoint_names_the_missing_layer()
+    {
+        using var temp = MistralCopy();
+        EditConfig(temp.Path, c => c["num_hidden_layers"] = 2_000_000_000);
+        var e = LoadFails(temp.Path);
+        Assert.Equal("model.layers.1999999999.input_layernorm.weight", e.TensorName);
+        Assert.Equal("num_hidden_layers", e.JsonPath);
+    }
+
+    [Fact]
+    public void Model_load_errors_are_kvfusion_errors() =>
+        Assert.IsAssignableFrom<KvFusion.Engine.Errors.KvFusionException>(new ModelLoadException("x"));
 }

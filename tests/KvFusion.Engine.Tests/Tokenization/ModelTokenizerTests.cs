@@ -1,3 +1,4 @@
+using KvFusion.Engine.Models;
 using KvFusion.Engine.Tokenization;
 
 namespace KvFusion.Engine.Tests.Tokenization;
@@ -60,4 +61,62 @@ public sealed class ModelTokenizerTests
         var bad = Assert.Throws<KvFusion.Engine.Models.ModelLoadException>(() => ModelTokenizer.Load(Path.Combine(dir, "tokenizer.json")));
         Assert.Contains("tokenizer.json", bad.Message, StringComparison.Ordinal);
     }
+
+    /// <summary>A WordLevel tokenizer.json with the given added_tokens and vocabulary entries.</summary>
+    private static string Tokenizer(string addedTokens, string vocab = "\"a\":0,\"b\":1") =>
+        "{\"version\":\"1.0\",\"added_tokens\":" + addedTokens + ",\"model\":{\"type\":\"WordLevel\",\"vocab\":{" + vocab + "},\"unk_token\":\"a\"}}";
+
+    private static ModelLoadException LoadFails(string json)
+    {
+        using var temp = new TempDirectory();
+        var path = temp.Combine("tokenizer.json");
+        File.WriteAllText(path, json);
+        var e = Assert.Throws<ModelLoadException>(() => ModelTokenizer.Load(path));
+        Assert.Equal(path, e.FilePath);
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+        return e;
+    }
+
+    [Fact]
+    public void Added_token_with_null_content_is_named()
+    {
+        var e = LoadFails(Tokenizer("[{\"id\":2,\"content\":null,\"special\":true}]"));
+        Assert.Equal("added_tokens[0].content", e.JsonPath);
+        Assert.Contains("got null", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Two_special_tokens_with_one_id_are_rejected()
+    {
+        // Complete entries, so the native library accepts them and only the shared id is wrong.
+        const string Flags = ",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":true}";
+        var e = LoadFails(Tokenizer("[{\"id\":2,\"content\":\"<s>\"" + Flags + ",{\"id\":2,\"content\":\"</s>\"" + Flags + "]"));
+        Assert.Equal("added_tokens[1].id", e.JsonPath);
+        Assert.Contains("'<s>'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Vocabulary_id_of_int_max_is_rejected_instead_of_a_negative_vocabulary_size()
+    {
+        var e = LoadFails(Tokenizer("[]", "\"a\":0,\"b\":2147483647"));
+        Assert.Equal("model.vocab.b", e.JsonPath);
+        Assert.Contains("2147483647", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("{\"added_tokens\":[],\"model\":{\"vocab\":{\"a\":-1}}}", "model.vocab.a")]
+    [InlineData("{\"added_tokens\":[],\"model\":{\"vocab\":{\"a\":\"0\"}}}", "model.vocab.a")]
+    [InlineData("{\"added_tokens\":[],\"model\":{\"vocab\":\"a\"}}", "model.vocab")]
+    [InlineData("{\"added_tokens\":[],\"model\":[1]}", "model")]
+    [InlineData("{\"added_tokens\":{},\"model\":{\"vocab\":{\"a\":0}}}", "added_tokens")]
+    [InlineData("{\"added_tokens\":[1],\"model\":{\"vocab\":{\"a\":0}}}", "added_tokens[0]")]
+    [InlineData("{\"added_tokens\":[{\"content\":\"x\"}],\"model\":{\"vocab\":{\"a\":0}}}", "added_tokens[0].id")]
+    [InlineData("{\"added_tokens\":[{\"id\":1.5,\"content\":\"x\"}],\"model\":{\"vocab\":{\"a\":0}}}", "added_tokens[0].id")]
+    [InlineData("{\"added_tokens\":[{\"id\":1,\"content\":\"x\",\"special\":\"yes\"}],\"model\":{\"vocab\":{\"a\":0}}}", "added_tokens[0].special")]
+    public void Field_of_the_wrong_type_or_value_is_named(string json, string jsonPath) =>
+        Assert.Equal(jsonPath, LoadFails(json).JsonPath);
+
+    [Fact]
+    public void Tokenizer_that_is_not_an_object_is_rejected() =>
+        Assert.Contains("must be a JSON object", LoadFails("[1]").Message, StringComparison.Ordinal);
 }

@@ -71,15 +71,23 @@ public sealed class FusionEvaluator(FusionEngine engine, FusionEvaluationOptions
         ArgumentNullException.ThrowIfNull(modes);
         var vocab = engine.Model.Config.VocabSize;
         var acc = modes.Select(_ => new Accumulator()).ToArray();
+        // Every answer is checked before any case is computed, so a bad case file fails at once.
+        var answers = new int[cases.Count][];
+        for (var i = 0; i < cases.Count; i++)
+        {
+            answers[i] = engine.Tokenize(cases[i].Answer);
+            if (answers[i].Length == 0)
+            {
+                throw new FusionException(FusionError.InvalidRequest, $"Case {i + 1} has an empty answer: quality is measured over the answer's tokens.");
+            }
+        }
+
         var done = 0;
-        foreach (var c in cases)
+        for (var ci = 0; ci < cases.Count; ci++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var answer = engine.Tokenize(c.Answer);
-            if (answer.Length == 0)
-            {
-                throw new FormatException("A case has an empty answer.");
-            }
+            var c = cases[ci];
+            var answer = answers[ci];
 
             foreach (var chunk in c.Chunks)
             {

@@ -68,9 +68,8 @@ internal static class AskCommand
             {
                 (fusionMode, blend) = FusionModeCatalog.Resolve(spec);
             }
-            catch (FormatException e)
+            catch (FusionException e)
             {
-                // The catalog's own error for an unknown variant; a FusionException is reported as it is.
                 throw new CliException($"--mode: {e.Message}");
             }
 

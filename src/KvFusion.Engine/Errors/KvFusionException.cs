@@ -1,7 +1,8 @@
 namespace KvFusion.Engine.Errors;
 
 /// <summary>
-/// The base of every error KvFusion reports about its input: a model folder, a data file, a request. The message
+/// The base of every error KvFusion reports about its input: a model folder (including one whose weights make the
+/// model produce non-finite logits), a data file, a request. The message
 /// is one line meant for the user and names what was wrong and where; derived types also carry the location as
 /// properties. Anything else that escapes the libraries is a bug, not bad input.
 /// </summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using KvFusion.Engine.Errors;
 
 namespace KvFusion.Engine.Generation;
 
@@ -7,7 +8,7 @@ namespace KvFusion.Engine.Generation;
 /// with everything, and a scan that skips it returns a token the model never preferred). Raised by
 /// <see cref="TokenSampler"/> and so by <see cref="TextGenerator"/>, greedy or sampling alike.
 /// </summary>
-public sealed class NonFiniteLogitException : InvalidOperationException
+public sealed class NonFiniteLogitException : KvFusionException
 {
     /// <summary>Creates the exception for logit <paramref name="vocabularyId"/> holding <paramref name="value"/>.</summary>
     /// <param name="vocabularyId">Index of the first non-finite logit.</param>

@@ -8,7 +8,8 @@ public sealed unsafe partial class CudaBackend
     /// <summary>
     /// Device time of <paramref name="work"/> (which queues operations of this backend), averaged over
     /// <paramref name="iterations"/> runs after one warm-up run: CUDA events on the backend's stream, so host overhead
-    /// that overlaps the device work does not count.
+    /// that overlaps the device work does not count. <paramref name="work"/> runs on this thread under the backend's
+    /// operation lock (it is reentrant), so other sessions' operations wait and do not count either.
     /// </summary>
     public double MeasureMilliseconds(Action work, int iterations)
     {

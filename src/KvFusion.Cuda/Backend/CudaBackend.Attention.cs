@@ -18,6 +18,8 @@ public sealed unsafe partial class CudaBackend
     /// <inheritdoc />
     public void Attention(in AttentionArguments arguments)
     {
+        using var op = Enter();
+
         var args = arguments;
         var q = Check(args.Query, TensorDType.F32);
         var qpos = Check(args.QueryPositions, TensorDType.I32);

@@ -8,10 +8,13 @@ public sealed unsafe partial class CudaBackend
     /// <summary>
     /// Device time of <paramref name="work"/> (which queues operations of this backend), averaged over
     /// <paramref name="iterations"/> runs after one warm-up run: CUDA events on the backend's stream, so host overhead
-    /// that overlaps the device work does not count.
+    /// that overlaps the device work does not count. <paramref name="work"/> runs on this thread under the backend's
+    /// operation lock (it is reentrant), so other sessions' operations wait and do not count either.
     /// </summary>
     public double MeasureMilliseconds(Action work, int iterations)
     {
+        using var op = Enter();
+
         ArgumentNullException.ThrowIfNull(work);
         ArgumentOutOfRangeException.ThrowIfLessThan(iterations, 1);
         MakeCurrent();
@@ -37,6 +40,8 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     public double MeasureCublasTflops(int m, int n, int k, TensorDType dtype, int iterations)
     {
+        using var op = Enter();
+
         if (dtype is not (TensorDType.F16 or TensorDType.BF16))
         {
             throw new ArgumentException("The cuBLAS ceiling is measured with F16 or BF16 inputs.", nameof(dtype));
@@ -66,6 +71,8 @@ public sealed unsafe partial class CudaBackend
     /// <summary>Device-to-device copy bandwidth (bytes read plus written per second).</summary>
     public double MeasureCopyBytesPerSecond(long bytes, int iterations)
     {
+        using var op = Enter();
+
         MakeCurrent();
         using var src = CudaDeviceMemory.Allocate(bytes);
         using var dst = CudaDeviceMemory.Allocate(bytes);

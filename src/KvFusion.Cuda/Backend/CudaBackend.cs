@@ -15,9 +15,15 @@ namespace KvFusion.Cuda.Backend;
 /// accumulation, and KvFusion's own kernels for everything else. All work is queued on one non-blocking stream;
 /// the host waits only where it reads results (<see cref="Download"/>, <see cref="Synchronize"/>). Uploads are staged
 /// in pinned buffers (<see cref="StagingRing"/>), so a caller's span is free as soon as an upload returns.
-/// Not thread-safe: one stream orders all work, so calls must not overlap (the engine makes one call at a time).
+/// Safe for concurrent use by any number of sessions: every operation (and each measurement of
+/// <see cref="MeasureMilliseconds"/>) holds the backend's operation lock while it checks its arguments, grows
+/// scratch, stages uploads, queues its work and, for a download, waits for and copies out the result; operations of
+/// different threads therefore never overlap on the host, and the one stream orders their device work as they
+/// were queued. Scratch a queued operation reads (converted GEMM input, attention partials, half-precision import
+/// staging) is overwritten only by work queued after it on the same stream, and grown only after the stream has
+/// drained; the pinned download buffer is copied out before the lock is released.
 /// Index errors found by kernels (a token id outside the vocabulary, a cache slot outside the capacity) are raised at
-/// the next synchronization point.
+/// the next synchronization point, which may be another session's operation.
 /// </summary>
 public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposable
 {
@@ -35,7 +41,10 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     private readonly PinnedHostBuffer _errorHost;
     private readonly ILogger _logger;
     private readonly int _maxGridBlocks;
-    private readonly Lock _gate = new();
+
+    // Serializes operations (see the class remarks): the stream, the cuBLAS handle, the staging ring, the scratch
+    // buffers and the pinned download buffer are one set per backend.
+    private readonly Lock _op = new();
     private readonly CudaWeightPrecision _weightPrecision;
     private PinnedHostBuffer? _download;
     private CudaDeviceMemory? _gemmInput;
@@ -108,6 +117,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public DeviceTensor Allocate(TensorDType dtype, int rows, int cols)
     {
+        using var op = Enter();
+
         MakeCurrent();
         var t = NewTensor(dtype, rows, cols);
         try
@@ -125,6 +136,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public DeviceTensor CreateWeight(SafeTensor source, int rows, int cols)
     {
+        using var op = Enter();
+
         if ((long)rows * cols != source.ElementCount)
         {
             throw new ModelLoadException($"Tensor '{source.Name}' has {source.ElementCount} elements; expected {rows}×{cols}.");
@@ -176,6 +189,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset)
     {
+        using var op = Enter();
+
         var t = Check(destination, TensorDType.F32);
         BackendArguments.Range(t, rowOffset, source.Length);
         fixed (float* p = source)
@@ -187,6 +202,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset)
     {
+        using var op = Enter();
+
         var t = Check(destination, TensorDType.I32);
         BackendArguments.Range(t, rowOffset, source.Length);
         fixed (int* p = source)
@@ -198,6 +215,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void Download(DeviceTensor source, int rowOffset, int rowCount, Span<float> destination)
     {
+        using var op = Enter();
+
         var t = Check(source, TensorDType.F32);
         var count = (long)rowCount * t.Cols;
         BackendArguments.Range(t, rowOffset, count);
@@ -226,6 +245,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void CopyRows(DeviceTensor source, int sourceRow, DeviceTensor destination, int destinationRow, int rowCount)
     {
+        using var op = Enter();
+
         var s = Own(source);
         var d = Own(destination);
         if (s.DType != d.DType || s.Cols != d.Cols)
@@ -248,6 +269,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void Embed(DeviceTensor table, DeviceTensor ids, int count, DeviceTensor output)
     {
+        using var op = Enter();
+
         var tab = Own(table);
         var idx = Check(ids, TensorDType.I32);
         var o = Check(output, TensorDType.F32);
@@ -280,6 +303,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void RmsNorm(DeviceTensor x, int rows, DeviceTensor weight, float epsilon, DeviceTensor output)
     {
+        using var op = Enter();
+
         var xs = Check(x, TensorDType.F32);
         var o = Check(output, TensorDType.F32);
         var w = Own(weight);
@@ -306,6 +331,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void RmsNormHeads(DeviceTensor x, int rows, int headDim, DeviceTensor weight, float epsilon)
     {
+        using var op = Enter();
+
         var xs = Check(x, TensorDType.F32);
         var w = Own(weight);
         BackendArguments.Rows(xs, rows);
@@ -331,16 +358,20 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void MatMul(DeviceTensor x, int rows, DeviceTensor weight, DeviceTensor? bias, DeviceTensor output, bool accumulate)
     {
+        using var op = Enter();
+
         var a = Check(x, TensorDType.F32);
         var w = Own(weight);
         var c = Check(output, TensorDType.F32);
-        BackendArguments.Rows(a, rows);
-        BackendArguments.Rows(c, rows);
-        if (a.Cols < w.Cols || c.Cols < w.Rows)
+        var b = bias is null ? null : Own(bias);
+        BackendArguments.MatMul(a, rows, w, b, c);
+        if (w.DType is not (TensorDType.F32 or TensorDType.F16 or TensorDType.BF16))
         {
-            throw new ArgumentException($"MatMul shapes: x has {a.Cols} columns, weight is {w.Rows}×{w.Cols}, output has {c.Cols} columns.");
+            throw new ArgumentException($"MatMul weights must be F32, F16 or BF16, not {w.DType}.", nameof(weight));
         }
 
+        // Resolved before anything is queued, so a bad bias dtype leaves the output untouched.
+        var biasKernel = b is null ? null : ByWeightType("add_bias", b.DType);
         if (rows == 0)
         {
             return;
@@ -348,19 +379,13 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
 
         MakeCurrent();
         Gemm(a.Pointer, a.Cols, rows, w, c.Pointer, c.Cols, accumulate);
-        if (bias is not null)
+        if (b is not null)
         {
-            var b = Own(bias);
-            if (b.ElementCount < w.Rows)
-            {
-                throw new ArgumentException($"MatMul bias has {b.ElementCount} elements; {w.Rows} needed.");
-            }
-
             ulong po = c.Pointer, pb = b.Pointer;
             long ldo = c.Cols;
             int r = rows, cols = w.Rows;
             void** args = stackalloc void*[] { &po, &ldo, &r, &cols, &pb };
-            Launch(ByWeightType("add_bias", b.DType), Blocks((long)rows * cols), 1, 1, ElementwiseThreads, 0, args);
+            Launch(biasKernel!, Blocks((long)rows * cols), 1, 1, ElementwiseThreads, 0, args);
         }
     }
 
@@ -404,6 +429,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void ApplyRope(DeviceTensor x, int rows, int headDim, DeviceTensor positions, DeviceTensor inverseFrequencies, DeviceTensor output)
     {
+        using var op = Enter();
+
         var xs = Check(x, TensorDType.F32);
         var pos = Check(positions, TensorDType.I32);
         var inv = Check(inverseFrequencies, TensorDType.F32);
@@ -431,6 +458,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void SiluMultiply(DeviceTensor gate, DeviceTensor up, int rows, DeviceTensor output)
     {
+        using var op = Enter();
+
         var g = Check(gate, TensorDType.F32);
         var u = Check(up, TensorDType.F32);
         var o = Check(output, TensorDType.F32);
@@ -456,6 +485,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void Add(DeviceTensor target, DeviceTensor source, int rows)
     {
+        using var op = Enter();
+
         var t = Check(target, TensorDType.F32);
         var s = Check(source, TensorDType.F32);
         BackendArguments.Rows(t, rows);
@@ -479,6 +510,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity)
     {
+        using var op = Enter();
+
         var s = Check(source, TensorDType.F32);
         var sl = Check(slots, TensorDType.I32);
         var c = Check(cache, TensorDType.F32);
@@ -500,6 +533,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies)
     {
+        using var op = Enter();
+
         var c = Check(cache, TensorDType.F32);
         BackendArguments.HalfImport(source.Length, count, c, kvHeads, capacity, firstSlot, positions, inverseFrequencies);
         var hd = c.Cols;
@@ -532,6 +567,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination)
     {
+        using var op = Enter();
+
         var c = Check(cache, TensorDType.F32);
         var sl = Check(slots, TensorDType.I32);
         var d = Check(destination, TensorDType.F32);
@@ -553,6 +590,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void GatherRows(DeviceTensor source, DeviceTensor indices, int count, DeviceTensor destination)
     {
+        using var op = Enter();
+
         var s = Own(source);
         var idx = Check(indices, TensorDType.I32);
         var d = Own(destination);
@@ -578,6 +617,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void CacheDeviation(DeviceTensor fresh, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity, DeviceTensor output)
     {
+        using var op = Enter();
+
         var f = Check(fresh, TensorDType.F32);
         var sl = Check(slots, TensorDType.I32);
         var c = Check(cache, TensorDType.F32);
@@ -601,6 +642,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void SelectTopK(DeviceTensor scores, int count, int k, DeviceTensor indices)
     {
+        using var op = Enter();
+
         var s = Check(scores, TensorDType.F32);
         var o = Check(indices, TensorDType.I32);
         BackendArguments.TopK(s, count, k, o);
@@ -618,6 +661,8 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void Synchronize()
     {
+        using var op = Enter();
+
         MakeCurrent();
         WaitAndCheckKernelErrors();
     }
@@ -625,15 +670,14 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// <inheritdoc />
     public void Dispose()
     {
-        lock (_gate)
+        // Under the operation lock, so no operation of another session is running or starts on freed resources.
+        using var op = _op.EnterScope();
+        if (_disposed)
         {
-            if (_disposed)
-            {
-                return;
-            }
-
-            _disposed = true;
+            return;
         }
+
+        _disposed = true;
 
         // Release in this backend's context whatever thread disposes it; a failing call here leaves nothing to do.
         if (CudaDriver.cuCtxSetCurrent(_contextRaw) == 0)
@@ -667,6 +711,19 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
         _context.Dispose();
     }
 
+    /// <summary>Enters the operation lock (see the class remarks); throws once the backend is disposed.</summary>
+    private Lock.Scope Enter()
+    {
+        var scope = _op.EnterScope();
+        if (_disposed)
+        {
+            scope.Dispose();
+            throw new ObjectDisposedException(nameof(CudaBackend));
+        }
+
+        return scope;
+    }
+
     /// <summary>
     /// Makes this backend's context current on the calling thread. The driver is asked each time (a cheap call) rather
     /// than trusting a cache, since other CUDA code on the thread may switch contexts between our calls.
@@ -686,7 +743,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     /// </summary>
     internal void Release(CudaDeviceMemory memory)
     {
-        lock (_gate)
+        lock (_op)
         {
             if (_disposed)
             {

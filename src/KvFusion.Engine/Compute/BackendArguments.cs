@@ -26,6 +26,27 @@ public static class BackendArguments
         }
     }
 
+    /// <summary>
+    /// The shape checks of <see cref="IComputeBackend.MatMul"/>: rows within x and the output, a weight whose
+    /// [out, in] fits (x at least <c>in</c> wide, the output at least <c>out</c>), and a bias of exactly <c>out</c>
+    /// elements.
+    /// </summary>
+    public static void MatMul(DeviceTensor x, int rows, DeviceTensor weight, DeviceTensor? bias, DeviceTensor output)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        Rows(x, rows);
+        Rows(output, rows);
+        if (x.Cols < weight.Cols || output.Cols < weight.Rows)
+        {
+            throw new ArgumentException($"MatMul shapes: x has {x.Cols} columns, weight is {weight.Rows}×{weight.Cols}, output has {output.Cols} columns.", nameof(weight));
+        }
+
+        if (bias is not null && bias.ElementCount != weight.Rows)
+        {
+            throw new ArgumentException($"MatMul bias has {bias.ElementCount} elements; the weight's {weight.Rows} output features need as many.", nameof(bias));
+        }
+    }
+
     /// <summary>The checks of <see cref="IComputeBackend.SelectTopK"/>.</summary>
     public static void TopK(DeviceTensor scores, int count, int k, DeviceTensor indices)
     {

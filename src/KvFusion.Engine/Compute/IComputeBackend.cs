@@ -8,6 +8,14 @@ namespace KvFusion.Engine.Compute;
 /// float32 row-major matrices unless a method says otherwise; weights keep their stored dtype (F16, BF16, F32).
 /// Index arguments (token ids, positions, slots, rows) are <see cref="TensorDType.I32"/> tensors of one column.
 /// Implementations: the CPU backend (the reference) and the CUDA backend.
+/// <para>
+/// Concurrency contract: a backend is safe for concurrent use by any number of sessions. Every operation is atomic
+/// with respect to every other operation on the same backend: the backend serializes its operations internally
+/// (each holds the backend's operation lock for its whole duration, including any small-work path, scratch growth,
+/// staging upload and download), so sessions on different threads interleave at operation granularity and each gets
+/// exactly the result it would get alone. Ordering between the operations of one session is the caller's, as is
+/// not using a tensor from two threads at once; a tensor is used only with the backend that created it.
+/// </para>
 /// </summary>
 public interface IComputeBackend : IDisposable
 {

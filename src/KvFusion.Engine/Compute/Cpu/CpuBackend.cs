@@ -10,6 +10,10 @@ namespace KvFusion.Engine.Compute.Cpu;
 /// <summary>
 /// The reference backend: float32 compute on the CPU with AVX2/FMA, all cores through a fork/join pool, weights
 /// read in place from the memory-mapped checkpoint. Every operation is allocation-free after warm-up.
+/// Safe for concurrent use by any number of sessions: each operation holds the backend's operation lock for its
+/// whole duration (its parallel region, its serial small-work path, scratch growth, uploads and downloads), so
+/// operations of different threads never overlap and their results equal those of the same work run one session
+/// at a time. The worker threads come from a process-wide pool shared by the backends of the same thread count.
 /// </summary>
 public sealed unsafe partial class CpuBackend : IComputeBackend
 {
@@ -17,6 +21,10 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     private const int SmallWork = 1 << 14;
 
     private readonly CpuWorkerPool _pool;
+
+    // Serializes operations: the per-worker scratch, the small-work paths (which run as worker 0) and scratch
+    // growth all assume one operation at a time.
+    private readonly Lock _op = new();
     private readonly float** _packScratch;
     private readonly WorkerScratch* _scratch;
     private readonly Dictionary<nint, (int Half, int Positions, nint Data, float[] Frequencies)> _ropeTables = [];
@@ -34,7 +42,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
 
         var count = threads ?? Environment.ProcessorCount;
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1, nameof(threads));
-        _pool = new CpuWorkerPool(count);
+        _pool = CpuWorkerPool.Acquire(count);
         _packScratch = (float**)NativeMemory.AllocZeroed((nuint)(count * sizeof(float*)));
         _scratch = (WorkerScratch*)NativeMemory.AllocZeroed((nuint)(count * sizeof(WorkerScratch)));
         for (var i = 0; i < count; i++)
@@ -46,6 +54,9 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <summary>Threads used by parallel operations.</summary>
     public int ThreadCount => _pool.ThreadCount;
 
+    /// <summary>The shared worker pool this backend runs its parallel regions on.</summary>
+    internal CpuWorkerPool Pool => _pool;
+
     /// <inheritdoc />
     public string DeviceName => $"CPU ({ThreadCount} thread{(ThreadCount == 1 ? "" : "s")}, AVX2/FMA{(Avx512F.IsSupported ? ", AVX-512 present" : "")})";
 
@@ -55,6 +66,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public DeviceTensor CreateWeight(SafeTensor source, int rows, int cols)
     {
+        using var op = Enter();
+
         if ((long)rows * cols != source.ElementCount)
         {
             throw new ModelLoadException($"Tensor '{source.Name}' has {source.ElementCount} elements; expected {rows}×{cols}.");
@@ -66,6 +79,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset)
     {
+        using var op = Enter();
+
         var t = Check(destination, TensorDType.F32);
         BackendArguments.Range(t, rowOffset, source.Length);
         source.CopyTo(new Span<float>(t.F32 + ((long)rowOffset * t.Cols), source.Length));
@@ -74,6 +89,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset)
     {
+        using var op = Enter();
+
         var t = Check(destination, TensorDType.I32);
         BackendArguments.Range(t, rowOffset, source.Length);
         source.CopyTo(new Span<int>(t.I32 + ((long)rowOffset * t.Cols), source.Length));
@@ -82,6 +99,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void Download(DeviceTensor source, int rowOffset, int rowCount, Span<float> destination)
     {
+        using var op = Enter();
+
         var t = Check(source, TensorDType.F32);
         var count = (long)rowCount * t.Cols;
         BackendArguments.Range(t, rowOffset, count);
@@ -96,8 +115,10 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void CopyRows(DeviceTensor source, int sourceRow, DeviceTensor destination, int destinationRow, int rowCount)
     {
-        var s = (CpuTensor)source;
-        var d = (CpuTensor)destination;
+        using var op = Enter();
+
+        var s = Own(source);
+        var d = Own(destination);
         if (s.DType != d.DType || s.Cols != d.Cols)
         {
             throw new ArgumentException("CopyRows needs tensors of the same dtype and width.");
@@ -112,7 +133,9 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void Embed(DeviceTensor table, DeviceTensor ids, int count, DeviceTensor output)
     {
-        var tab = (CpuTensor)table;
+        using var op = Enter();
+
+        var tab = Own(table);
         var idx = Check(ids, TensorDType.I32);
         var o = Check(output, TensorDType.F32);
         BackendArguments.Rows(o, count);
@@ -136,9 +159,11 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void RmsNorm(DeviceTensor x, int rows, DeviceTensor weight, float epsilon, DeviceTensor output)
     {
+        using var op = Enter();
+
         var xs = Check(x, TensorDType.F32);
         var o = Check(output, TensorDType.F32);
-        var w = (CpuTensor)weight;
+        var w = Own(weight);
         BackendArguments.Rows(xs, rows);
         BackendArguments.Rows(o, rows);
         if (w.ElementCount < xs.Cols || o.Cols < xs.Cols)
@@ -153,8 +178,10 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void RmsNormHeads(DeviceTensor x, int rows, int headDim, DeviceTensor weight, float epsilon)
     {
+        using var op = Enter();
+
         var xs = Check(x, TensorDType.F32);
-        var w = (CpuTensor)weight;
+        var w = Own(weight);
         BackendArguments.Rows(xs, rows);
         var job = new NormJob { X = xs.F32, Out = xs.F32, W = w.Data, WType = w.DType, Cols = xs.Cols, Segment = headDim, Eps = epsilon, Rows = rows };
         RunRows(rows, xs.Cols, &NormRows, &job);
@@ -163,19 +190,15 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void MatMul(DeviceTensor x, int rows, DeviceTensor weight, DeviceTensor? bias, DeviceTensor output, bool accumulate)
     {
-        var a = Check(x, TensorDType.F32);
-        var w = (CpuTensor)weight;
-        var c = Check(output, TensorDType.F32);
-        BackendArguments.Rows(a, rows);
-        BackendArguments.Rows(c, rows);
-        if (a.Cols < w.Cols || c.Cols < w.Rows)
-        {
-            throw new ArgumentException($"MatMul shapes: x has {a.Cols} columns, weight is {w.Rows}×{w.Cols}, output has {c.Cols} columns.");
-        }
+        using var op = Enter();
 
-        if (bias is not null)
+        var a = Check(x, TensorDType.F32);
+        var w = CheckFloat(weight, "weights");
+        var c = Check(output, TensorDType.F32);
+        var b = bias is null ? null : CheckFloat(bias, "bias");
+        BackendArguments.MatMul(a, rows, w, b, c);
+        if (b is not null)
         {
-            var b = (CpuTensor)bias;
             for (var i = 0; i < rows; i++)
             {
                 var row = c.F32 + ((long)i * c.Cols);
@@ -240,6 +263,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void ApplyRope(DeviceTensor x, int rows, int headDim, DeviceTensor positions, DeviceTensor inverseFrequencies, DeviceTensor output)
     {
+        using var op = Enter();
+
         var xs = Check(x, TensorDType.F32);
         var o = Check(output, TensorDType.F32);
         var pos = Check(positions, TensorDType.I32);
@@ -269,6 +294,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies)
     {
+        using var op = Enter();
+
         var c = Check(cache, TensorDType.F32);
         BackendArguments.HalfImport(source.Length, count, c, kvHeads, capacity, firstSlot, positions, inverseFrequencies);
         var pos = positions is null ? null : Check(positions, TensorDType.I32);
@@ -310,6 +337,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void SiluMultiply(DeviceTensor gate, DeviceTensor up, int rows, DeviceTensor output)
     {
+        using var op = Enter();
+
         var g = Check(gate, TensorDType.F32);
         var u = Check(up, TensorDType.F32);
         var o = Check(output, TensorDType.F32);
@@ -321,6 +350,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void Add(DeviceTensor target, DeviceTensor source, int rows)
     {
+        using var op = Enter();
+
         var t = Check(target, TensorDType.F32);
         var s = Check(source, TensorDType.F32);
         BackendArguments.Rows(t, rows);
@@ -331,6 +362,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity)
     {
+        using var op = Enter();
+
         var s = Check(source, TensorDType.F32);
         var sl = Check(slots, TensorDType.I32);
         var c = Check(cache, TensorDType.F32);
@@ -353,6 +386,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination)
     {
+        using var op = Enter();
+
         var c = Check(cache, TensorDType.F32);
         var sl = Check(slots, TensorDType.I32);
         var d = Check(destination, TensorDType.F32);
@@ -375,9 +410,11 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void GatherRows(DeviceTensor source, DeviceTensor indices, int count, DeviceTensor destination)
     {
-        var s = (CpuTensor)source;
+        using var op = Enter();
+
+        var s = Own(source);
         var idx = Check(indices, TensorDType.I32);
-        var d = (CpuTensor)destination;
+        var d = Own(destination);
         if (s.DType != d.DType || s.Cols != d.Cols)
         {
             throw new ArgumentException("GatherRows needs tensors of the same dtype and width.");
@@ -400,6 +437,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void CacheDeviation(DeviceTensor fresh, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity, DeviceTensor output)
     {
+        using var op = Enter();
+
         var f = Check(fresh, TensorDType.F32);
         var sl = Check(slots, TensorDType.I32);
         var c = Check(cache, TensorDType.F32);
@@ -432,6 +471,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void SelectTopK(DeviceTensor scores, int count, int k, DeviceTensor indices)
     {
+        using var op = Enter();
+
         var s = Check(scores, TensorDType.F32);
         var o = Check(indices, TensorDType.I32);
         BackendArguments.TopK(s, count, k, o);
@@ -480,11 +521,13 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// <inheritdoc />
     public void Synchronize()
     {
+        using var op = Enter();
     }
 
     /// <inheritdoc />
     public void Dispose()
     {
+        using var op = _op.EnterScope();
         if (_disposed)
         {
             return;
@@ -511,9 +554,33 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         }
     }
 
+    /// <summary>Enters the operation lock (see the class remarks); throws once the backend is disposed.</summary>
+    private Lock.Scope Enter()
+    {
+        var scope = _op.EnterScope();
+        if (_disposed)
+        {
+            scope.Dispose();
+            throw new ObjectDisposedException(nameof(CpuBackend));
+        }
+
+        return scope;
+    }
+
+    private static CpuTensor Own(DeviceTensor t) => t as CpuTensor ?? throw new ArgumentException("The tensor belongs to another backend.");
+
+    /// <summary>A weight or bias: a CPU tensor of a floating-point dtype the kernels read.</summary>
+    private static CpuTensor CheckFloat(DeviceTensor t, string role)
+    {
+        var c = Own(t);
+        return c.DType is TensorDType.F32 or TensorDType.F16 or TensorDType.BF16
+            ? c
+            : throw new ArgumentException($"MatMul {role} must be F32, F16 or BF16, not {c.DType}.");
+    }
+
     private static CpuTensor Check(DeviceTensor t, TensorDType dtype)
     {
-        var c = t as CpuTensor ?? throw new ArgumentException("The tensor belongs to another backend.");
+        var c = Own(t);
         return c.DType == dtype ? c : throw new ArgumentException($"Expected a {dtype} tensor, got {c.DType}.");
     }
 

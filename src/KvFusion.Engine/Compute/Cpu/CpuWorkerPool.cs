@@ -1,17 +1,33 @@
+using System.Runtime.ExceptionServices;
+
 namespace KvFusion.Engine.Compute.Cpu;
 
 /// <summary>
 /// A fork/join pool of dedicated threads for the CPU kernels. A parallel region is a function pointer, a state
 /// pointer and a task count, so running one allocates nothing; idle workers spin briefly (decode issues dozens of
 /// regions per token, microseconds apart) and then sleep. The calling thread is worker 0 and takes tasks too.
+/// Pools are process-wide, one per thread count, shared by reference count (<see cref="Acquire"/>, and
+/// <see cref="Dispose"/> to let go), so several backends in one process do not each start a set of spinning threads.
+/// Regions of one pool run one at a time; a task that throws does not stop the others, and the caller gets the
+/// exception once every task of the region has returned.
 /// </summary>
 internal sealed unsafe class CpuWorkerPool : IDisposable
 {
     private const int SpinIterations = 20_000;
 
+    private static readonly Lock SharedGate = new();
+    private static readonly Dictionary<int, CpuWorkerPool> SharedPools = [];
+    private static int s_liveWorkerThreads;
+
+    // The pool whose region this thread is running tasks of: workers for their whole life, a caller during Run.
+    // A Run on that same pool from here would wait for a region that waits for it.
+    [ThreadStatic]
+    private static CpuWorkerPool? t_running;
+
     private readonly Thread[] _threads;
     private readonly SemaphoreSlim _wake = new(0);
     private readonly Lock _runGate = new();
+    private readonly Lock _errorGate = new();
 
     // Published by Run before the ticket; read by workers after they read the ticket.
     private delegate*<void*, int, int, void> _function;
@@ -24,10 +40,13 @@ internal sealed unsafe class CpuWorkerPool : IDisposable
     private int _completed;
     private int _sleepers;
     private volatile bool _stopping;
+    private List<ExceptionDispatchInfo>? _errors;
 
-    public CpuWorkerPool(int threadCount)
+    // Guarded by SharedGate.
+    private int _references;
+
+    private CpuWorkerPool(int threadCount)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(threadCount, 1);
         ThreadCount = threadCount;
         _threads = new Thread[threadCount - 1];
         for (var i = 0; i < _threads.Length; i++)
@@ -46,7 +65,71 @@ internal sealed unsafe class CpuWorkerPool : IDisposable
     /// <summary>Threads that run tasks, the caller included.</summary>
     public int ThreadCount { get; }
 
-    /// <summary>Runs function(state, task, worker) for task in [0, taskCount) and returns when all are done.</summary>
+    /// <summary>Dedicated worker threads of this pool (the caller is not one).</summary>
+    internal int WorkerThreadCount => _threads.Length;
+
+    /// <summary>Backends holding this pool.</summary>
+    internal int References
+    {
+        get
+        {
+            lock (SharedGate)
+            {
+                return _references;
+            }
+        }
+    }
+
+    /// <summary>Whether the pool's threads have been stopped (its last holder released it).</summary>
+    internal bool IsStopped => _stopping;
+
+    /// <summary>Worker threads alive in the process, over all pools.</summary>
+    internal static int LiveWorkerThreads => Volatile.Read(ref s_liveWorkerThreads);
+
+    /// <summary>The process-wide pool of <paramref name="threadCount"/> threads, started on first use; pair with <see cref="Dispose"/>.</summary>
+    public static CpuWorkerPool Acquire(int threadCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threadCount, 1);
+        lock (SharedGate)
+        {
+            if (!SharedPools.TryGetValue(threadCount, out var pool))
+            {
+                pool = new CpuWorkerPool(threadCount);
+                SharedPools[threadCount] = pool;
+            }
+
+            pool._references++;
+            return pool;
+        }
+    }
+
+    /// <summary>Drops one hold on the pool (one <see cref="Acquire"/>); the last one stops its threads.</summary>
+    public void Dispose()
+    {
+        lock (SharedGate)
+        {
+            if (_references == 0)
+            {
+                throw new InvalidOperationException("The worker pool was released more often than acquired.");
+            }
+
+            if (--_references > 0)
+            {
+                return;
+            }
+
+            SharedPools.Remove(ThreadCount);
+        }
+
+        Stop();
+    }
+
+    /// <summary>
+    /// Runs function(state, task, worker) for task in [0, taskCount) and returns when all are done. If tasks threw,
+    /// rethrows after every task has returned (so no worker still uses the caller's state): the exception itself
+    /// when one did, an <see cref="AggregateException"/> when several did.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Called from a task of this pool (it would wait for itself).</exception>
     public void Run(int taskCount, delegate*<void*, int, int, void> function, void* state)
     {
         if (taskCount <= 0)
@@ -54,16 +137,37 @@ internal sealed unsafe class CpuWorkerPool : IDisposable
             return;
         }
 
-        if (taskCount == 1 || ThreadCount == 1)
+        var outer = t_running;
+        if (ReferenceEquals(outer, this))
         {
-            for (var t = 0; t < taskCount; t++)
-            {
-                function(state, t, 0);
-            }
-
-            return;
+            throw new InvalidOperationException("A task of the CPU worker pool called Run on the same pool; nested parallel regions are not supported.");
         }
 
+        ObjectDisposedException.ThrowIf(_stopping, this);
+        t_running = this;
+        try
+        {
+            if (taskCount == 1 || ThreadCount == 1)
+            {
+                for (var t = 0; t < taskCount; t++)
+                {
+                    function(state, t, 0);
+                }
+
+                return;
+            }
+
+            RunParallel(taskCount, function, state);
+        }
+        finally
+        {
+            t_running = outer;
+        }
+    }
+
+    private void RunParallel(int taskCount, delegate*<void*, int, int, void> function, void* state)
+    {
+        List<ExceptionDispatchInfo>? errors;
         lock (_runGate)
         {
             _function = function;
@@ -71,7 +175,11 @@ internal sealed unsafe class CpuWorkerPool : IDisposable
             _taskCount = taskCount;
             Volatile.Write(ref _completed, 0);
             var generation = (Volatile.Read(ref _ticket) >> 32) + 1;
-            Volatile.Write(ref _ticket, generation << 32);
+
+            // A full fence between publishing the ticket and reading the sleeper count, matching the worker's
+            // Interlocked increment of the count before its last look at the ticket (Dekker): otherwise the store
+            // can pass the load, a worker can go to sleep unseen, and the region runs on fewer threads.
+            Interlocked.Exchange(ref _ticket, generation << 32);
             var sleepers = Volatile.Read(ref _sleepers);
             if (sleepers > 0)
             {
@@ -84,10 +192,23 @@ internal sealed unsafe class CpuWorkerPool : IDisposable
             {
                 spin.SpinOnce(-1);
             }
+
+            errors = _errors;
+            _errors = null;
+        }
+
+        if (errors is not null)
+        {
+            if (errors.Count == 1)
+            {
+                errors[0].Throw();
+            }
+
+            throw new AggregateException("Several tasks of a CPU parallel region failed.", errors.Select(e => e.SourceException));
         }
     }
 
-    public void Dispose()
+    private void Stop()
     {
         _stopping = true;
         if (_threads.Length > 0)
@@ -126,43 +247,72 @@ internal sealed unsafe class CpuWorkerPool : IDisposable
                 continue;
             }
 
-            function(state, index, worker);
+            // A task's exception goes to the caller of Run: on a worker thread it would end the process, on the
+            // caller it would leave the region while workers still use its state.
+            try
+            {
+                function(state, index, worker);
+            }
+            catch (Exception e)
+            {
+                RecordError(e);
+            }
+
             Interlocked.Increment(ref _completed);
+        }
+    }
+
+    private void RecordError(Exception e)
+    {
+        var info = ExceptionDispatchInfo.Capture(e);
+        lock (_errorGate)
+        {
+            (_errors ??= []).Add(info);
         }
     }
 
     private void WorkerLoop(int worker)
     {
-        long seen = 0;
-        while (!_stopping)
+        t_running = this;
+        Interlocked.Increment(ref s_liveWorkerThreads);
+        try
         {
-            var generation = Volatile.Read(ref _ticket) >> 32;
-            if (generation != seen)
+            long seen = 0;
+            while (!_stopping)
             {
-                seen = generation;
-                Execute(generation, worker);
-                continue;
-            }
+                var generation = Volatile.Read(ref _ticket) >> 32;
+                if (generation != seen)
+                {
+                    seen = generation;
+                    Execute(generation, worker);
+                    continue;
+                }
 
-            var spun = 0;
-            while (spun < SpinIterations && Volatile.Read(ref _ticket) >> 32 == seen && !_stopping)
-            {
-                Thread.SpinWait(8);
-                spun++;
-            }
+                var spun = 0;
+                while (spun < SpinIterations && Volatile.Read(ref _ticket) >> 32 == seen && !_stopping)
+                {
+                    Thread.SpinWait(8);
+                    spun++;
+                }
 
-            if (Volatile.Read(ref _ticket) >> 32 != seen || _stopping)
-            {
-                continue;
-            }
+                if (Volatile.Read(ref _ticket) >> 32 != seen || _stopping)
+                {
+                    continue;
+                }
 
-            Interlocked.Increment(ref _sleepers);
-            if (Volatile.Read(ref _ticket) >> 32 == seen && !_stopping)
-            {
-                _wake.Wait();
-            }
+                // The Interlocked increment is a full fence before the last look at the ticket (see RunParallel).
+                Interlocked.Increment(ref _sleepers);
+                if (Volatile.Read(ref _ticket) >> 32 == seen && !_stopping)
+                {
+                    _wake.Wait();
+                }
 
-            Interlocked.Decrement(ref _sleepers);
+                Interlocked.Decrement(ref _sleepers);
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref s_liveWorkerThreads);
         }
     }
 }

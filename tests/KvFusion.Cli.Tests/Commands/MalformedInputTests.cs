@@ -142,7 +142,7 @@ public sealed class MalformedInputTests
     [InlineData("Temperature must be a finite number", "generate", "--prompt", "x", "--temperature", "-1")]
     [InlineData("Unknown device 'tpu'", "generate", "--prompt", "x", "--device", "tpu")]
     [InlineData("Model directory not found: /nonexistent/kvfusion-model", "model", "info", "/nonexistent/kvfusion-model")]
-    [InlineData("Unknown fusion mode 'fastest'", "ask", "--chunks-from", "x.jsonl", "--query", "q", "--mode", "fastest")]
+    [InlineData("unknown mode 'fastest'", "ask", "--chunks-from", "x.jsonl", "--query", "q", "--mode", "fastest")]
     public async Task Bad_option_value_is_one_line(string problem, params string[] args) =>
         Assert.Contains(problem, await FailsWithOneLine(args), StringComparison.Ordinal);
 

@@ -41,10 +41,10 @@ internal static class CommonOptions
         Out = new AnsiConsoleOutput(Console.Error),
     });
 
-    public static IComputeBackend CreateBackend(string device, int? threads) => CreateBackend(device, threads, CudaWeightPrecision.AsStored);
+    public static ComputeBackend CreateBackend(string device, int? threads) => CreateBackend(device, threads, CudaWeightPrecision.AsStored);
 
     /// <summary>The backend a <c>--device</c> value names: <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
-    public static IComputeBackend CreateBackend(string device, int? threads, CudaWeightPrecision weights)
+    public static ComputeBackend CreateBackend(string device, int? threads, CudaWeightPrecision weights)
     {
         var d = device.Trim().ToLowerInvariant();
         if (d == "cpu")
@@ -66,7 +66,7 @@ internal static class CommonOptions
         throw new CliException($"Unknown device '{device}'. Available: cpu, cuda, cuda:N.");
     }
 
-    public static TransformerModel LoadModel(string? model, IComputeBackend backend) =>
+    public static TransformerModel LoadModel(string? model, ComputeBackend backend) =>
         TransformerModel.Load(ModelDirectory.Resolve(model), backend);
 
     /// <summary>Runs a command body; a failure becomes one line on standard error and a non-zero exit code.</summary>

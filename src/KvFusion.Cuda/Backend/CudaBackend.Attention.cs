@@ -16,7 +16,7 @@ public sealed unsafe partial class CudaBackend
     private const int MinKeysPerSplit = 64;
 
     /// <inheritdoc />
-    public void Attention(in AttentionArguments arguments)
+    internal override void Attention(in AttentionArguments arguments)
     {
         using var op = Enter();
 

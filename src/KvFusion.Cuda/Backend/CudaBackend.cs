@@ -25,7 +25,7 @@ namespace KvFusion.Cuda.Backend;
 /// Index errors found by kernels (a token id outside the vocabulary, a cache slot outside the capacity) are raised at
 /// the next synchronization point, which may be another session's operation.
 /// </summary>
-public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposable
+public sealed unsafe partial class CudaBackend : ComputeBackend, IAsyncDisposable
 {
     private const int ElementwiseThreads = 256;
     private const float Log2E = 1.4426950408889634f;
@@ -98,7 +98,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     public int CublasVersion { get; }
 
     /// <inheritdoc />
-    public string DeviceName => string.Create(CultureInfo.InvariantCulture,
+    public override string DeviceName => string.Create(CultureInfo.InvariantCulture,
         $"CUDA: {Device}, cuBLAS {CublasVersion}, NVRTC {CompilerVersion}{(_weightPrecision == CudaWeightPrecision.Float32 ? ", float32 weights" : "")}");
 
     /// <summary>Opens device <see cref="CudaBackendOptions.DeviceOrdinal"/>, loads cuBLAS and the kernels.</summary>
@@ -115,7 +115,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public DeviceTensor Allocate(TensorDType dtype, int rows, int cols)
+    internal override DeviceTensor Allocate(TensorDType dtype, int rows, int cols)
     {
         using var op = Enter();
 
@@ -134,7 +134,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public DeviceTensor CreateWeight(SafeTensor source, int rows, int cols)
+    internal override DeviceTensor CreateWeight(SafeTensor source, int rows, int cols)
     {
         using var op = Enter();
 
@@ -187,7 +187,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset)
+    internal override void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset)
     {
         using var op = Enter();
 
@@ -200,7 +200,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset)
+    internal override void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset)
     {
         using var op = Enter();
 
@@ -213,7 +213,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void Download(DeviceTensor source, int rowOffset, int rowCount, Span<float> destination)
+    internal override void Download(DeviceTensor source, int rowOffset, int rowCount, Span<float> destination)
     {
         using var op = Enter();
 
@@ -243,7 +243,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void CopyRows(DeviceTensor source, int sourceRow, DeviceTensor destination, int destinationRow, int rowCount)
+    internal override void CopyRows(DeviceTensor source, int sourceRow, DeviceTensor destination, int destinationRow, int rowCount)
     {
         using var op = Enter();
 
@@ -267,7 +267,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void Embed(DeviceTensor table, DeviceTensor ids, int count, DeviceTensor output)
+    internal override void Embed(DeviceTensor table, DeviceTensor ids, int count, DeviceTensor output)
     {
         using var op = Enter();
 
@@ -301,7 +301,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void RmsNorm(DeviceTensor x, int rows, DeviceTensor weight, float epsilon, DeviceTensor output)
+    internal override void RmsNorm(DeviceTensor x, int rows, DeviceTensor weight, float epsilon, DeviceTensor output)
     {
         using var op = Enter();
 
@@ -329,7 +329,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void RmsNormHeads(DeviceTensor x, int rows, int headDim, DeviceTensor weight, float epsilon)
+    internal override void RmsNormHeads(DeviceTensor x, int rows, int headDim, DeviceTensor weight, float epsilon)
     {
         using var op = Enter();
 
@@ -356,7 +356,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void MatMul(DeviceTensor x, int rows, DeviceTensor weight, DeviceTensor? bias, DeviceTensor output, bool accumulate)
+    internal override void MatMul(DeviceTensor x, int rows, DeviceTensor weight, DeviceTensor? bias, DeviceTensor output, bool accumulate)
     {
         using var op = Enter();
 
@@ -427,7 +427,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void ApplyRope(DeviceTensor x, int rows, int headDim, DeviceTensor positions, DeviceTensor inverseFrequencies, DeviceTensor output)
+    internal override void ApplyRope(DeviceTensor x, int rows, int headDim, DeviceTensor positions, DeviceTensor inverseFrequencies, DeviceTensor output)
     {
         using var op = Enter();
 
@@ -456,7 +456,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void SiluMultiply(DeviceTensor gate, DeviceTensor up, int rows, DeviceTensor output)
+    internal override void SiluMultiply(DeviceTensor gate, DeviceTensor up, int rows, DeviceTensor output)
     {
         using var op = Enter();
 
@@ -483,7 +483,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void Add(DeviceTensor target, DeviceTensor source, int rows)
+    internal override void Add(DeviceTensor target, DeviceTensor source, int rows)
     {
         using var op = Enter();
 
@@ -508,7 +508,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity)
+    internal override void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity)
     {
         using var op = Enter();
 
@@ -531,7 +531,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies)
+    internal override void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies)
     {
         using var op = Enter();
 
@@ -565,7 +565,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination)
+    internal override void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination)
     {
         using var op = Enter();
 
@@ -588,7 +588,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void GatherRows(DeviceTensor source, DeviceTensor indices, int count, DeviceTensor destination)
+    internal override void GatherRows(DeviceTensor source, DeviceTensor indices, int count, DeviceTensor destination)
     {
         using var op = Enter();
 
@@ -615,7 +615,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void CacheDeviation(DeviceTensor fresh, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity, DeviceTensor output)
+    internal override void CacheDeviation(DeviceTensor fresh, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity, DeviceTensor output)
     {
         using var op = Enter();
 
@@ -640,7 +640,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void SelectTopK(DeviceTensor scores, int count, int k, DeviceTensor indices)
+    internal override void SelectTopK(DeviceTensor scores, int count, int k, DeviceTensor indices)
     {
         using var op = Enter();
 
@@ -659,7 +659,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void Synchronize()
+    internal override void Synchronize()
     {
         using var op = Enter();
 
@@ -668,7 +668,7 @@ public sealed unsafe partial class CudaBackend : IComputeBackend, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    public void Dispose()
+    protected override void Dispose(bool disposing)
     {
         // Under the operation lock, so no operation of another session is running or starts on freed resources.
         using var op = _op.EnterScope();

@@ -35,15 +35,15 @@ public sealed class BackendConformance : IDisposable
     private const double AttentionTolerance = 1e-4;
     private static readonly TensorDType[] WeightTypes = [TensorDType.F32, TensorDType.F16, TensorDType.BF16];
 
-    private readonly IComputeBackend _candidate;
-    private readonly IComputeBackend _reference;
+    private readonly ComputeBackend _candidate;
+    private readonly ComputeBackend _reference;
     private readonly Random _random;
     private readonly string _weightsPath;
     private readonly SafeTensorsFile _weights;
     private readonly List<DeviceTensor> _owned = [];
 
     /// <summary>Prepares the checks: writes the random weights they use to a safetensors file in <paramref name="workDirectory"/>.</summary>
-    public BackendConformance(IComputeBackend candidate, IComputeBackend reference, string workDirectory, int seed = 20261127)
+    public BackendConformance(ComputeBackend candidate, ComputeBackend reference, string workDirectory, int seed = 20261127)
     {
         _candidate = candidate;
         _reference = reference;

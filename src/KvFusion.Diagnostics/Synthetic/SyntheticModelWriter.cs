@@ -202,7 +202,7 @@ public static class SyntheticModelWriter
     /// </summary>
     /// <param name="shape">The architecture.</param>
     /// <param name="options">Dtype, seed and std.</param>
-    public static SafeTensorsWriter CreateWeightsWriter(ModelShape shape, SyntheticModelOptions options)
+    internal static SafeTensorsWriter CreateWeightsWriter(ModelShape shape, SyntheticModelOptions options)
     {
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentNullException.ThrowIfNull(options);

@@ -4,7 +4,7 @@ namespace KvFusion.Engine.Compute;
 /// Shape checks every backend makes, in the same words (dtypes and ownership are each backend's own): a backend
 /// calls these before it touches memory, so bad input fails the same way on the CPU and on a GPU.
 /// </summary>
-public static class BackendArguments
+internal static class BackendArguments
 {
     /// <summary>Throws unless 0 ≤ <paramref name="rows"/> ≤ the tensor's rows.</summary>
     public static void Rows(DeviceTensor tensor, int rows)
@@ -27,7 +27,7 @@ public static class BackendArguments
     }
 
     /// <summary>
-    /// The shape checks of <see cref="IComputeBackend.MatMul"/>: rows within x and the output, a weight whose
+    /// The shape checks of <see cref="ComputeBackend.MatMul"/>: rows within x and the output, a weight whose
     /// [out, in] fits (x at least <c>in</c> wide, the output at least <c>out</c>), and a bias of exactly <c>out</c>
     /// elements.
     /// </summary>
@@ -47,7 +47,7 @@ public static class BackendArguments
         }
     }
 
-    /// <summary>The checks of <see cref="IComputeBackend.SelectTopK"/>.</summary>
+    /// <summary>The checks of <see cref="ComputeBackend.SelectTopK"/>.</summary>
     public static void TopK(DeviceTensor scores, int count, int k, DeviceTensor indices)
     {
         Range(scores, 0, count);
@@ -59,7 +59,7 @@ public static class BackendArguments
         Range(indices, 0, k);
     }
 
-    /// <summary>The checks of <see cref="IComputeBackend.ImportHalfToCache"/>, all made before anything is written.</summary>
+    /// <summary>The checks of <see cref="ComputeBackend.ImportHalfToCache"/>, all made before anything is written.</summary>
     public static void HalfImport(int sourceLength, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies)
     {
         ArgumentNullException.ThrowIfNull(cache);

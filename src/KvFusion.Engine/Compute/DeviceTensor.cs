@@ -6,7 +6,7 @@ namespace KvFusion.Engine.Compute;
 /// A row-major matrix owned by a compute backend (host memory for the CPU, device memory for a GPU). The engine
 /// never dereferences it: every read and write goes through the backend that created it.
 /// </summary>
-public abstract class DeviceTensor : IDisposable
+internal abstract class DeviceTensor : IDisposable
 {
     /// <summary>Creates the tensor's description.</summary>
     protected DeviceTensor(TensorDType dtype, int rows, int cols)

@@ -5,7 +5,7 @@ using KvFusion.Engine.Models;
 namespace KvFusion.Engine.Compute;
 
 /// <summary>Vectorized conversions between fp16 and fp32 on the host (stored KV is fp16, the engine computes in fp32).</summary>
-public static class FloatConversion
+internal static class FloatConversion
 {
     /// <summary>Converts fp16 values to fp32.</summary>
     public static unsafe void ToSingle(ReadOnlySpan<Half> source, Span<float> destination)

@@ -6,7 +6,7 @@ namespace KvFusion.Engine.SafeTensors;
 /// One tensor inside a memory-mapped safetensors file. The data pointer stays valid while the owning
 /// <see cref="SafeTensorsFile"/> is open.
 /// </summary>
-public readonly unsafe struct SafeTensor
+internal readonly unsafe struct SafeTensor
 {
     internal SafeTensor(string name, TensorDType dtype, int[] shape, byte* data, long byteLength, string file)
     {

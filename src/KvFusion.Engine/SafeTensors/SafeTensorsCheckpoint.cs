@@ -7,7 +7,7 @@ namespace KvFusion.Engine.SafeTensors;
 /// The weights of a model directory: <c>model.safetensors</c>, or the shards named by
 /// <c>model.safetensors.index.json</c>. Every file is memory-mapped; nothing is copied.
 /// </summary>
-public sealed class SafeTensorsCheckpoint : IDisposable
+internal sealed class SafeTensorsCheckpoint : IDisposable
 {
     /// <summary>Name of the single-file checkpoint.</summary>
     public const string SingleFileName = "model.safetensors";

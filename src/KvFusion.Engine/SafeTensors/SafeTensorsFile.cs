@@ -9,7 +9,7 @@ namespace KvFusion.Engine.SafeTensors;
 /// bounds and consistent, no overlaps) before any tensor is handed out, so a corrupt file fails with a
 /// <see cref="ModelLoadException"/> that names the problem instead of reading out of bounds.
 /// </summary>
-public sealed unsafe class SafeTensorsFile : IDisposable
+internal sealed unsafe class SafeTensorsFile : IDisposable
 {
     /// <summary>Largest header accepted; real checkpoints stay far below it.</summary>
     public const long MaxHeaderBytes = 100L * 1024 * 1024;

@@ -14,7 +14,7 @@ namespace KvFusion.Engine.SafeTensors;
 /// </summary>
 /// <param name="destination">Where the bytes go; its length is a multiple of the element size.</param>
 /// <param name="offsetInTensor">Byte offset of <paramref name="destination"/>[0] within the tensor.</param>
-public delegate void TensorDataSource(Span<byte> destination, long offsetInTensor);
+internal delegate void TensorDataSource(Span<byte> destination, long offsetInTensor);
 
 /// <summary>
 /// Writes a safetensors file: an 8-byte little-endian header length, a JSON header (an optional
@@ -23,7 +23,7 @@ public delegate void TensorDataSource(Span<byte> destination, long offsetInTenso
 /// their bytes produced while writing, in blocks, so files far larger than memory (a 16 GB checkpoint) stream
 /// through two small buffers.
 /// </summary>
-public sealed class SafeTensorsWriter
+internal sealed class SafeTensorsWriter
 {
     /// <summary>Default size of one block handed to a <see cref="TensorDataSource"/>.</summary>
     public const int DefaultChunkBytes = 1 << 20;

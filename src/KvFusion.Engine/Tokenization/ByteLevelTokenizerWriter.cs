@@ -10,7 +10,7 @@ namespace KvFusion.Engine.Tokenization;
 /// encodes any text: GPT-2 style byte-level BPE without merges, so every UTF-8 byte is one token. Synthetic models
 /// use it: 257 ids fit every real vocabulary, and encoding is lossless, so benchmarks can feed real text.
 /// </summary>
-public static class ByteLevelTokenizerWriter
+internal static class ByteLevelTokenizerWriter
 {
     /// <summary>The one special token, used as BOS, EOS and padding.</summary>
     public const string EndOfTextToken = "<|endoftext|>";

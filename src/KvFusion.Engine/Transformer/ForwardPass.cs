@@ -70,7 +70,7 @@ internal sealed class ForwardPass
 
     private TransformerModel Model => _session.Model;
 
-    private IComputeBackend Backend => _session.Model.Backend;
+    private ComputeBackend Backend => _session.Model.Backend;
 
     /// <summary>The plain layer: q/k/v, write all rows' K/V, attention and MLP.</summary>
     public void RunLayer(int layer)
@@ -377,7 +377,7 @@ internal sealed class ForwardPass
 /// <summary>Scratch tensors of a pass, sized for a maximum row count and reused across passes.</summary>
 internal sealed class PassBuffers : IDisposable
 {
-    public PassBuffers(IComputeBackend backend, ModelConfig c, int rows)
+    public PassBuffers(ComputeBackend backend, ModelConfig c, int rows)
     {
         Rows = rows;
         Hidden = backend.Allocate(TensorDType.F32, rows, c.HiddenSize);

@@ -265,7 +265,7 @@ public sealed class InferenceSession : IDisposable
 /// <summary>Device scratch for moving canonical K/V in and out of the cache.</summary>
 internal sealed class TransferBuffers : IDisposable
 {
-    public TransferBuffers(IComputeBackend backend, int width, int rows)
+    public TransferBuffers(ComputeBackend backend, int width, int rows)
     {
         Rows = rows;
         Keys = backend.Allocate(Models.TensorDType.F32, rows, width);

@@ -10,14 +10,14 @@ namespace KvFusion.Engine.Transformer;
 /// </summary>
 public sealed class KvCache : IDisposable
 {
-    private readonly IComputeBackend _backend;
+    private readonly ComputeBackend _backend;
     private readonly DeviceTensor[] _keys;
     private readonly DeviceTensor[] _values;
     private readonly int[] _positions;
     private readonly DeviceTensor _positionsDevice;
     private int _uploadedLength = -1;
 
-    internal KvCache(IComputeBackend backend, ModelConfig config, int capacity)
+    internal KvCache(ComputeBackend backend, ModelConfig config, int capacity)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _backend = backend;

@@ -16,7 +16,7 @@ public sealed class TransformerModel : IDisposable
 
     private TransformerModel(
         string directory, ModelConfig config, ModelTokenizer? tokenizer, ModelFingerprint fingerprint, SafeTensorsCheckpoint checkpoint,
-        IComputeBackend backend, DeviceTensor embedding, DeviceTensor finalNorm, DeviceTensor lmHead, LayerWeights[] layers,
+        ComputeBackend backend, DeviceTensor embedding, DeviceTensor finalNorm, DeviceTensor lmHead, LayerWeights[] layers,
         DeviceTensor inverseFrequencies, TensorDType weightDType, long parameterCount)
     {
         Directory = directory;
@@ -47,7 +47,7 @@ public sealed class TransformerModel : IDisposable
     public ModelFingerprint Fingerprint { get; }
 
     /// <summary>The backend the weights live on.</summary>
-    public IComputeBackend Backend { get; }
+    public ComputeBackend Backend { get; }
 
     /// <summary>Token embedding [vocab, hidden].</summary>
     internal DeviceTensor Embedding { get; }
@@ -72,7 +72,7 @@ public sealed class TransformerModel : IDisposable
 
     /// <summary>Loads a Hugging Face model directory onto a backend.</summary>
     /// <exception cref="ModelLoadException">A file is missing, malformed, inconsistent or unsupported.</exception>
-    public static TransformerModel Load(string directory, IComputeBackend backend)
+    public static TransformerModel Load(string directory, ComputeBackend backend)
     {
         ArgumentNullException.ThrowIfNull(backend);
         if (!System.IO.Directory.Exists(directory))

@@ -65,7 +65,7 @@ public sealed class BackendConformanceTests
     }
 
     /// <summary>A CPU backend with switchable faults.</summary>
-    private sealed class FaultyBackend(IComputeBackend inner) : IComputeBackend
+    private sealed class FaultyBackend(ComputeBackend inner) : ComputeBackend
     {
         public bool BreakSilu { get; init; }
 
@@ -73,31 +73,31 @@ public sealed class BackendConformanceTests
 
         public bool ThrowOnTopK { get; init; }
 
-        public string DeviceName => "faulty " + inner.DeviceName;
+        public override string DeviceName => "faulty " + inner.DeviceName;
 
-        public DeviceTensor Allocate(KvFusion.Engine.Models.TensorDType dtype, int rows, int cols) => inner.Allocate(dtype, rows, cols);
+        internal override DeviceTensor Allocate(KvFusion.Engine.Models.TensorDType dtype, int rows, int cols) => inner.Allocate(dtype, rows, cols);
 
-        public DeviceTensor CreateWeight(SafeTensor source, int rows, int cols) => inner.CreateWeight(source, rows, cols);
+        internal override DeviceTensor CreateWeight(SafeTensor source, int rows, int cols) => inner.CreateWeight(source, rows, cols);
 
-        public void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset) => inner.Upload(source, destination, rowOffset);
+        internal override void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset) => inner.Upload(source, destination, rowOffset);
 
-        public void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset) => inner.Upload(source, destination, rowOffset);
+        internal override void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset) => inner.Upload(source, destination, rowOffset);
 
-        public void Download(DeviceTensor source, int rowOffset, int rowCount, Span<float> destination) => inner.Download(source, rowOffset, rowCount, destination);
+        internal override void Download(DeviceTensor source, int rowOffset, int rowCount, Span<float> destination) => inner.Download(source, rowOffset, rowCount, destination);
 
-        public void CopyRows(DeviceTensor source, int sourceRow, DeviceTensor destination, int destinationRow, int rowCount) => inner.CopyRows(source, sourceRow, destination, destinationRow, rowCount);
+        internal override void CopyRows(DeviceTensor source, int sourceRow, DeviceTensor destination, int destinationRow, int rowCount) => inner.CopyRows(source, sourceRow, destination, destinationRow, rowCount);
 
-        public void Embed(DeviceTensor table, DeviceTensor ids, int count, DeviceTensor output) => inner.Embed(table, ids, count, output);
+        internal override void Embed(DeviceTensor table, DeviceTensor ids, int count, DeviceTensor output) => inner.Embed(table, ids, count, output);
 
-        public void RmsNorm(DeviceTensor x, int rows, DeviceTensor weight, float epsilon, DeviceTensor output) => inner.RmsNorm(x, rows, weight, epsilon, output);
+        internal override void RmsNorm(DeviceTensor x, int rows, DeviceTensor weight, float epsilon, DeviceTensor output) => inner.RmsNorm(x, rows, weight, epsilon, output);
 
-        public void RmsNormHeads(DeviceTensor x, int rows, int headDim, DeviceTensor weight, float epsilon) => inner.RmsNormHeads(x, rows, headDim, weight, epsilon);
+        internal override void RmsNormHeads(DeviceTensor x, int rows, int headDim, DeviceTensor weight, float epsilon) => inner.RmsNormHeads(x, rows, headDim, weight, epsilon);
 
-        public void MatMul(DeviceTensor x, int rows, DeviceTensor weight, DeviceTensor? bias, DeviceTensor output, bool accumulate) => inner.MatMul(x, rows, weight, bias, output, accumulate);
+        internal override void MatMul(DeviceTensor x, int rows, DeviceTensor weight, DeviceTensor? bias, DeviceTensor output, bool accumulate) => inner.MatMul(x, rows, weight, bias, output, accumulate);
 
-        public void ApplyRope(DeviceTensor x, int rows, int headDim, DeviceTensor positions, DeviceTensor inverseFrequencies, DeviceTensor output) => inner.ApplyRope(x, rows, headDim, positions, inverseFrequencies, output);
+        internal override void ApplyRope(DeviceTensor x, int rows, int headDim, DeviceTensor positions, DeviceTensor inverseFrequencies, DeviceTensor output) => inner.ApplyRope(x, rows, headDim, positions, inverseFrequencies, output);
 
-        public void SiluMultiply(DeviceTensor gate, DeviceTensor up, int rows, DeviceTensor output)
+        internal override void SiluMultiply(DeviceTensor gate, DeviceTensor up, int rows, DeviceTensor output)
         {
             inner.SiluMultiply(gate, up, rows, output);
             if (BreakSilu)
@@ -114,23 +114,23 @@ public sealed class BackendConformanceTests
             }
         }
 
-        public void Add(DeviceTensor target, DeviceTensor source, int rows) => inner.Add(target, source, rows);
+        internal override void Add(DeviceTensor target, DeviceTensor source, int rows) => inner.Add(target, source, rows);
 
-        public void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity) => inner.ScatterToCache(source, rows, slots, cache, kvHeads, capacity);
+        internal override void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity) => inner.ScatterToCache(source, rows, slots, cache, kvHeads, capacity);
 
-        public void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies) =>
+        internal override void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies) =>
             inner.ImportHalfToCache(source, count, cache, kvHeads, capacity, firstSlot, positions, inverseFrequencies);
 
-        public void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination) =>
+        internal override void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination) =>
             inner.GatherFromCache(cache, kvHeads, capacity, slots, SkipLastGatherRow ? rows - 1 : rows, destination);
 
-        public void Attention(in AttentionArguments arguments) => inner.Attention(arguments);
+        internal override void Attention(in AttentionArguments arguments) => inner.Attention(arguments);
 
-        public void GatherRows(DeviceTensor source, DeviceTensor indices, int count, DeviceTensor destination) => inner.GatherRows(source, indices, count, destination);
+        internal override void GatherRows(DeviceTensor source, DeviceTensor indices, int count, DeviceTensor destination) => inner.GatherRows(source, indices, count, destination);
 
-        public void CacheDeviation(DeviceTensor fresh, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity, DeviceTensor output) => inner.CacheDeviation(fresh, rows, slots, cache, kvHeads, capacity, output);
+        internal override void CacheDeviation(DeviceTensor fresh, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity, DeviceTensor output) => inner.CacheDeviation(fresh, rows, slots, cache, kvHeads, capacity, output);
 
-        public void SelectTopK(DeviceTensor scores, int count, int k, DeviceTensor indices)
+        internal override void SelectTopK(DeviceTensor scores, int count, int k, DeviceTensor indices)
         {
             if (ThrowOnTopK)
             {
@@ -140,8 +140,8 @@ public sealed class BackendConformanceTests
             inner.SelectTopK(scores, count, k, indices);
         }
 
-        public void Synchronize() => inner.Synchronize();
+        internal override void Synchronize() => inner.Synchronize();
 
-        public void Dispose() => inner.Dispose();
+        protected override void Dispose(bool disposing) => inner.Dispose();
     }
 }

@@ -95,7 +95,7 @@ public sealed class KvCacheGoldenTests(CpuModelFixture fixture)
         return r;
     }
 
-    private static float[] ReadCache(IComputeBackend backend, DeviceTensor t, int capacity, ModelConfig c)
+    private static float[] ReadCache(ComputeBackend backend, DeviceTensor t, int capacity, ModelConfig c)
     {
         var all = new float[t.ElementCount];
         backend.Download(t, 0, t.Rows, all);

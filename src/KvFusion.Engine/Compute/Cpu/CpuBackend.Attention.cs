@@ -9,7 +9,7 @@ public sealed unsafe partial class CpuBackend
     private const int AttentionRowBlock = 48;
 
     /// <inheritdoc />
-    public void Attention(in AttentionArguments arguments)
+    internal override void Attention(in AttentionArguments arguments)
     {
         using var op = Enter();
 

@@ -15,7 +15,7 @@ namespace KvFusion.Engine.Compute.Cpu;
 /// operations of different threads never overlap and their results equal those of the same work run one session
 /// at a time. The worker threads come from a process-wide pool shared by the backends of the same thread count.
 /// </summary>
-public sealed unsafe partial class CpuBackend : IComputeBackend
+public sealed unsafe partial class CpuBackend : ComputeBackend
 {
     private const int MatMulBlockColumns = 64;
     private const int SmallWork = 1 << 14;
@@ -58,13 +58,13 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     internal CpuWorkerPool Pool => _pool;
 
     /// <inheritdoc />
-    public string DeviceName => $"CPU ({ThreadCount} thread{(ThreadCount == 1 ? "" : "s")}, AVX2/FMA{(Avx512F.IsSupported ? ", AVX-512 present" : "")})";
+    public override string DeviceName => $"CPU ({ThreadCount} thread{(ThreadCount == 1 ? "" : "s")}, AVX2/FMA{(Avx512F.IsSupported ? ", AVX-512 present" : "")})";
 
     /// <inheritdoc />
-    public DeviceTensor Allocate(TensorDType dtype, int rows, int cols) => CpuTensor.Allocate(dtype, rows, cols);
+    internal override DeviceTensor Allocate(TensorDType dtype, int rows, int cols) => CpuTensor.Allocate(dtype, rows, cols);
 
     /// <inheritdoc />
-    public DeviceTensor CreateWeight(SafeTensor source, int rows, int cols)
+    internal override DeviceTensor CreateWeight(SafeTensor source, int rows, int cols)
     {
         using var op = Enter();
 
@@ -77,7 +77,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset)
+    internal override void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset)
     {
         using var op = Enter();
 
@@ -87,7 +87,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset)
+    internal override void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset)
     {
         using var op = Enter();
 
@@ -97,7 +97,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void Download(DeviceTensor source, int rowOffset, int rowCount, Span<float> destination)
+    internal override void Download(DeviceTensor source, int rowOffset, int rowCount, Span<float> destination)
     {
         using var op = Enter();
 
@@ -113,7 +113,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void CopyRows(DeviceTensor source, int sourceRow, DeviceTensor destination, int destinationRow, int rowCount)
+    internal override void CopyRows(DeviceTensor source, int sourceRow, DeviceTensor destination, int destinationRow, int rowCount)
     {
         using var op = Enter();
 
@@ -131,7 +131,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void Embed(DeviceTensor table, DeviceTensor ids, int count, DeviceTensor output)
+    internal override void Embed(DeviceTensor table, DeviceTensor ids, int count, DeviceTensor output)
     {
         using var op = Enter();
 
@@ -157,7 +157,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void RmsNorm(DeviceTensor x, int rows, DeviceTensor weight, float epsilon, DeviceTensor output)
+    internal override void RmsNorm(DeviceTensor x, int rows, DeviceTensor weight, float epsilon, DeviceTensor output)
     {
         using var op = Enter();
 
@@ -176,7 +176,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void RmsNormHeads(DeviceTensor x, int rows, int headDim, DeviceTensor weight, float epsilon)
+    internal override void RmsNormHeads(DeviceTensor x, int rows, int headDim, DeviceTensor weight, float epsilon)
     {
         using var op = Enter();
 
@@ -188,7 +188,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void MatMul(DeviceTensor x, int rows, DeviceTensor weight, DeviceTensor? bias, DeviceTensor output, bool accumulate)
+    internal override void MatMul(DeviceTensor x, int rows, DeviceTensor weight, DeviceTensor? bias, DeviceTensor output, bool accumulate)
     {
         using var op = Enter();
 
@@ -261,7 +261,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void ApplyRope(DeviceTensor x, int rows, int headDim, DeviceTensor positions, DeviceTensor inverseFrequencies, DeviceTensor output)
+    internal override void ApplyRope(DeviceTensor x, int rows, int headDim, DeviceTensor positions, DeviceTensor inverseFrequencies, DeviceTensor output)
     {
         using var op = Enter();
 
@@ -292,7 +292,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies)
+    internal override void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies)
     {
         using var op = Enter();
 
@@ -335,7 +335,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void SiluMultiply(DeviceTensor gate, DeviceTensor up, int rows, DeviceTensor output)
+    internal override void SiluMultiply(DeviceTensor gate, DeviceTensor up, int rows, DeviceTensor output)
     {
         using var op = Enter();
 
@@ -348,7 +348,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void Add(DeviceTensor target, DeviceTensor source, int rows)
+    internal override void Add(DeviceTensor target, DeviceTensor source, int rows)
     {
         using var op = Enter();
 
@@ -360,7 +360,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity)
+    internal override void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity)
     {
         using var op = Enter();
 
@@ -384,7 +384,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination)
+    internal override void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination)
     {
         using var op = Enter();
 
@@ -408,7 +408,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void GatherRows(DeviceTensor source, DeviceTensor indices, int count, DeviceTensor destination)
+    internal override void GatherRows(DeviceTensor source, DeviceTensor indices, int count, DeviceTensor destination)
     {
         using var op = Enter();
 
@@ -435,7 +435,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void CacheDeviation(DeviceTensor fresh, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity, DeviceTensor output)
+    internal override void CacheDeviation(DeviceTensor fresh, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity, DeviceTensor output)
     {
         using var op = Enter();
 
@@ -469,7 +469,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void SelectTopK(DeviceTensor scores, int count, int k, DeviceTensor indices)
+    internal override void SelectTopK(DeviceTensor scores, int count, int k, DeviceTensor indices)
     {
         using var op = Enter();
 
@@ -519,13 +519,13 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     }
 
     /// <inheritdoc />
-    public void Synchronize()
+    internal override void Synchronize()
     {
         using var op = Enter();
     }
 
     /// <inheritdoc />
-    public void Dispose()
+    protected override void Dispose(bool disposing)
     {
         using var op = _op.EnterScope();
         if (_disposed)

@@ -4,7 +4,9 @@ using KvFusion.Engine.SafeTensors;
 namespace KvFusion.Engine.Compute;
 
 /// <summary>
-/// The operations the transformer needs, on tensors that live where the backend computes. All activations are
+/// A device the engine computes on: create a <c>CpuBackend</c> or a <c>CudaBackend</c>, load models on it with
+/// <c>TransformerModel.Load</c>, dispose it after them. Its operations are the engine's own (internal): the
+/// operations the transformer needs, on tensors that live where the backend computes. All activations are
 /// float32 row-major matrices unless a method says otherwise; weights keep their stored dtype (F16, BF16, F32).
 /// Index arguments (token ids, positions, slots, rows) are <see cref="TensorDType.I32"/> tensors of one column.
 /// Implementations: the CPU backend (the reference) and the CUDA backend.
@@ -17,65 +19,70 @@ namespace KvFusion.Engine.Compute;
 /// not using a tensor from two threads at once; a tensor is used only with the backend that created it.
 /// </para>
 /// </summary>
-public interface IComputeBackend : IDisposable
+public abstract class ComputeBackend : IDisposable
 {
+    /// <summary>Only the engine's own backends derive from this type (the CPU here, the GPU in KvFusion.Cuda).</summary>
+    private protected ComputeBackend()
+    {
+    }
+
     /// <summary>A human-readable description of the device (e.g. "CPU: 2 threads, AVX2").</summary>
-    string DeviceName { get; }
+    public abstract string DeviceName { get; }
 
     /// <summary>Allocates a zero-filled tensor.</summary>
-    DeviceTensor Allocate(TensorDType dtype, int rows, int cols);
+    internal abstract DeviceTensor Allocate(TensorDType dtype, int rows, int cols);
 
     /// <summary>
     /// Makes a weight tensor of <paramref name="rows"/> × <paramref name="cols"/> from a checkpoint tensor (a view
     /// of the memory-mapped file on the CPU; a device copy on a GPU).
     /// </summary>
-    DeviceTensor CreateWeight(SafeTensor source, int rows, int cols);
+    internal abstract DeviceTensor CreateWeight(SafeTensor source, int rows, int cols);
 
     /// <summary>Copies host floats into rows starting at <paramref name="rowOffset"/> of an F32 tensor.</summary>
-    void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset);
+    internal abstract void Upload(ReadOnlySpan<float> source, DeviceTensor destination, int rowOffset);
 
     /// <summary>Copies host ints into rows starting at <paramref name="rowOffset"/> of an I32 tensor.</summary>
-    void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset);
+    internal abstract void Upload(ReadOnlySpan<int> source, DeviceTensor destination, int rowOffset);
 
     /// <summary>Copies <paramref name="rowCount"/> rows of an F32 tensor to host memory.</summary>
-    void Download(DeviceTensor source, int rowOffset, int rowCount, Span<float> destination);
+    internal abstract void Download(DeviceTensor source, int rowOffset, int rowCount, Span<float> destination);
 
     /// <summary>Copies rows between two tensors of the same dtype and width.</summary>
-    void CopyRows(DeviceTensor source, int sourceRow, DeviceTensor destination, int destinationRow, int rowCount);
+    internal abstract void CopyRows(DeviceTensor source, int sourceRow, DeviceTensor destination, int destinationRow, int rowCount);
 
     /// <summary>output[i] = table[ids[i]] as float32 for i &lt; count.</summary>
-    void Embed(DeviceTensor table, DeviceTensor ids, int count, DeviceTensor output);
+    internal abstract void Embed(DeviceTensor table, DeviceTensor ids, int count, DeviceTensor output);
 
     /// <summary>output[i] = x[i] / rms(x[i]) * weight, for the first <paramref name="rows"/> rows.</summary>
-    void RmsNorm(DeviceTensor x, int rows, DeviceTensor weight, float epsilon, DeviceTensor output);
+    internal abstract void RmsNorm(DeviceTensor x, int rows, DeviceTensor weight, float epsilon, DeviceTensor output);
 
     /// <summary>In place: each head (a run of <paramref name="headDim"/> columns) of each row is RMS-normalized with <paramref name="weight"/> (Qwen3 q/k norm).</summary>
-    void RmsNormHeads(DeviceTensor x, int rows, int headDim, DeviceTensor weight, float epsilon);
+    internal abstract void RmsNormHeads(DeviceTensor x, int rows, int headDim, DeviceTensor weight, float epsilon);
 
     /// <summary>
     /// output[0..rows) = x[0..rows) · weightᵀ (+ bias), where weight is [out, in] as stored by Hugging Face; with
     /// <paramref name="accumulate"/> the product is added to output.
     /// </summary>
-    void MatMul(DeviceTensor x, int rows, DeviceTensor weight, DeviceTensor? bias, DeviceTensor output, bool accumulate);
+    internal abstract void MatMul(DeviceTensor x, int rows, DeviceTensor weight, DeviceTensor? bias, DeviceTensor output, bool accumulate);
 
     /// <summary>
     /// Rotates each head of rows [0, rows) of <paramref name="x"/> to the position in <paramref name="positions"/>
     /// (rotate-half convention), writing to <paramref name="output"/> (which may be <paramref name="x"/>). A negative
     /// position rotates backwards, so applying −p undoes +p.
     /// </summary>
-    void ApplyRope(DeviceTensor x, int rows, int headDim, DeviceTensor positions, DeviceTensor inverseFrequencies, DeviceTensor output);
+    internal abstract void ApplyRope(DeviceTensor x, int rows, int headDim, DeviceTensor positions, DeviceTensor inverseFrequencies, DeviceTensor output);
 
     /// <summary>output = silu(gate) * up for the first rows.</summary>
-    void SiluMultiply(DeviceTensor gate, DeviceTensor up, int rows, DeviceTensor output);
+    internal abstract void SiluMultiply(DeviceTensor gate, DeviceTensor up, int rows, DeviceTensor output);
 
     /// <summary>target += source for the first rows.</summary>
-    void Add(DeviceTensor target, DeviceTensor source, int rows);
+    internal abstract void Add(DeviceTensor target, DeviceTensor source, int rows);
 
     /// <summary>
     /// Writes rows of K or V ([rows, kvHeads·headDim]) into a layer's cache ([kvHeads·capacity, headDim], layout
     /// [kv_head][slot][head_dim]) at the slots given.
     /// </summary>
-    void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity);
+    internal abstract void ScatterToCache(DeviceTensor source, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity);
 
     /// <summary>
     /// Writes stored half-precision K or V of <paramref name="count"/> consecutive tokens into slots
@@ -84,39 +91,49 @@ public interface IComputeBackend : IDisposable
     /// <paramref name="positions"/> (I32, one per token) and <paramref name="inverseFrequencies"/>, each head is rotated
     /// by RoPE to its position on the way in (stored K is kept before RoPE); without them the values are copied.
     /// </summary>
-    void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies);
+    internal abstract void ImportHalfToCache(ReadOnlySpan<Half> source, int count, DeviceTensor cache, int kvHeads, int capacity, int firstSlot, DeviceTensor? positions, DeviceTensor? inverseFrequencies);
 
     /// <summary>Reads cache rows at the slots given into [rows, kvHeads·headDim] (the inverse of <see cref="ScatterToCache"/>).</summary>
-    void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination);
+    internal abstract void GatherFromCache(DeviceTensor cache, int kvHeads, int capacity, DeviceTensor slots, int rows, DeviceTensor destination);
 
     /// <summary>
     /// Causal attention of the query rows over the first KeyCount cache slots: a
     /// query at position p attends to the slots whose key position is ≤ p. Key positions must be non-decreasing by slot.
     /// </summary>
-    void Attention(in AttentionArguments arguments);
+    internal abstract void Attention(in AttentionArguments arguments);
 
     /// <summary>destination[i] = source[indices[i]] for i &lt; count (whole rows).</summary>
-    void GatherRows(DeviceTensor source, DeviceTensor indices, int count, DeviceTensor destination);
+    internal abstract void GatherRows(DeviceTensor source, DeviceTensor indices, int count, DeviceTensor destination);
 
     /// <summary>
     /// Per row i &lt; rows: the squared L2 distance between <paramref name="fresh"/> row i ([kvHeads·headDim]) and the
     /// cache entry at slot slots[i], summed over heads; written to <paramref name="output"/> (F32, one column).
     /// </summary>
-    void CacheDeviation(DeviceTensor fresh, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity, DeviceTensor output);
+    internal abstract void CacheDeviation(DeviceTensor fresh, int rows, DeviceTensor slots, DeviceTensor cache, int kvHeads, int capacity, DeviceTensor output);
 
     /// <summary>
     /// Writes to <paramref name="indices"/> (I32, one column), ascending, the rows of the <paramref name="k"/> largest
     /// of the first <paramref name="count"/> <paramref name="scores"/> (F32, one column). Ties go to the lower row; NaN
     /// ranks below every number. Blend uses it to pick the tokens to recompute.
     /// </summary>
-    void SelectTopK(DeviceTensor scores, int count, int k, DeviceTensor indices);
+    internal abstract void SelectTopK(DeviceTensor scores, int count, int k, DeviceTensor indices);
 
     /// <summary>Waits until all queued work is done (a no-op on the CPU).</summary>
-    void Synchronize();
+    internal abstract void Synchronize();
+
+    /// <summary>Releases the backend's threads, device context and memory; the models loaded on it must not be used after.</summary>
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases what the backend holds.</summary>
+    protected abstract void Dispose(bool disposing);
 }
 
-/// <summary>Arguments of <see cref="IComputeBackend.Attention"/>.</summary>
-public readonly record struct AttentionArguments(
+/// <summary>Arguments of <see cref="ComputeBackend.Attention"/>.</summary>
+internal readonly record struct AttentionArguments(
     DeviceTensor Query,
     int Rows,
     DeviceTensor QueryPositions,

@@ -49,13 +49,17 @@ public sealed class ConcurrentSessionsTests
                     {
                         errors[index] = e;
                     }
-                });
+                })
+                {
+                    IsBackground = true,
+                };
                 threads[s].Start();
             }
 
             foreach (var t in threads)
             {
-                t.Join();
+                // A deadlocked backend fails the test instead of hanging the run.
+                Assert.True(t.Join(TimeSpan.FromMinutes(2)), "A session did not finish: the backend deadlocked.");
             }
 
             for (var s = 0; s < sessions; s++)

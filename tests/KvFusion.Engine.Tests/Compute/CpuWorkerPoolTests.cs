@@ -90,10 +90,36 @@ public sealed unsafe class CpuWorkerPoolTests
         using var pool = CpuWorkerPool.Acquire(2);
         for (var i = 0; i < 5; i++)
         {
-            // Longer than the workers spin, so they are asleep when the region starts.
-            Thread.Sleep(60);
+            // The region starts only once every worker has given up spinning, so it must wake them.
+            var deadline = Environment.TickCount64 + (long)Patience.TotalMilliseconds;
+            while (pool.SleepingWorkers < pool.WorkerThreadCount)
+            {
+                Assert.True(Environment.TickCount64 < deadline, "The workers never went to sleep.");
+                Thread.Sleep(1);
+            }
+
             RunsOnBothThreads(pool);
         }
+    }
+
+    [Fact]
+    public void A_one_thread_pool_runs_every_task_and_then_throws_like_a_parallel_region()
+    {
+        using var pool = CpuWorkerPool.Acquire(1);
+        var flags = GC.AllocateArray<int>(4, pinned: true);
+        var e = Assert.Throws<AggregateException>(() => pool.Run(4, &EvenTasksThrow, Address(flags)));
+        Assert.Equal(2, e.InnerExceptions.Count);
+        Assert.Equal([1, 1, 1, 1], flags);
+    }
+
+    [Fact]
+    public void Run_called_from_a_task_of_another_pool_throws_instead_of_risking_a_deadlock()
+    {
+        using var outer = CpuWorkerPool.Acquire(2);
+        using var inner = CpuWorkerPool.Acquire(3);
+        s_nestedPool = inner;
+        var e = Assert.Throws<AggregateException>(() => outer.Run(2, &CallsRunAgain, null));
+        Assert.All(e.InnerExceptions, x => Assert.Contains("another pool", x.Message, StringComparison.Ordinal));
     }
 
     [Fact]
@@ -218,6 +244,15 @@ public sealed unsafe class CpuWorkerPoolTests
     private static void CallsRunAgain(void* state, int task, int worker)
     {
         s_nestedPool!.Run(2, &Nothing, null);
+    }
+
+    private static void EvenTasksThrow(void* state, int task, int worker)
+    {
+        ((int*)state)[task] = 1;
+        if (task % 2 == 0)
+        {
+            throw new InvalidDataException($"task {task}");
+        }
     }
 
     private static void Nothing(void* state, int task, int worker)

@@ -15,6 +15,10 @@ internal sealed unsafe class CpuWorkerPool : IDisposable
 {
     private const int SpinIterations = 20_000;
 
+    // A ticket index no region reaches: the ticket of a finished region is set to it before the next region's
+    // parameters are written.
+    private const long ClosedIndex = int.MaxValue;
+
     private static readonly Lock SharedGate = new();
     private static readonly Dictionary<int, CpuWorkerPool> SharedPools = [];
     private static int s_liveWorkerThreads;
@@ -80,6 +84,9 @@ internal sealed unsafe class CpuWorkerPool : IDisposable
         }
     }
 
+    /// <summary>Workers that have stopped spinning and are about to sleep or asleep.</summary>
+    internal int SleepingWorkers => Volatile.Read(ref _sleepers);
+
     /// <summary>Whether the pool's threads have been stopped (its last holder released it).</summary>
     internal bool IsStopped => _stopping;
 
@@ -129,7 +136,7 @@ internal sealed unsafe class CpuWorkerPool : IDisposable
     /// rethrows after every task has returned (so no worker still uses the caller's state): the exception itself
     /// when one did, an <see cref="AggregateException"/> when several did.
     /// </summary>
-    /// <exception cref="InvalidOperationException">Called from a task of this pool (it would wait for itself).</exception>
+    /// <exception cref="InvalidOperationException">Called from a task of a pool (this one would wait for itself; two pools could wait for each other).</exception>
     public void Run(int taskCount, delegate*<void*, int, int, void> function, void* state)
     {
         if (taskCount <= 0)
@@ -137,32 +144,55 @@ internal sealed unsafe class CpuWorkerPool : IDisposable
             return;
         }
 
-        var outer = t_running;
-        if (ReferenceEquals(outer, this))
+        // Any pool, not only this one: pools share no gate, so a task of A running B while a task of B runs A
+        // would wait for each other forever.
+        if (t_running is { } outer)
         {
-            throw new InvalidOperationException("A task of the CPU worker pool called Run on the same pool; nested parallel regions are not supported.");
+            throw new InvalidOperationException(ReferenceEquals(outer, this)
+                ? "A task of the CPU worker pool called Run on the same pool; nested parallel regions are not supported."
+                : "A task of a CPU worker pool called Run on another pool; nested parallel regions are not supported.");
         }
 
         ObjectDisposedException.ThrowIf(_stopping, this);
         t_running = this;
         try
         {
-            if (taskCount == 1 || ThreadCount == 1)
+            if (taskCount == 1)
             {
-                for (var t = 0; t < taskCount; t++)
-                {
-                    function(state, t, 0);
-                }
-
-                return;
+                function(state, 0, 0);
             }
-
-            RunParallel(taskCount, function, state);
+            else if (ThreadCount == 1)
+            {
+                RunInline(taskCount, function, state);
+            }
+            else
+            {
+                RunParallel(taskCount, function, state);
+            }
         }
         finally
         {
-            t_running = outer;
+            t_running = null;
         }
+    }
+
+    private static void RunInline(int taskCount, delegate*<void*, int, int, void> function, void* state)
+    {
+        // Same semantics as a parallel region: every task runs, the errors come after.
+        List<ExceptionDispatchInfo>? errors = null;
+        for (var t = 0; t < taskCount; t++)
+        {
+            try
+            {
+                function(state, t, 0);
+            }
+            catch (Exception e)
+            {
+                (errors ??= []).Add(ExceptionDispatchInfo.Capture(e));
+            }
+        }
+
+        ThrowIfAny(errors);
     }
 
     private void RunParallel(int taskCount, delegate*<void*, int, int, void> function, void* state)
@@ -170,11 +200,16 @@ internal sealed unsafe class CpuWorkerPool : IDisposable
         List<ExceptionDispatchInfo>? errors;
         lock (_runGate)
         {
+            // Close the previous region's ticket before its parameters change: a worker that read that ticket late
+            // would otherwise see the new task count, claim an index past the old one with a CAS that still
+            // succeeds, and run the old function on the previous caller's state.
+            var previous = Volatile.Read(ref _ticket) >> 32;
+            Interlocked.Exchange(ref _ticket, (previous << 32) | ClosedIndex);
             _function = function;
             _state = state;
             _taskCount = taskCount;
             Volatile.Write(ref _completed, 0);
-            var generation = (Volatile.Read(ref _ticket) >> 32) + 1;
+            var generation = previous + 1;
 
             // A full fence between publishing the ticket and reading the sleeper count, matching the worker's
             // Interlocked increment of the count before its last look at the ticket (Dekker): otherwise the store
@@ -197,15 +232,28 @@ internal sealed unsafe class CpuWorkerPool : IDisposable
             _errors = null;
         }
 
-        if (errors is not null)
-        {
-            if (errors.Count == 1)
-            {
-                errors[0].Throw();
-            }
+        ThrowIfAny(errors);
+    }
 
-            throw new AggregateException("Several tasks of a CPU parallel region failed.", errors.Select(e => e.SourceException));
+    private static void ThrowIfAny(List<ExceptionDispatchInfo>? errors)
+    {
+        if (errors is null)
+        {
+            return;
         }
+
+        if (errors.Count == 1)
+        {
+            errors[0].Throw();
+        }
+
+        var inner = new Exception[errors.Count];
+        for (var i = 0; i < inner.Length; i++)
+        {
+            inner[i] = errors[i].SourceException;
+        }
+
+        throw new AggregateException("Several tasks of a CPU parallel region failed.", inner);
     }
 
     private void Stop()

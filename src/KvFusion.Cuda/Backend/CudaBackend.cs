@@ -42,16 +42,12 @@ public sealed unsafe partial class CudaBackend : ComputeBackend, IAsyncDisposabl
     private readonly ILogger _logger;
     private readonly int _maxGridBlocks;
 
-    // Serializes operations (see the class remarks): the stream, the cuBLAS handle, the staging ring, the scratch
-    // buffers and the pinned download buffer are one set per backend.
-    private readonly Lock _op = new();
     private readonly CudaWeightPrecision _weightPrecision;
     private PinnedHostBuffer? _download;
     private CudaDeviceMemory? _gemmInput;
     private CudaDeviceMemory? _attentionPartials;
     private CudaDeviceMemory? _attentionLse;
     private CudaDeviceMemory? _importHalf;
-    private bool _disposed;
 
     private CudaBackend(CudaDeviceInfo device, CudaBackendOptions options, ILogger logger)
     {
@@ -670,15 +666,6 @@ public sealed unsafe partial class CudaBackend : ComputeBackend, IAsyncDisposabl
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        // Under the operation lock, so no operation of another session is running or starts on freed resources.
-        using var op = _op.EnterScope();
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-
         // Release in this backend's context whatever thread disposes it; a failing call here leaves nothing to do.
         if (CudaDriver.cuCtxSetCurrent(_contextRaw) == 0)
         {
@@ -711,26 +698,13 @@ public sealed unsafe partial class CudaBackend : ComputeBackend, IAsyncDisposabl
         _context.Dispose();
     }
 
-    /// <summary>Enters the operation lock (see the class remarks); throws once the backend is disposed.</summary>
-    private Lock.Scope Enter()
-    {
-        var scope = _op.EnterScope();
-        if (_disposed)
-        {
-            scope.Dispose();
-            throw new ObjectDisposedException(nameof(CudaBackend));
-        }
-
-        return scope;
-    }
-
     /// <summary>
     /// Makes this backend's context current on the calling thread. The driver is asked each time (a cheap call) rather
     /// than trusting a cache, since other CUDA code on the thread may switch contexts between our calls.
     /// </summary>
     internal void MakeCurrent()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         if (CudaDriver.cuCtxGetCurrent(out var current) != 0 || current != _contextRaw)
         {
             CudaDriver.Check(CudaDriver.cuCtxSetCurrent(_contextRaw), nameof(CudaDriver.cuCtxSetCurrent));
@@ -743,9 +717,9 @@ public sealed unsafe partial class CudaBackend : ComputeBackend, IAsyncDisposabl
     /// </summary>
     internal void Release(CudaDeviceMemory memory)
     {
-        lock (_op)
+        lock (OperationLock)
         {
-            if (_disposed)
+            if (IsDisposed)
             {
                 memory.SetHandleAsInvalid();
                 return;

@@ -21,6 +21,10 @@ namespace KvFusion.Engine.Compute;
 /// </summary>
 public abstract class ComputeBackend : IDisposable
 {
+    // The operation lock of the concurrency contract: every operation and Dispose hold it.
+    private readonly Lock _operations = new();
+    private bool _disposed;
+
     /// <summary>Only the engine's own backends derive from this type (the CPU here, the GPU in KvFusion.Cuda).</summary>
     private protected ComputeBackend()
     {
@@ -121,15 +125,48 @@ public abstract class ComputeBackend : IDisposable
     /// <summary>Waits until all queued work is done (a no-op on the CPU).</summary>
     internal abstract void Synchronize();
 
-    /// <summary>Releases the backend's threads, device context and memory; the models loaded on it must not be used after.</summary>
+    /// <summary>
+    /// Releases the backend's threads, device context and memory, under the operation lock so that no operation of
+    /// another session runs on what it frees; operations afterwards throw <see cref="ObjectDisposedException"/>. The
+    /// models loaded on it must not be used after.
+    /// </summary>
     public void Dispose()
     {
-        Dispose(true);
+        using (_operations.EnterScope())
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            Dispose(true);
+        }
+
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>Releases what the backend holds.</summary>
+    /// <summary>Whether <see cref="Dispose()"/> has run (read it under the operation lock).</summary>
+    private protected bool IsDisposed => _disposed;
+
+    /// <summary>The operation lock, for work that must not interleave with operations but is not one (freeing memory).</summary>
+    private protected Lock OperationLock => _operations;
+
+    /// <summary>Releases what the backend holds; called once, under the operation lock.</summary>
     protected abstract void Dispose(bool disposing);
+
+    /// <summary>Enters the operation lock for one operation; throws once the backend is disposed.</summary>
+    private protected Lock.Scope Enter()
+    {
+        var scope = _operations.EnterScope();
+        if (_disposed)
+        {
+            scope.Dispose();
+            throw new ObjectDisposedException(GetType().Name);
+        }
+
+        return scope;
+    }
 }
 
 /// <summary>Arguments of <see cref="ComputeBackend.Attention"/>.</summary>

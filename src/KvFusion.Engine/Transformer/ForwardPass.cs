@@ -34,6 +34,18 @@ internal sealed class ForwardPass
             throw new ArgumentException("Tokens, slots and positions must have the same length.");
         }
 
+        // Checked on the host before anything is queued: on a GPU an id out of range would surface as a kernel
+        // error at a later synchronization, possibly in another session's operation.
+        var vocabulary = _session.Model.Config.VocabSize;
+        for (var i = 0; i < tokens.Length; i++)
+        {
+            if ((uint)tokens[i] >= (uint)vocabulary)
+            {
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"Token id {tokens[i]} at row {i} is outside the vocabulary of {vocabulary}.");
+            }
+        }
+
+        _session.Cache.SetPositions(slots, positions);
         _b = buffers;
         _tokens = buffers.HostTokens;
         _slots = buffers.HostSlots;
@@ -50,7 +62,6 @@ internal sealed class ForwardPass
         backend.Upload(slots, _b.Slots, 0);
         backend.Upload(positions, _b.Positions, 0);
         backend.Embed(_session.Model.Embedding, _b.Tokens, RowCount, _b.Hidden);
-        _session.Cache.SetPositions(slots, positions);
     }
 
     /// <summary>Rows still being computed.</summary>

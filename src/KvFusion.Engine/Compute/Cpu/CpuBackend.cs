@@ -22,14 +22,10 @@ public sealed unsafe partial class CpuBackend : ComputeBackend
 
     private readonly CpuWorkerPool _pool;
 
-    // Serializes operations: the per-worker scratch, the small-work paths (which run as worker 0) and scratch
-    // growth all assume one operation at a time.
-    private readonly Lock _op = new();
     private readonly float** _packScratch;
     private readonly WorkerScratch* _scratch;
     private readonly Dictionary<nint, (int Half, int Positions, nint Data, float[] Frequencies)> _ropeTables = [];
     private readonly List<nint> _retiredTables = [];
-    private bool _disposed;
 
     /// <summary>Creates a CPU backend using <paramref name="threads"/> threads (default: all cores).</summary>
     /// <exception cref="PlatformNotSupportedException">The processor lacks AVX2 and FMA.</exception>
@@ -527,13 +523,6 @@ public sealed unsafe partial class CpuBackend : ComputeBackend
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        using var op = _op.EnterScope();
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
         _pool.Dispose();
         for (var i = 0; i < ThreadCount; i++)
         {
@@ -552,19 +541,6 @@ public sealed unsafe partial class CpuBackend : ComputeBackend
         {
             NativeMemory.AlignedFree((void*)d);
         }
-    }
-
-    /// <summary>Enters the operation lock (see the class remarks); throws once the backend is disposed.</summary>
-    private Lock.Scope Enter()
-    {
-        var scope = _op.EnterScope();
-        if (_disposed)
-        {
-            scope.Dispose();
-            throw new ObjectDisposedException(nameof(CpuBackend));
-        }
-
-        return scope;
     }
 
     private static CpuTensor Own(DeviceTensor t) => t as CpuTensor ?? throw new ArgumentException("The tensor belongs to another backend.");

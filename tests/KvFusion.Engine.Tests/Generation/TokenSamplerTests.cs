@@ -4,28 +4,11 @@ namespace KvFusion.Engine.Tests.Generation;
 
 public sealed class TokenSamplerTests
 {
-    // 4099 logits: position 0, one in the middle (inside the vectorized body) and the last (past any vector width, in
-    // the scalar tail).
-    public static TheoryData<float, int> NonFinite { get; } = new()
-    {
-        { float.NaN, 0 }, { float.NaN, 2047 }, { float.NaN, 4098 },
-        { float.PositiveInfinity, 0 }, { float.PositiveInfinity, 2047 }, { float.PositiveInfinity, 4098 },
-        { float.NegativeInfinity, 0 }, { float.NegativeInfinity, 2047 }, { float.NegativeInfinity, 4098 },
-    };
-
-    private static float[] Logits(float bad = 0f, int at = -1)
-    {
-        var logits = Enumerable.Range(0, 4099).Select(i => MathF.Sin(i)).ToArray();
-        if (at >= 0)
-        {
-            logits[at] = bad;
-        }
-
-        return logits;
-    }
+    private static float[] Logits(float bad = 0f, int at = -1) =>
+        at >= 0 ? NonFiniteLogits.Row(bad, at).Dirty : NonFiniteLogits.Row(0f, 0).Clean;
 
     [Theory]
-    [MemberData(nameof(NonFinite))]
+    [MemberData(nameof(NonFiniteLogits.Injections), MemberType = typeof(NonFiniteLogits))]
     public void ArgMax_refuses_a_non_finite_logit_anywhere(float bad, int at)
     {
         var e = Assert.Throws<NonFiniteLogitException>(() => TokenSampler.ArgMax(Logits(bad, at)));
@@ -37,7 +20,7 @@ public sealed class TokenSamplerTests
     }
 
     [Theory]
-    [MemberData(nameof(NonFinite))]
+    [MemberData(nameof(NonFiniteLogits.Injections), MemberType = typeof(NonFiniteLogits))]
     public void Greedy_and_sampling_refuse_a_non_finite_logit_naming_the_token(float bad, int at)
     {
         foreach (var options in new[] { new SamplingOptions(), new SamplingOptions { Temperature = 0.8f, TopK = 40, TopP = 0.9f, Seed = 5 } })

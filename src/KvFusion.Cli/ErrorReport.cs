@@ -6,10 +6,13 @@ using KvFusion.Engine.Errors;
 namespace KvFusion.Cli;
 
 /// <summary>
-/// How the command line reports failure: exactly one line on standard error, <c>kvfusion: error: MESSAGE</c>, and a
-/// non-zero exit code; never a stack trace. Errors about the input (typed KvFusion errors, bad option values,
-/// unreadable files, a missing GPU) exit with 1; anything else is a bug and exits with 70, its trace shown only when
-/// <c>KVFUSION_TRACE=1</c>.
+/// How the command line reports failure: exactly one line on standard error and a non-zero exit code; never a stack
+/// trace. Errors about the input exit with 1 as <c>kvfusion: error: MESSAGE</c>: the typed KvFusion errors (bad
+/// options are <see cref="Commands.CliException"/>), file-system errors on the user's paths and a missing GPU or
+/// CUDA library. Anything else, framework exceptions such as <see cref="ArgumentException"/> or
+/// <see cref="InvalidOperationException"/> included, is a bug: <c>kvfusion: internal error: TYPE: MESSAGE</c> with
+/// exit code 70, its trace shown only when <c>KVFUSION_TRACE=1</c>. Code that turns a user's mistake into an
+/// exception therefore throws a typed error, never a framework one.
 /// </summary>
 internal static class ErrorReport
 {
@@ -38,8 +41,7 @@ internal static class ErrorReport
             case OperationCanceledException:
                 Write("kvfusion: cancelled");
                 return Cancelled;
-            case KvFusionException or IOException or UnauthorizedAccessException or ArgumentException or FormatException
-                or InvalidOperationException or NotSupportedException or DllNotFoundException or CudaException or CudaLibraryNotFoundException:
+            case KvFusionException or IOException or UnauthorizedAccessException or DllNotFoundException or CudaException or CudaLibraryNotFoundException:
                 Write($"kvfusion: error: {error.Message}");
                 return InputError;
             default:

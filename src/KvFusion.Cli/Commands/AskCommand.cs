@@ -24,13 +24,13 @@ internal static class AskCommand
             Description = "Chunks: a .jsonl file (one JSON string or {\"text\": ...} per line), a .json array of strings, or a text file that is split into chunks of --chunk-tokens.",
             Required = true,
         };
-        var chunkTokens = new Option<int>("--chunk-tokens") { Description = "Chunk size when splitting a text file.", DefaultValueFactory = _ => 256 };
+        var chunkTokens = new Option<int>("--chunk-tokens") { Description = "Chunk size when splitting a text file.", DefaultValueFactory = _ => 256 }.AtLeast(1);
         var query = new Option<string>("--query") { Description = "The question or text to continue.", Required = true };
         var prefix = new Option<string?>("--prefix") { Description = "Optional system prompt placed before the chunks." };
         var mode = new Option<string>("--mode") { Description = "full, prefix, reuse or blend (optionally blend:R[:VARIANT]).", DefaultValueFactory = _ => "blend" };
         var ratio = new Option<double?>("--ratio") { Description = "Blend recompute ratio (default 0.15)." };
         var sink = new Option<string?>("--sink") { Description = "Sink for chunk precompute: none, bos, prefix." };
-        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 64 };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 64 }.Between(0, int.MaxValue - 1);
         var command = new Command("ask", "Fuse stored or given chunks with a query and stream the answer.")
         {
             model, threads, device, chunksFrom, chunkTokens, query, prefix, mode, ratio, sink, maxTokens,

@@ -46,7 +46,7 @@ internal static class BenchCommands
         var threads = CommonOptions.Threads();
         var device = CommonOptions.Device();
         var promptTokens = new Option<string>("--prompt-tokens") { Description = "Comma-separated prompt lengths.", DefaultValueFactory = _ => "128,512,2048" };
-        var genTokens = new Option<int>("--gen-tokens") { Description = "Tokens decoded after each prompt.", DefaultValueFactory = _ => 64 };
+        var genTokens = new Option<int>("--gen-tokens") { Description = "Tokens decoded after each prompt.", DefaultValueFactory = _ => 64 }.AtLeast(0);
         var runs = new Option<int>("--runs") { Description = "Measured runs per length (after one warm-up).", DefaultValueFactory = _ => 5 };
         var json = new Option<string?>("--json") { Description = "Write the results as JSON to this file." };
         var command = new Command("engine", "Prefill tokens/s, decode tokens/s and time to first token per prompt length.")

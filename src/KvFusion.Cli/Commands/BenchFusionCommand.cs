@@ -22,8 +22,8 @@ internal static class BenchFusionCommand
         var threads = CommonOptions.Threads();
         var device = CommonOptions.Device();
         var chunks = new Option<string>("--chunks") { Description = "Comma-separated chunk counts.", DefaultValueFactory = _ => "2,4,8,16" };
-        var chunkTokens = new Option<int>("--chunk-tokens") { Description = "Tokens per chunk.", DefaultValueFactory = _ => 256 };
-        var queryTokens = new Option<int>("--query-tokens") { Description = "Tokens in the query.", DefaultValueFactory = _ => 32 };
+        var chunkTokens = new Option<int>("--chunk-tokens") { Description = "Tokens per chunk.", DefaultValueFactory = _ => 256 }.AtLeast(1);
+        var queryTokens = new Option<int>("--query-tokens") { Description = "Tokens in the query.", DefaultValueFactory = _ => 32 }.AtLeast(1);
         var ratio = new Option<double>("--ratio") { Description = "Blend recompute ratio.", DefaultValueFactory = _ => BlendOptions.DefaultRatio };
         var modes = new Option<string?>("--modes") { Description = "Modes to time (default: full,prefix,reuse,blend:RATIO,blend:RATIO:ref)." };
         var runs = new Option<int>("--runs") { Description = "Timed runs per point (median), after a warm-up.", DefaultValueFactory = _ => 3 };

@@ -19,8 +19,8 @@ internal static class BenchKernelsCommand
         var device = CommonOptions.Device();
         device.DefaultValueFactory = _ => "cuda";
         var shape = new Option<string>("--shape") { Description = $"Model shape: {string.Join(", ", ModelShape.Known.Select(s => s.Name))}.", DefaultValueFactory = _ => "llama-3.1-8b" };
-        var rows = new Option<int>("--rows") { Description = "Prompt tokens of the prefill GEMMs and elementwise kernels.", DefaultValueFactory = _ => 4096 };
-        var context = new Option<int>("--context") { Description = "Keys a decode step attends to.", DefaultValueFactory = _ => 8192 };
+        var rows = new Option<int>("--rows") { Description = "Prompt tokens of the prefill GEMMs and elementwise kernels.", DefaultValueFactory = _ => 4096 }.AtLeast(1);
+        var context = new Option<int>("--context") { Description = "Keys a decode step attends to.", DefaultValueFactory = _ => 8192 }.AtLeast(1);
         var bandwidth = new Option<double>("--bandwidth-gbs") { Description = "Memory bandwidth ceiling in GB/s (H200: 4300, measured device copy; default: the device's theoretical figure).", DefaultValueFactory = _ => 0 };
         var iterations = new Option<int>("--iterations") { Description = "Timed calls per kernel (after one warm-up).", DefaultValueFactory = _ => 20 };
         var json = new Option<string?>("--json") { Description = "Write the results as JSON to this file." };
@@ -30,7 +30,7 @@ internal static class BenchKernelsCommand
         };
         command.SetAction((parse, ct) => CommonOptions.RunAsync(() =>
         {
-            var s = ModelShape.Get(parse.GetValue(shape)!);
+            var s = CommonOptions.CheckOptions(() => ModelShape.Get(parse.GetValue(shape)!));
             using var backend = CommonOptions.CreateBackend(parse.GetValue(device)!, null) as CudaBackend
                 ?? throw new CliException("bench kernels measures the CUDA backend: use --device cuda.");
             var ceiling = parse.GetValue(bandwidth) is > 0 and var gbs ? gbs * 1e9 : backend.Device.TheoreticalBandwidthBytesPerSecond

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Globalization;
 using KvFusion.Cuda.Backend;
 using Microsoft.Extensions.Logging;
@@ -19,10 +20,82 @@ internal static class CommonOptions
         Description = $"Hugging Face model directory (default: ${ModelDirectory.EnvironmentVariable}, else ../shared/models/tiny-pydocs).",
     };
 
-    public static Option<int?> Threads() => new("--threads")
+    public static Option<int?> Threads()
     {
-        Description = "CPU threads (default: all cores).",
-    };
+        var threads = new Option<int?>("--threads") { Description = "CPU threads (default: all cores)." };
+        threads.Validators.Add(r =>
+        {
+            if (IntValue(r) is < 1 and var n)
+            {
+                r.AddError(string.Create(CultureInfo.InvariantCulture, $"--threads must be at least 1, got {n}."));
+            }
+        });
+        return threads;
+    }
+
+    /// <summary>Makes <paramref name="option"/> a parse error below <paramref name="min"/>.</summary>
+    public static Option<int> AtLeast(this Option<int> option, int min)
+    {
+        option.Validators.Add(r =>
+        {
+            if (IntValue(r) is { } v && v < min)
+            {
+                r.AddError(string.Create(CultureInfo.InvariantCulture, $"{option.Name} must be at least {min}, got {v}."));
+            }
+        });
+        return option;
+    }
+
+    /// <summary>Makes <paramref name="option"/> a parse error outside at least <paramref name="min"/> up to <paramref name="max"/>.</summary>
+    public static Option<int> Between(this Option<int> option, int min, int max)
+    {
+        option.Validators.Add(r =>
+        {
+            if (IntValue(r) is { } v && (v < min || v > max))
+            {
+                r.AddError(string.Create(CultureInfo.InvariantCulture, $"{option.Name} must be from {min} to {max}, got {v}."));
+            }
+        });
+        return option;
+    }
+
+    /// <summary>
+    /// The integer an option result holds, or null when its token is not an integer (validators run even then, and
+    /// the conversion reports its own parse error).
+    /// </summary>
+    private static int? IntValue(OptionResult r) =>
+        r.Tokens.Count == 0 ? r.GetValueOrDefault<int?>()
+        : int.TryParse(r.Tokens[^1].Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v
+        : null;
+
+    /// <summary>
+    /// Runs a library's check of values that came from options: its <see cref="ArgumentException"/> is the user's
+    /// bad option value and becomes a <see cref="CliException"/> (any other exception stays what it is).
+    /// </summary>
+    public static void CheckOptions(Action check)
+    {
+        try
+        {
+            check();
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException(e.Message);
+        }
+    }
+
+    /// <summary>Like <see cref="CheckOptions(Action)"/>, returning the checked value.</summary>
+    public static T CheckOptions<T>(Func<T> check)
+    {
+        try
+        {
+            return check();
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException(e.Message);
+        }
+    }
 
     public static Option<string> Device() => new("--device")
     {
@@ -49,7 +122,20 @@ internal static class CommonOptions
         var d = device.Trim().ToLowerInvariant();
         if (d == "cpu")
         {
-            return new CpuBackend(threads);
+            if (threads is < 1)
+            {
+                throw new CliException(string.Create(CultureInfo.InvariantCulture, $"--threads must be at least 1, got {threads}."));
+            }
+
+            try
+            {
+                return new CpuBackend(threads);
+            }
+            catch (PlatformNotSupportedException e)
+            {
+                // The machine, not the program: the CPU lacks the instructions the backend needs.
+                throw new CliException(e.Message);
+            }
         }
 
         if (d == "cuda" || d.StartsWith("cuda:", StringComparison.Ordinal))

@@ -51,7 +51,7 @@ internal static class EvalCasesCommand
                 Seed = parse.GetValue(seed),
                 Prefix = parse.GetValue(prefix),
             };
-            options.Validate();
+            CommonOptions.CheckOptions(options.Validate);
             var corpusPath = ResolveCorpus(parse.GetValue(corpus));
             var modelDir = ModelDirectory.Resolve(parse.GetValue(model));
 

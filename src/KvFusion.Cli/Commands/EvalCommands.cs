@@ -52,7 +52,7 @@ internal static class EvalCommands
             DefaultValueFactory = _ => "full,prefix,reuse,blend:0.15,blend:0.3",
         };
         var sink = new Option<string?>("--sink") { Description = "Sink chunks are precomputed behind: none, bos, prefix (default: the engine's)." };
-        var ttftRuns = new Option<int>("--ttft-runs") { Description = "Timed fusions per case and mode (median).", DefaultValueFactory = _ => 3 };
+        var ttftRuns = new Option<int>("--ttft-runs") { Description = "Timed fusions per case and mode (median).", DefaultValueFactory = _ => 3 }.AtLeast(1);
         var limit = new Option<int?>("--limit") { Description = "Use only the first N cases." };
         var output = new Option<string?>("--out") { Description = "Directory for summary.json and the PNG plot." };
         var command = new Command("fusion", "Quality (KL, top-1, greedy match, NLL against full) and TTFT of fusion modes on a case file.")

@@ -13,7 +13,7 @@ internal static class GenerateCommand
         var threads = CommonOptions.Threads();
         var device = CommonOptions.Device();
         var prompt = new Option<string>("--prompt") { Description = "Prompt text.", Required = true };
-        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 64 };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 64 }.Between(0, int.MaxValue - 1);
         var temperature = new Option<float>("--temperature") { Description = "0 is greedy.", DefaultValueFactory = _ => 0f };
         var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0: all).", DefaultValueFactory = _ => 0 };
         var topP = new Option<float>("--top-p") { Description = "Nucleus sampling threshold.", DefaultValueFactory = _ => 1f };
@@ -32,7 +32,7 @@ internal static class GenerateCommand
                 TopP = parse.GetValue(topP),
                 Seed = parse.GetValue(seed),
             };
-            options.Validate();
+            CommonOptions.CheckOptions(options.Validate);
             using var backend = CommonOptions.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
             using var m = CommonOptions.LoadModel(parse.GetValue(model), backend);
             var tokenizer = m.Tokenizer ?? throw new CliException($"{m.Directory} has no tokenizer.json; generate needs text.");

@@ -48,15 +48,16 @@ internal sealed unsafe class SafeTensorsFile : IDisposable
             throw new ModelLoadException($"Weights file not found: {path}") { FilePath = path };
         }
 
-        var length = new FileInfo(path).Length;
-        if (length < 8)
-        {
-            throw ModelLoadException.InFile(path, $"is not a safetensors file: {length} bytes is shorter than the 8-byte header length.");
-        }
-
+        long length;
         MemoryMappedFile map;
         try
         {
+            length = new FileInfo(path).Length;
+            if (length < 8)
+            {
+                throw ModelLoadException.InFile(path, $"is not a safetensors file: {length} bytes is shorter than the 8-byte header length.");
+            }
+
             map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -67,7 +68,15 @@ internal sealed unsafe class SafeTensorsFile : IDisposable
         MemoryMappedViewAccessor? view = null;
         try
         {
-            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            try
+            {
+                view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw ModelLoadException.InFile(path, $"cannot be mapped into memory: {e.Message}", e);
+            }
+
             byte* ptr = null;
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref ptr);
             ptr += view.PointerOffset;
@@ -132,17 +141,9 @@ internal sealed unsafe class SafeTensorsFile : IDisposable
 
         var dataStart = 8 + headerLength;
         var dataLength = fileLength - dataStart;
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(new ReadOnlyMemory<byte>(new ReadOnlySpan<byte>(ptr + 8, (int)headerLength).ToArray()));
-        }
-        catch (JsonException e)
-        {
-            throw ModelLoadException.InFile(path, $"the safetensors header is not valid JSON: {e.Message}", e);
-        }
-
-        using (doc)
+        // ModelJson.Parse also rejects text that is not valid UTF-8 or Unicode, so the walk below can read every
+        // name and string without an InvalidOperationException.
+        using (var doc = ModelJson.Parse(new ReadOnlySpan<byte>(ptr + 8, (int)headerLength).ToArray(), path, "the safetensors header is not valid JSON"))
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
             {

@@ -143,6 +143,19 @@ public sealed class MalformedInputTests
     [InlineData("Unknown device 'tpu'", "generate", "--prompt", "x", "--device", "tpu")]
     [InlineData("Model directory not found: /nonexistent/kvfusion-model", "model", "info", "/nonexistent/kvfusion-model")]
     [InlineData("unknown mode 'fastest'", "ask", "--chunks-from", "x.jsonl", "--query", "q", "--mode", "fastest")]
+    // Review: user mistakes that reached ErrorReport as framework exceptions (ArgumentException and kin), which
+    // are now internal errors; each is a typed error or a parse error instead.
+    [InlineData("--threads must be at least 1, got 0", "generate", "--prompt", "x", "--threads", "0")]
+    [InlineData("--max-tokens must be from 0 to", "generate", "--prompt", "x", "--max-tokens", "-1")]
+    [InlineData("TopP must be in (0, 1]", "generate", "--prompt", "x", "--top-p", "2")]
+    [InlineData("--chunk-tokens must be at least 1, got 0", "ask", "--chunks-from", "x.jsonl", "--query", "q", "--chunk-tokens", "0")]
+    [InlineData("--max-tokens must be from 0 to", "ask", "--chunks-from", "x.jsonl", "--query", "q", "--max-tokens", "2147483647")]
+    [InlineData("Unknown model shape 'bogus'", "bench", "kernels", "--shape", "bogus")]
+    [InlineData("--rows must be at least 1, got 0", "bench", "kernels", "--rows", "0")]
+    [InlineData("--ttft-runs must be at least 1, got 0", "eval", "fusion", "--cases", "x.jsonl", "--ttft-runs", "0")]
+    [InlineData("Cases", "eval", "cases", "--out", "x.jsonl", "--cases", "0")]
+    [InlineData("Cannot parse argument 'abc' for option '--threads'", "generate", "--prompt", "x", "--threads", "abc")]
+    [InlineData("Cannot parse argument 'x' for option '--chunk-tokens'", "ask", "--chunks-from", "x.jsonl", "--query", "q", "--chunk-tokens", "x")]
     public async Task Bad_option_value_is_one_line(string problem, params string[] args) =>
         Assert.Contains(problem, await FailsWithOneLine(args), StringComparison.Ordinal);
 

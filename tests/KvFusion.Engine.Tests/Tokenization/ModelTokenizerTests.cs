@@ -119,4 +119,22 @@ public sealed class ModelTokenizerTests
     [Fact]
     public void Tokenizer_that_is_not_an_object_is_rejected() =>
         Assert.Contains("must be a JSON object", LoadFails("[1]").Message, StringComparison.Ordinal);
+
+    // Review: JsonDocument.Parse accepts strings that are not valid Unicode and GetString/Name then threw
+    // InvalidOperationException ("Cannot transcode invalid UTF-8") out of the loader.
+    [Theory]
+    [InlineData("model.vocab key", "{\"added_tokens\":[],\"model\":{\"vocab\":{\"a\u00FF\":0}}}")]
+    [InlineData("added token content", "{\"added_tokens\":[{\"id\":0,\"content\":\"\u00C3\",\"special\":true}],\"model\":{\"vocab\":{\"a\":0}}}")]
+    [InlineData("escaped lone surrogate", "{\"added_tokens\":[{\"id\":0,\"content\":\"\\ud800\",\"special\":true}],\"model\":{\"vocab\":{\"a\":0}}}")]
+    public void Text_that_is_not_valid_unicode_names_the_file(string where, string json)
+    {
+        _ = where;
+        using var temp = new TempDirectory();
+        var path = temp.Combine("tokenizer.json");
+        File.WriteAllBytes(path, json.Select(c => (byte)c).ToArray()); // Latin-1: each \u00NN is that raw byte.
+        var e = Assert.Throws<ModelLoadException>(() => ModelTokenizer.Load(path));
+        Assert.Equal(path, e.FilePath);
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+        Assert.Contains("not valid U", e.Message, StringComparison.Ordinal);
+    }
 }

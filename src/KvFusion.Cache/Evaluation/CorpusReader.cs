@@ -35,7 +35,7 @@ public sealed class CorpusReader
 
     /// <summary>Reads every text document, ordered by path.</summary>
     /// <exception cref="FileNotFoundException">The path is neither a file nor a directory.</exception>
-    /// <exception cref="InvalidDataException">The archive cannot be read, or a document is not UTF-8.</exception>
+    /// <exception cref="CorpusException">The archive cannot be read, or a document is not UTF-8.</exception>
     public IReadOnlyList<CorpusDocument> ReadAll(CancellationToken cancellationToken = default)
     {
         var documents = Directory.Exists(Path) ? ReadDirectory(cancellationToken)
@@ -87,10 +87,10 @@ public sealed class CorpusReader
                 documents.Add(new CorpusDocument(name, Decode(buffer.ToArray(), name)));
             }
         }
-        catch (Exception e) when (e is not (InvalidDataException or OperationCanceledException or IOException))
+        catch (Exception e) when (e is not (CorpusException or OperationCanceledException or IOException))
         {
             // SharpCompress reports damaged or unknown archives with its own exception types.
-            throw new InvalidDataException($"{Path} could not be read as an archive: {e.Message}", e);
+            throw new CorpusException($"{Path} could not be read as an archive: {e.Message}", e) { FilePath = Path };
         }
 
         return documents;
@@ -121,7 +121,7 @@ public sealed class CorpusReader
         }
         catch (DecoderFallbackException e)
         {
-            throw new InvalidDataException($"Corpus document {name} is not valid UTF-8: {e.Message}", e);
+            throw new CorpusException($"Corpus document {name} is not valid UTF-8: {e.Message}", e);
         }
     }
 }

@@ -143,7 +143,7 @@ public sealed class FusionCaseGenerator
 
             if (source is null || others.Count < o.ChunksPerCase - 1)
             {
-                throw new InvalidOperationException(
+                throw new CorpusException(
                     $"Case {c}: the corpus ({documents.Count} documents) does not have {o.ChunksPerCase} documents with a usable {o.ChunkTokens}-token chunk"
                     + (source is null ? " and a sentence start that leaves room for the query and answer" : string.Empty)
                     + ". Use fewer or shorter chunks, or a larger corpus.");

@@ -103,7 +103,7 @@ public sealed class FusionCaseTests : IDisposable
     public void Too_small_a_corpus_is_reported()
     {
         var options = new FusionCaseOptions { Cases = 1, ChunksPerCase = 5, ChunkTokens = 100, QueryTokens = 8, AnswerTokens = 16 };
-        var e = Assert.Throws<InvalidOperationException>(() => new FusionCaseGenerator(new ByteTokenizer(), options).Generate(SyntheticCorpus(3)));
+        var e = Assert.Throws<CorpusException>(() => new FusionCaseGenerator(new ByteTokenizer(), options).Generate(SyntheticCorpus(3)));
         Assert.Contains("does not have 5 documents", e.Message, StringComparison.Ordinal);
     }
 
@@ -141,7 +141,7 @@ public sealed class FusionCaseTests : IDisposable
         var root = Path.Combine(_dir, "bad-corpus");
         Directory.CreateDirectory(root);
         File.WriteAllBytes(Path.Combine(root, "bad.txt"), [0x61, 0xFF, 0x62]);
-        Assert.Contains("bad.txt is not valid UTF-8", Assert.Throws<InvalidDataException>(() => new CorpusReader(root).ReadAll()).Message, StringComparison.Ordinal);
+        Assert.Contains("bad.txt is not valid UTF-8", Assert.Throws<CorpusException>(() => new CorpusReader(root).ReadAll()).Message, StringComparison.Ordinal);
         Assert.Throws<FileNotFoundException>(() => new CorpusReader(Path.Combine(_dir, "nothing-here")).ReadAll());
     }
 

@@ -52,14 +52,42 @@ public sealed class FusionEngineConcurrencyTests(TinyModelFixture fixture)
     [SkippableFact]
     public async Task Concurrent_puts_of_one_chunk_compute_it_once_and_return_one_id()
     {
-        // Slow lookups: every put sees the chunk missing before the first one has stored it.
-        var store = new ControlledKvStore { LookupDelay = TimeSpan.FromMilliseconds(50) };
+        var store = new ControlledKvStore();
         using var engine = new FusionEngine(fixture.Model, store);
         var chunk = ChunkInput.FromText("A list comprehension consists of brackets containing an expression followed by a for clause.");
-        var puts = Enumerable.Range(0, 6).Select(_ => Task.Run(() => engine.PutChunkAsync(chunk))).ToArray();
-        var ids = await Task.WhenAll(puts).WaitAsync(Timeout);
+
+        // The first put holds the compute gate inside its precompute, its chunk not stored yet: every later put sees
+        // it missing and must join that precompute rather than start (and queue) one of its own.
+        store.HoldPuts();
+        var first = engine.PutChunkAsync(chunk);
+        await store.PutEntered.WaitAsync(Timeout);
+        var later = Enumerable.Range(0, 5).Select(_ => Task.Run(() => engine.PutChunkAsync(chunk))).ToArray();
+        try
+        {
+            await Eventually(() => engine.PrecomputeCallers == 6);
+            Assert.Equal(1, engine.PrecomputesStarted);
+        }
+        finally
+        {
+            // Also on failure, or disposing the engine would wait for the held put forever.
+            store.ReleasePuts();
+        }
+
+        var ids = await Task.WhenAll([first, .. later]).WaitAsync(Timeout);
         Assert.Single(ids.Distinct());
         Assert.Equal(1, store.ChunkPuts);
+        Assert.Equal(1, engine.PrecomputesStarted);
+    }
+
+    /// <summary>Waits until <paramref name="condition"/> holds; only a failing test waits for the timeout.</summary>
+    private static async Task Eventually(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the condition did not hold in time");
+            await Task.Delay(1);
+        }
     }
 
     [SkippableFact]

@@ -8,9 +8,18 @@ namespace KvFusion.Cache.Fusion;
 /// The result of a fusion: a session whose cache holds the fused prompt, the next-token logits, and the report.
 /// Generate from it, then dispose it.
 /// </summary>
+/// <remarks>
+/// Disposing while a step of <see cref="GenerateAsync"/> is decoding (from another thread) does not free the session
+/// under it: the session is released when that step ends, before it leaves the compute queue, and later steps throw
+/// <see cref="ObjectDisposedException"/>.
+/// </remarks>
 public sealed class FusedContext : IDisposable
 {
     private readonly ComputeGate _gate;
+    private readonly Lock _lock = new();
+    private bool _stepping;
+    private bool _disposed;
+    private int _stepsEntered;
 
     internal FusedContext(InferenceSession session, float[] logits, FusionReport report, int[] promptTokens, ComputeGate gate)
     {
@@ -36,12 +45,18 @@ public sealed class FusedContext : IDisposable
     /// <summary>The fused prompt's token ids (prefix, chunks, query).</summary>
     public IReadOnlyList<int> PromptTokens { get; }
 
+    /// <summary>Steps that got through the compute queue, counted before they decode (for tests).</summary>
+    internal int StepsEntered => Volatile.Read(ref _stepsEntered);
+
+    /// <summary>Awaited by each step inside the compute queue, before it decodes (for tests).</summary>
+    internal Func<Task>? StepHook { get; set; }
+
     /// <summary>
     /// Streams a continuation of the fused prompt. Each step (one decode and the sampling of the next token) waits for
     /// the engine's compute queue and leaves it before the token is yielded, so concurrent requests and generations
     /// take turns step by step and no generation holds the queue between tokens.
     /// </summary>
-    /// <exception cref="ObjectDisposedException">The engine was disposed before a step could run.</exception>
+    /// <exception cref="ObjectDisposedException">The engine or this context was disposed before a step could run.</exception>
     public async IAsyncEnumerable<GeneratedToken> GenerateAsync(
         SamplingOptions options, GenerationStats? stats = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -55,7 +70,21 @@ public sealed class FusedContext : IDisposable
                 await _gate.EnterAsync(cancellationToken).ConfigureAwait(false);
                 try
                 {
-                    more = await tokens.MoveNextAsync().ConfigureAwait(false);
+                    BeginStep();
+                    try
+                    {
+                        Interlocked.Increment(ref _stepsEntered);
+                        if (StepHook is { } hook)
+                        {
+                            await hook().ConfigureAwait(false);
+                        }
+
+                        more = await tokens.MoveNextAsync().ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        EndStep();
+                    }
                 }
                 finally
                 {
@@ -72,6 +101,50 @@ public sealed class FusedContext : IDisposable
         }
     }
 
-    /// <inheritdoc />
-    public void Dispose() => Session.Dispose();
+    /// <summary>
+    /// Releases the session; if a step is decoding, the step releases it when it ends. Later steps throw
+    /// <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            if (_stepping)
+            {
+                return;
+            }
+        }
+
+        Session.Dispose();
+    }
+
+    private void BeginStep()
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _stepping = true;
+        }
+    }
+
+    private void EndStep()
+    {
+        bool release;
+        lock (_lock)
+        {
+            _stepping = false;
+            release = _disposed;
+        }
+
+        if (release)
+        {
+            Session.Dispose();
+        }
+    }
 }

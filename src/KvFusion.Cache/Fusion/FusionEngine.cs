@@ -27,6 +27,8 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
     private readonly SingleFlight<CacheKey> _precomputes = new();
     private readonly FusionPlanner _planner;
     private readonly Dictionary<FusionMode, IFusionModeRunner> _runners;
+    private int _precomputeCallers;
+    private int _precomputesStarted;
 
     /// <summary>Creates an engine over a loaded model and a store.</summary>
     public FusionEngine(TransformerModel model, IKvStore store, FusionEngineOptions? options = null, ILogger<FusionEngine>? logger = null)
@@ -51,6 +53,12 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
     /// <summary>The model.</summary>
     public TransformerModel Model { get; }
 
+    /// <summary>Puts that have joined or started a precompute (for tests).</summary>
+    internal int PrecomputeCallers => Volatile.Read(ref _precomputeCallers);
+
+    /// <summary>Precomputes started, whether they then found the chunk stored or computed it (for tests).</summary>
+    internal int PrecomputesStarted => Volatile.Read(ref _precomputesStarted);
+
     /// <summary>The store of chunk and prefix-block KV.</summary>
     public IKvStore Store { get; }
 
@@ -69,7 +77,9 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
         var target = _planner.PlanChunk(chunk, sink, prefix);
         if (!await Store.ContainsAsync(target.Key, cancellationToken).ConfigureAwait(false))
         {
-            await _precomputes.RunAsync(target.Key, ct => PrecomputeAsync(target, ct), cancellationToken).ConfigureAwait(false);
+            var precompute = _precomputes.RunAsync(target.Key, ct => PrecomputeAsync(target, ct), cancellationToken);
+            Interlocked.Increment(ref _precomputeCallers);
+            await precompute.ConfigureAwait(false);
         }
 
         return target.Id;
@@ -121,6 +131,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
 
     private async Task PrecomputeAsync(ChunkTarget target, CancellationToken ct)
     {
+        Interlocked.Increment(ref _precomputesStarted);
         await _gate.EnterAsync(ct).ConfigureAwait(false);
         try
         {

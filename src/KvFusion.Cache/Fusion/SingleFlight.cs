@@ -4,6 +4,11 @@ namespace KvFusion.Cache.Fusion;
 /// Runs at most one computation per key at a time: concurrent callers with the same key share it and see its outcome
 /// (its exception too). A caller that cancels stops waiting; the computation is cancelled only when every caller has.
 /// </summary>
+/// <remarks>
+/// A flight stays registered until its work has returned, even after every caller has left and it was cancelled:
+/// cancellation is cooperative, so abandoned work may still be computing or writing. A caller that finds an abandoned
+/// flight waits for it to end and then starts afresh, so two computations of one key never overlap.
+/// </remarks>
 /// <typeparam name="TKey">The key type.</typeparam>
 internal sealed class SingleFlight<TKey>
     where TKey : notnull
@@ -11,7 +16,7 @@ internal sealed class SingleFlight<TKey>
     private readonly Dictionary<TKey, Flight> _flights = [];
     private readonly Lock _lock = new();
 
-    /// <summary>Number of computations running (for tests).</summary>
+    /// <summary>Number of computations whose work has not returned yet, abandoned ones included (for tests).</summary>
     public int Running
     {
         get
@@ -23,30 +28,51 @@ internal sealed class SingleFlight<TKey>
         }
     }
 
-    /// <summary>Joins the computation running for <paramref name="key"/>, or starts <paramref name="work"/> for it.</summary>
-    public Task RunAsync(TKey key, Func<CancellationToken, Task> work, CancellationToken cancellationToken)
+    /// <summary>
+    /// Joins the computation running for <paramref name="key"/>, or starts <paramref name="work"/> for it. A token that
+    /// is already cancelled starts and joins nothing.
+    /// </summary>
+    public async Task RunAsync(TKey key, Func<CancellationToken, Task> work, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(work);
-        Flight? flight;
-        bool start;
-        lock (_lock)
+        while (true)
         {
-            start = !_flights.TryGetValue(key, out flight);
-            if (flight is null)
+            cancellationToken.ThrowIfCancellationRequested();
+            Flight? flight;
+            var start = false;
+            var abandoned = false;
+            lock (_lock)
             {
-                flight = new Flight();
-                _flights.Add(key, flight);
+                if (!_flights.TryGetValue(key, out flight))
+                {
+                    flight = new Flight();
+                    _flights.Add(key, flight);
+                    start = true;
+                }
+
+                abandoned = flight.Abandoned;
+                if (!abandoned)
+                {
+                    flight.Waiters++;
+                }
             }
 
-            flight.Waiters++;
-        }
+            if (abandoned)
+            {
+                // Its work may still write; wait for it to return (whatever its outcome, or this caller's
+                // cancellation, which the loop then throws) and ask again.
+                await flight.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                continue;
+            }
 
-        if (start)
-        {
-            _ = FlyAsync(key, flight, work);
-        }
+            if (start)
+            {
+                _ = FlyAsync(key, flight, work);
+            }
 
-        return WaitAsync(key, flight, cancellationToken);
+            await WaitAsync(flight, cancellationToken).ConfigureAwait(false);
+            return;
+        }
     }
 
     private async Task FlyAsync(TKey key, Flight flight, Func<CancellationToken, Task> work)
@@ -63,8 +89,16 @@ internal sealed class SingleFlight<TKey>
             failure = e;
         }
 
-        // Forget the flight before completing it: a caller that sees it done and asks again starts afresh.
-        Forget(key, flight);
+        // Forget the flight only now that its work has returned, and before completing it: a caller that sees it done
+        // and asks again starts afresh.
+        lock (_lock)
+        {
+            if (_flights.TryGetValue(key, out var current) && ReferenceEquals(current, flight))
+            {
+                _flights.Remove(key);
+            }
+        }
+
         if (failure is OperationCanceledException && flight.Cancellation.IsCancellationRequested)
         {
             flight.Completion.TrySetCanceled(flight.Cancellation.Token);
@@ -79,7 +113,7 @@ internal sealed class SingleFlight<TKey>
         }
     }
 
-    private async Task WaitAsync(TKey key, Flight flight, CancellationToken cancellationToken)
+    private async Task WaitAsync(Flight flight, CancellationToken cancellationToken)
     {
         try
         {
@@ -93,7 +127,8 @@ internal sealed class SingleFlight<TKey>
                 abandon = --flight.Waiters == 0 && !flight.Completion.Task.IsCompleted;
                 if (abandon)
                 {
-                    Remove(key, flight);
+                    // Stays registered until its work returns; later callers wait for that instead of joining.
+                    flight.Abandoned = true;
                 }
             }
 
@@ -106,22 +141,6 @@ internal sealed class SingleFlight<TKey>
         }
     }
 
-    private void Forget(TKey key, Flight flight)
-    {
-        lock (_lock)
-        {
-            Remove(key, flight);
-        }
-    }
-
-    private void Remove(TKey key, Flight flight)
-    {
-        if (_flights.TryGetValue(key, out var current) && ReferenceEquals(current, flight))
-        {
-            _flights.Remove(key);
-        }
-    }
-
     private sealed class Flight
     {
         public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -130,6 +149,9 @@ internal sealed class SingleFlight<TKey>
         // the last waiter cancelling it.
         public CancellationTokenSource Cancellation { get; } = new();
 
+        // Both guarded by the single flight's lock.
         public int Waiters { get; set; }
+
+        public bool Abandoned { get; set; }
     }
 }

@@ -15,11 +15,20 @@ public sealed class ComputeGateTests
         var waiter = gate.EnterAsync(CancellationToken.None);
         var closing = gate.DisposeAsync().AsTask();
         await Assert.ThrowsAsync<ObjectDisposedException>(() => waiter.WaitAsync(Timeout));
-        await Task.Delay(200);
+        var exited = 0;
+        var exitedWhenClosed = closing.ContinueWith(_ => Volatile.Read(ref exited), TaskScheduler.Default);
+
+        // Bounded wait, only to show that closing did NOT finish under the holder: it cannot fail a correct gate, and
+        // catches a broken one that finishes within this time.
+        await Task.WhenAny(closing, Task.Delay(200));
         Assert.False(closing.IsCompleted, "the gate closed under its holder");
 
+        Volatile.Write(ref exited, 1);
         gate.Exit();
         await closing.WaitAsync(Timeout);
+
+        // Ordered by the gate, not by time: closing finished after the holder left.
+        Assert.Equal(1, await exitedWhenClosed.WaitAsync(Timeout));
         Assert.True(gate.IsClosed);
         await Assert.ThrowsAsync<ObjectDisposedException>(() => gate.EnterAsync(CancellationToken.None));
         gate.Dispose();

@@ -81,4 +81,33 @@ public sealed class FusionErrorTests(TinyModelFixture fixture)
         e = await Fails(engine, new FusionRequest { Chunks = [ChunkInput.FromTokens([1, 999_999])], Query = "q" });
         Assert.Equal(FusionError.InvalidRequest, e.Error);
     }
+
+    [SkippableTheory]
+    [InlineData(-1, false)]
+    [InlineData(int.MinValue, false)]
+    [InlineData(0, true)]
+    public async Task Token_ids_outside_the_vocabulary_are_rejected_before_anything_is_computed(int id, bool pastVocab)
+    {
+        var vocab = fixture.Model.Config.VocabSize;
+        var bad = pastVocab ? vocab + id : id;
+        var store = new InMemoryKvStore();
+        using var engine = new FusionEngine(fixture.Model, store);
+        int[] tokens = [5, 6, bad, 7];
+
+        var put = await Assert.ThrowsAsync<FusionException>(() => engine.PutChunkAsync(ChunkInput.FromTokens(tokens)));
+        AssertNames(put, bad, 2);
+
+        var chunk = await Fails(engine, new FusionRequest { Chunks = [ChunkInput.FromTokens(tokens)], Query = "q", Mode = FusionMode.Reuse });
+        AssertNames(chunk, bad, 2);
+
+        var query = await Fails(engine, new FusionRequest { Chunks = [ChunkInput.FromTokens([5, 6])], QueryTokens = [8, bad], Mode = FusionMode.Blend });
+        AssertNames(query, bad, 1);
+        Assert.Equal(0, store.Count);
+
+        static void AssertNames(FusionException e, int id, int index)
+        {
+            Assert.Equal(FusionError.InvalidRequest, e.Error);
+            Assert.Contains($"token id {id} at index {index}", e.Message, StringComparison.Ordinal);
+        }
+    }
 }

@@ -120,4 +120,75 @@ public sealed class SingleFlightTests
         await flights.RunAsync("a", _ => Task.CompletedTask, CancellationToken.None).WaitAsync(Timeout);
         Assert.Equal(1, runs);
     }
+
+    [Fact]
+    public async Task A_caller_whose_token_is_already_cancelled_starts_nothing()
+    {
+        var flights = new SingleFlight<string>();
+        var runs = 0;
+        Task Work(CancellationToken ct)
+        {
+            Interlocked.Increment(ref runs);
+            return Task.CompletedTask;
+        }
+
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        // Work started by the call would be posted to this context (the flight yields first); running what was posted
+        // makes sure it got its chance.
+        var context = new QueuedSynchronizationContext();
+        var call = context.Within(() => flights.RunAsync("a", Work, cancelled.Token));
+        context.RunPosted();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call.WaitAsync(Timeout));
+        Assert.Equal(0, runs);
+        Assert.Equal(0, flights.Running);
+    }
+
+    [Fact]
+    public async Task A_caller_after_every_caller_cancelled_waits_for_the_abandoned_work_to_return_before_starting_afresh()
+    {
+        var flights = new SingleFlight<string>();
+        var started = Signal();
+        var release = Signal();
+        var firstRunning = 0;
+        var overlapped = -1;
+        var secondRuns = 0;
+
+        // Ignores its token, as cooperative cancellation allows: it is still computing after it was cancelled.
+        async Task Stubborn(CancellationToken ct)
+        {
+            Volatile.Write(ref firstRunning, 1);
+            started.SetResult();
+            await release.Task.ConfigureAwait(false);
+            Volatile.Write(ref firstRunning, 0);
+        }
+
+        Task Second(CancellationToken ct)
+        {
+            Interlocked.Increment(ref secondRuns);
+            Volatile.Write(ref overlapped, Volatile.Read(ref firstRunning));
+            return Task.CompletedTask;
+        }
+
+        using var cts = new CancellationTokenSource();
+        var leaving = flights.RunAsync("a", Stubborn, cts.Token);
+        await started.Task.WaitAsync(Timeout);
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => leaving.WaitAsync(Timeout));
+
+        // A second run started now would be posted to this context; running what was posted gives it its chance.
+        var context = new QueuedSynchronizationContext();
+        var next = context.Within(() => flights.RunAsync("a", Second, CancellationToken.None));
+        context.RunPosted();
+        Assert.Equal(0, Volatile.Read(ref secondRuns));
+        Assert.False(next.IsCompleted);
+        Assert.Equal(1, flights.Running);
+
+        release.SetResult();
+        await next.WaitAsync(Timeout);
+        Assert.Equal(1, secondRuns);
+        Assert.Equal(0, overlapped);
+        Assert.Equal(0, flights.Running);
+    }
 }

@@ -22,7 +22,9 @@ internal sealed class FusionPlanner(TransformerModel model, IKvStore store, Fusi
     public ChunkTarget PlanChunk(ChunkInput chunk, SinkKind? sink, string? prefix)
     {
         var tokens = chunk.Tokens?.ToArray() ?? (chunk.Text is { } t ? Tokenize(t) : throw new FusionException(FusionError.InvalidRequest, "A chunk to store needs text or tokens."));
+        CheckVocabulary(tokens, "The chunk");
         var prefixTokens = prefix is null ? [] : Tokenize(prefix);
+        CheckVocabulary(prefixTokens, "The prefix");
         var sinkKind = sink ?? options.DefaultSink;
         var sinkTokens = SinkTokens(sinkKind, prefixTokens);
         CheckChunkFits(tokens, sinkTokens.Length);
@@ -40,7 +42,9 @@ internal sealed class FusionPlanner(TransformerModel model, IKvStore store, Fusi
             throw new FusionException(FusionError.EmptyQuery, "The query is empty.");
         }
 
+        CheckVocabulary(query, "The query");
         var prefix = string.IsNullOrEmpty(request.Prefix) ? [] : Tokenize(request.Prefix);
+        CheckVocabulary(prefix, "The prefix");
         var sinkKind = request.Sink ?? options.DefaultSink;
         var sink = SinkTokens(sinkKind, prefix);
         var variant = Variant(sinkKind, prefix);
@@ -58,14 +62,6 @@ internal sealed class FusionPlanner(TransformerModel model, IKvStore store, Fusi
         {
             throw new FusionException(FusionError.ContextOverflow,
                 $"The fused prompt has {all.Length} tokens (prefix {prefix.Length}, chunks {all.Length - prefix.Length - query.Length}, query {query.Length}); the model's context is {model.Config.MaxPositionEmbeddings}.");
-        }
-
-        foreach (var t in query)
-        {
-            if ((uint)t >= (uint)model.Config.VocabSize)
-            {
-                throw new FusionException(FusionError.InvalidRequest, $"Query token id {t} is outside the vocabulary of {model.Config.VocabSize}.");
-            }
         }
 
         var modeName = request.Mode == FusionMode.Blend
@@ -92,13 +88,7 @@ internal sealed class FusionPlanner(TransformerModel model, IKvStore store, Fusi
             throw new FusionException(FusionError.InvalidRequest, $"Chunk {index} has no tokens.");
         }
 
-        foreach (var t in tokens)
-        {
-            if ((uint)t >= (uint)model.Config.VocabSize)
-            {
-                throw new FusionException(FusionError.InvalidRequest, $"Chunk {index} has token id {t}, outside the vocabulary of {model.Config.VocabSize}.");
-            }
-        }
+        CheckVocabulary(tokens, $"Chunk {index}");
 
         CheckChunkFits(tokens, sinkLength);
         return new ChunkPlan { Tokens = tokens, Key = new CacheKey(CacheEntryKind.Chunk, ChunkIdOf(tokens).ToString(), variant) };
@@ -119,6 +109,22 @@ internal sealed class FusionPlanner(TransformerModel model, IKvStore store, Fusi
 
         query.CopyTo(all, at);
         return all;
+    }
+
+    /// <summary>
+    /// Every token id given by a caller or a tokenizer passes here before it can reach a backend's embedding, where an
+    /// id outside the vocabulary fails late (or, on a GPU, as a deferred kernel error another request would see).
+    /// </summary>
+    private void CheckVocabulary(int[] tokens, string what)
+    {
+        var vocab = model.Config.VocabSize;
+        for (var i = 0; i < tokens.Length; i++)
+        {
+            if ((uint)tokens[i] >= (uint)vocab)
+            {
+                throw new FusionException(FusionError.InvalidRequest, $"{what} has token id {tokens[i]} at index {i}, outside the vocabulary of {vocab} (ids 0 to {vocab - 1}).");
+            }
+        }
     }
 
     private void CheckChunkFits(int[] tokens, int sinkLength)

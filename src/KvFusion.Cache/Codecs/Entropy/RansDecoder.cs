@@ -50,64 +50,92 @@ internal static class RansDecoder
         var n = destination.Length;
         var i = 0;
 
-        // Fast path: four symbols read at most 8 bytes (a state here is at least 2^(23 - scaleBits) * freq >= 2^8,
-        // so two bytes restore it to [L, 2^31)), so while that many remain the reads need no check. Renormalization
-        // branches here on purpose: a predicted branch lets the CPU run ahead of the read position that all four
-        // states share, which a branch-free form would turn into one long dependency chain.
-        for (; i + Interleave <= n && end - pos >= 2 * Interleave; i += Interleave)
+        // Fast path: a group of four symbols reads at most 8 bytes (a state here is at least
+        // 2^(23 - scaleBits) * freq >= 2^8, so two bytes restore it to [L, 2^31)), so each pass runs as many groups as
+        // the remaining input guarantees with no per-byte check; highly compressed data takes several passes.
+        // Renormalization branches on purpose: a predicted branch lets the CPU run ahead of the read position all four
+        // states share, where a branch-free form measured slower. Input and output are walked by reference rather
+        // than base plus index, which keeps the loop's variables in registers.
+        ref var inp = ref Unsafe.Add(ref input, pos);
+        ref var outp = ref output;
+        for (var groups = Math.Min(n / Interleave, (end - pos) / (2 * Interleave)); groups > 0;
+             groups = Math.Min((n - i) / Interleave, (end - pos) / (2 * Interleave)))
         {
+            ref var passEnd = ref Unsafe.Add(ref outp, groups * Interleave);
+            while (Unsafe.IsAddressLessThan(ref outp, ref passEnd))
             {
-                var slot = x0 & mask;
-                var symbol = Unsafe.Add(ref slots, (nint)slot);
-                var fc = Unsafe.Add(ref packed, symbol);
-                x0 = ((fc >> 16) * (x0 >> scaleBits)) + slot - (fc & 0xFFFF);
-                if (x0 < L)
                 {
-                    x0 = (x0 << 8) | Unsafe.Add(ref input, pos++);
+                    var slot = x0 & mask;
+                    var symbol = Unsafe.Add(ref slots, (nint)slot);
+                    var fc = Unsafe.Add(ref packed, symbol);
+                    x0 = ((fc >> 16) * (x0 >> scaleBits)) + slot - (fc & 0xFFFF);
                     if (x0 < L)
-                        x0 = (x0 << 8) | Unsafe.Add(ref input, pos++);
+                    {
+                        x0 = (x0 << 8) | inp;
+                        inp = ref Unsafe.Add(ref inp, 1);
+                        if (x0 < L)
+                        {
+                            x0 = (x0 << 8) | inp;
+                            inp = ref Unsafe.Add(ref inp, 1);
+                        }
+                    }
+                    Unsafe.Add(ref outp, 0) = symbol;
                 }
-                Unsafe.Add(ref output, i + 0) = symbol;
-            }
-            {
-                var slot = x1 & mask;
-                var symbol = Unsafe.Add(ref slots, (nint)slot);
-                var fc = Unsafe.Add(ref packed, symbol);
-                x1 = ((fc >> 16) * (x1 >> scaleBits)) + slot - (fc & 0xFFFF);
-                if (x1 < L)
                 {
-                    x1 = (x1 << 8) | Unsafe.Add(ref input, pos++);
+                    var slot = x1 & mask;
+                    var symbol = Unsafe.Add(ref slots, (nint)slot);
+                    var fc = Unsafe.Add(ref packed, symbol);
+                    x1 = ((fc >> 16) * (x1 >> scaleBits)) + slot - (fc & 0xFFFF);
                     if (x1 < L)
-                        x1 = (x1 << 8) | Unsafe.Add(ref input, pos++);
+                    {
+                        x1 = (x1 << 8) | inp;
+                        inp = ref Unsafe.Add(ref inp, 1);
+                        if (x1 < L)
+                        {
+                            x1 = (x1 << 8) | inp;
+                            inp = ref Unsafe.Add(ref inp, 1);
+                        }
+                    }
+                    Unsafe.Add(ref outp, 1) = symbol;
                 }
-                Unsafe.Add(ref output, i + 1) = symbol;
-            }
-            {
-                var slot = x2 & mask;
-                var symbol = Unsafe.Add(ref slots, (nint)slot);
-                var fc = Unsafe.Add(ref packed, symbol);
-                x2 = ((fc >> 16) * (x2 >> scaleBits)) + slot - (fc & 0xFFFF);
-                if (x2 < L)
                 {
-                    x2 = (x2 << 8) | Unsafe.Add(ref input, pos++);
+                    var slot = x2 & mask;
+                    var symbol = Unsafe.Add(ref slots, (nint)slot);
+                    var fc = Unsafe.Add(ref packed, symbol);
+                    x2 = ((fc >> 16) * (x2 >> scaleBits)) + slot - (fc & 0xFFFF);
                     if (x2 < L)
-                        x2 = (x2 << 8) | Unsafe.Add(ref input, pos++);
+                    {
+                        x2 = (x2 << 8) | inp;
+                        inp = ref Unsafe.Add(ref inp, 1);
+                        if (x2 < L)
+                        {
+                            x2 = (x2 << 8) | inp;
+                            inp = ref Unsafe.Add(ref inp, 1);
+                        }
+                    }
+                    Unsafe.Add(ref outp, 2) = symbol;
                 }
-                Unsafe.Add(ref output, i + 2) = symbol;
-            }
-            {
-                var slot = x3 & mask;
-                var symbol = Unsafe.Add(ref slots, (nint)slot);
-                var fc = Unsafe.Add(ref packed, symbol);
-                x3 = ((fc >> 16) * (x3 >> scaleBits)) + slot - (fc & 0xFFFF);
-                if (x3 < L)
                 {
-                    x3 = (x3 << 8) | Unsafe.Add(ref input, pos++);
+                    var slot = x3 & mask;
+                    var symbol = Unsafe.Add(ref slots, (nint)slot);
+                    var fc = Unsafe.Add(ref packed, symbol);
+                    x3 = ((fc >> 16) * (x3 >> scaleBits)) + slot - (fc & 0xFFFF);
                     if (x3 < L)
-                        x3 = (x3 << 8) | Unsafe.Add(ref input, pos++);
+                    {
+                        x3 = (x3 << 8) | inp;
+                        inp = ref Unsafe.Add(ref inp, 1);
+                        if (x3 < L)
+                        {
+                            x3 = (x3 << 8) | inp;
+                            inp = ref Unsafe.Add(ref inp, 1);
+                        }
+                    }
+                    Unsafe.Add(ref outp, 3) = symbol;
                 }
-                Unsafe.Add(ref output, i + 3) = symbol;
+                outp = ref Unsafe.Add(ref outp, Interleave);
             }
+            pos = (int)Unsafe.ByteOffset(ref input, ref inp);
+            i = (int)Unsafe.ByteOffset(ref output, ref outp);
         }
 
         // Checked path for the rest of the stream: every byte read is tested against the end.

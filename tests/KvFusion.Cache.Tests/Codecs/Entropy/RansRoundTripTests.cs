@@ -174,6 +174,18 @@ public sealed class RansRoundTripTests
     }
 
     [Fact]
+    public void A_destination_below_the_bound_but_large_enough_for_the_stream_suffices()
+    {
+        var data = Geometric(new Random(29), 50_003, 0.7);
+        var table = SymbolFrequencies.FromSymbols(data);
+        var expected = AssertRoundTrip(data, table);
+        var exact = new byte[expected.Length];
+        Assert.Equal(expected.Length, RansEncoder.Encode(data, table, exact));
+        Assert.Equal(expected, exact);
+        Assert.Throws<ArgumentException>(() => RansEncoder.Encode(data, table, new byte[expected.Length - 1]));
+    }
+
+    [Fact]
     public void A_destination_too_small_is_an_argument_error()
     {
         var data = new byte[10_000];

@@ -8,7 +8,7 @@ namespace KvFusion.Cache.Tests.Evaluation;
 [Collection(TinyModelGroup.Name)]
 public sealed class FusionEvaluatorTests(TinyModelFixture fixture)
 {
-    [Fact]
+    [SkippableFact]
     public async Task A_case_with_an_empty_answer_is_an_invalid_request_naming_the_case()
     {
         using var engine = new FusionEngine(fixture.Model, new InMemoryKvStore());

@@ -1,0 +1,45 @@
+using KvFusion.Cache.Codecs.Raw;
+
+namespace KvFusion.Cache.Codecs;
+
+/// <summary>Builds the codec of a spec for an entry shape (to encode), or from a container's parameters (to decode).</summary>
+internal static class KvCodecFactory
+{
+    /// <summary>The codec that encodes entries of <paramref name="shape"/> with <paramref name="spec"/>.</summary>
+    public static KvSectionCodec ForEncoding(KvCodecSpec spec, in KvEntryShape shape)
+    {
+        if (!spec.IsValid)
+        {
+            throw new ArgumentException($"'{spec}' is not a codec.", nameof(spec));
+        }
+
+        return spec.Kind switch
+        {
+            KvCodecKind.Raw => RawCodec.Instance,
+            _ => throw new NotSupportedException($"The {spec} codec is being built (issue 9)."),
+        };
+    }
+
+    /// <summary>Rebuilds a codec from the parameters a container stored.</summary>
+    /// <exception cref="KvCodecException">The spec is unknown or the parameters are invalid for the shape.</exception>
+    public static KvSectionCodec ForDecoding(KvCodecSpec spec, ReadOnlySpan<byte> parameters, in KvEntryShape shape)
+    {
+        if (!spec.IsValid)
+        {
+            throw new KvCodecException($"Codec {(byte)spec.Kind} level {spec.Level} is not one this version knows.");
+        }
+
+        switch (spec.Kind)
+        {
+            case KvCodecKind.Raw:
+                if (!parameters.IsEmpty)
+                {
+                    throw new KvCodecException($"The raw codec has no parameters; the container carries {parameters.Length} bytes.");
+                }
+
+                return RawCodec.Instance;
+            default:
+                throw new NotSupportedException($"The {spec} codec is being built (issue 9).");
+        }
+    }
+}

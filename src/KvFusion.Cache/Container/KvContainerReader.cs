@@ -103,11 +103,6 @@ public static class KvContainerReader
     /// <summary>Parses the header and walks every frame (lengths, truncation, trailing bytes) without decoding.</summary>
     private static KvContainerSections Locate(ReadOnlySpan<byte> blob, KvContainerExpectation? expected, KvContainerLimits limits, out Frame[] frames, out int headerBytes)
     {
-        if (blob.Length > limits.MaxTotalBytes)
-        {
-            throw new KvContainerException(KvContainerError.LimitExceeded, $"The container is {blob.Length} bytes; the limit is {limits.MaxTotalBytes}.");
-        }
-
         var header = ReadHeader(blob, limits, null);
         var sections = KvContainerSections.Create(header, expected, limits);
         headerBytes = KvContainerFormat.HeaderRegionLength(KvContainerFormat.ReadPreamble(blob, limits));
@@ -122,6 +117,11 @@ public static class KvContainerReader
 
             var length = sections.CheckFrame(blob.Slice(at, KvContainerFormat.FrameLength), i, at, out var checksum);
             var payloadAt = at + KvContainerFormat.FrameLength;
+            if (payloadAt + length > limits.MaxTotalBytes)
+            {
+                throw TooLong(limits, payloadAt);
+            }
+
             if (length > blob.Length - payloadAt)
             {
                 throw Truncated(i, header, blob.Length, "payload");
@@ -182,7 +182,7 @@ public static class KvContainerReader
                 var length = (int)sections.CheckFrame(frame, i, frameOffset, out var checksum);
                 if (source.Position + length > limits.MaxTotalBytes)
                 {
-                    throw new KvContainerException(KvContainerError.LimitExceeded, $"The container is longer than the limit of {limits.MaxTotalBytes} bytes.", source.Position);
+                    throw TooLong(limits, source.Position);
                 }
 
                 var (payload, count) = await source.ReadGrowingAsync(ReadOnlyMemory<byte>.Empty, length, ct).ConfigureAwait(false);
@@ -278,6 +278,9 @@ public static class KvContainerReader
             ArrayPool<byte>.Shared.Return(payload);
         }
     }
+
+    private static KvContainerException TooLong(KvContainerLimits limits, long offset) =>
+        new(KvContainerError.LimitExceeded, $"The container is longer than the limit of {limits.MaxTotalBytes} bytes.", offset);
 
     private static KvContainerException Truncated(int index, KvContainerHeader header, long offset, string part) =>
         new(KvContainerError.Truncated, $"The container ends at byte {offset}, inside {KvContainerFormat.Describe(index, header.SectionShape(index))}'s {part}.", offset);

@@ -88,7 +88,10 @@ public static class KvContainerReader
     }
 
     /// <summary>The header and every field's place (for layout-aware tests and tools).</summary>
-    internal static KvContainerHeader ReadHeader(ReadOnlySpan<byte> blob, KvContainerLimits limits, List<KvContainerField>? fields)
+    internal static KvContainerHeader ReadHeader(ReadOnlySpan<byte> blob, KvContainerLimits limits, List<KvContainerField>? fields) =>
+        ReadHeader(blob, limits, fields, out _);
+
+    private static KvContainerHeader ReadHeader(ReadOnlySpan<byte> blob, KvContainerLimits limits, List<KvContainerField>? fields, out ulong checksum)
     {
         var headerLength = KvContainerFormat.ReadPreamble(blob, limits);
         var region = KvContainerFormat.HeaderRegionLength(headerLength);
@@ -97,46 +100,72 @@ public static class KvContainerReader
             throw new KvContainerException(KvContainerError.Truncated, $"The container ends after {blob.Length} bytes, inside its {region}-byte header.", blob.Length);
         }
 
-        return KvContainerFormat.ParseHeader(blob[..region], headerLength, limits, fields);
+        return KvContainerFormat.ParseHeader(blob[..region], headerLength, limits, fields, out checksum);
     }
 
     /// <summary>Parses the header and walks every frame (lengths, truncation, trailing bytes) without decoding.</summary>
     private static KvContainerSections Locate(ReadOnlySpan<byte> blob, KvContainerExpectation? expected, KvContainerLimits limits, out Frame[] frames, out int headerBytes)
     {
-        var header = ReadHeader(blob, limits, null);
-        var sections = KvContainerSections.Create(header, expected, limits);
+        var header = ReadHeader(blob, limits, null, out var checksum);
+        var sections = KvContainerSections.Create(header, checksum, expected, limits);
         headerBytes = KvContainerFormat.HeaderRegionLength(KvContainerFormat.ReadPreamble(blob, limits));
         frames = new Frame[sections.Count];
         var at = headerBytes;
         for (var i = 0; i < frames.Length; i++)
         {
-            if (blob.Length - at < KvContainerFormat.FrameLength)
+            try
             {
-                throw Truncated(i, header, blob.Length, "frame");
+                frames[i] = WalkFrame(blob, sections, i, at);
+            }
+            catch (KvContainerException)
+            {
+                // A stream reader verifies each section before it reads the next frame, so an earlier section's
+                // checksum failure is what it reports (a wrong length shows up there first): report the same.
+                for (var j = 0; j < i; j++)
+                {
+                    sections.Verify(j, blob.Slice(frames[j].PayloadOffset, frames[j].PayloadLength), frames[j].Checksum, frames[j].FrameOffset);
+                }
+
+                throw;
             }
 
-            var length = sections.CheckFrame(blob.Slice(at, KvContainerFormat.FrameLength), i, at, out var checksum);
-            var payloadAt = at + KvContainerFormat.FrameLength;
-            if (payloadAt + length > limits.MaxTotalBytes)
-            {
-                throw TooLong(limits, payloadAt);
-            }
-
-            if (length > blob.Length - payloadAt)
-            {
-                throw Truncated(i, header, blob.Length, "payload");
-            }
-
-            frames[i] = new Frame(at, payloadAt, (int)length, checksum);
-            at = payloadAt + (int)length;
+            at = frames[i].PayloadOffset + frames[i].PayloadLength;
         }
 
         if (at != blob.Length)
         {
+            // As above: a last section made shorter fails its checksum before the bytes after it are seen.
+            for (var j = 0; j < frames.Length; j++)
+            {
+                sections.Verify(j, blob.Slice(frames[j].PayloadOffset, frames[j].PayloadLength), frames[j].Checksum, frames[j].FrameOffset);
+            }
+
             throw new KvContainerException(KvContainerError.TrailingData, $"{blob.Length - at} bytes follow the last section.", at);
         }
 
         return sections;
+    }
+
+    private static Frame WalkFrame(ReadOnlySpan<byte> blob, KvContainerSections sections, int index, int at)
+    {
+        if (blob.Length - at < KvContainerFormat.FrameLength)
+        {
+            throw Truncated(index, sections.Header, blob.Length, "frame");
+        }
+
+        var length = sections.CheckFrame(blob.Slice(at, KvContainerFormat.FrameLength), index, at, out var checksum);
+        var payloadAt = at + KvContainerFormat.FrameLength;
+        if (payloadAt + length > sections.Limits.MaxTotalBytes)
+        {
+            throw TooLong(sections.Limits, payloadAt);
+        }
+
+        if (length > blob.Length - payloadAt)
+        {
+            throw Truncated(index, sections.Header, blob.Length, "payload");
+        }
+
+        return new Frame(at, payloadAt, (int)length, checksum);
     }
 
     private static async ValueTask<KvContainerContents> ReadStreamingAsync(ByteSource source, KvContainerExpectation? expected, KvContainerReadOptions options, CancellationToken ct)
@@ -155,8 +184,8 @@ public static class KvContainerReader
                 throw new KvContainerException(KvContainerError.Truncated, $"The container ends after {regionCount} bytes, inside its {regionLength}-byte header.", regionCount);
             }
 
-            var header = KvContainerFormat.ParseHeader(region.AsSpan(0, regionLength), headerLength, limits);
-            sections = KvContainerSections.Create(header, expected, limits);
+            var header = KvContainerFormat.ParseHeader(region.AsSpan(0, regionLength), headerLength, limits, null, out var checksum);
+            sections = KvContainerSections.Create(header, checksum, expected, limits);
         }
         finally
         {

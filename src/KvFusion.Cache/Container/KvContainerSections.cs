@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.Hashing;
 using System.Runtime.ExceptionServices;
 using KvFusion.Cache.Chunks;
 using KvFusion.Cache.Codecs;
@@ -18,9 +17,12 @@ internal sealed class KvContainerSections
     private Half[]? _values;
     private Half[][]? _hidden;
 
-    private KvContainerSections(KvContainerHeader header, KvSectionCodec codec, KvContainerLimits limits)
+    private readonly ulong _headerChecksum;
+
+    private KvContainerSections(KvContainerHeader header, ulong headerChecksum, KvSectionCodec codec, KvContainerLimits limits)
     {
         Header = header;
+        _headerChecksum = headerChecksum;
         Codec = codec;
         Limits = limits;
         _maxPayload = new long[header.SectionCount];
@@ -40,7 +42,7 @@ internal sealed class KvContainerSections
 
     /// <summary>Checks the header against the expectation and rebuilds its codec.</summary>
     /// <exception cref="KvContainerException">Shape or fingerprint mismatch, an unavailable codec or invalid codec parameters.</exception>
-    public static KvContainerSections Create(KvContainerHeader header, KvContainerExpectation? expected, KvContainerLimits limits)
+    public static KvContainerSections Create(KvContainerHeader header, ulong headerChecksum, KvContainerExpectation? expected, KvContainerLimits limits)
     {
         if (expected is not null)
         {
@@ -61,7 +63,7 @@ internal sealed class KvContainerSections
             throw new KvContainerException(KvContainerError.Malformed, $"The {header.Codec} codec parameters are invalid: {e.Message}", KvContainerFormat.PreambleLength + 2, e);
         }
 
-        return new KvContainerSections(header, codec, limits);
+        return new KvContainerSections(header, headerChecksum, codec, limits);
     }
 
     /// <summary>Validates section <paramref name="index"/>'s frame and returns its payload length.</summary>
@@ -119,12 +121,7 @@ internal sealed class KvContainerSections
     public void Decode(int index, ReadOnlySpan<byte> payload, ulong storedChecksum, long frameOffset)
     {
         var shape = Header.SectionShape(index);
-        var computed = XxHash64.HashToUInt64(payload);
-        if (computed != storedChecksum)
-        {
-            throw new KvContainerException(KvContainerError.SectionChecksumMismatch,
-                $"{KvContainerFormat.Describe(index, shape)}: checksum mismatch (stored 0x{storedChecksum:x16}, computed 0x{computed:x16}).", frameOffset + 16);
-        }
+        Verify(index, payload, storedChecksum, frameOffset);
 
         try
         {
@@ -137,6 +134,18 @@ internal sealed class KvContainerSections
         catch (EntropyStreamException e)
         {
             throw Corrupt(index, shape, frameOffset, e);
+        }
+    }
+
+    /// <summary>Verifies section <paramref name="index"/>'s checksum.</summary>
+    /// <exception cref="KvContainerException">Checksum mismatch.</exception>
+    public void Verify(int index, ReadOnlySpan<byte> payload, ulong storedChecksum, long frameOffset)
+    {
+        var computed = KvContainerFormat.SectionChecksum(payload, _headerChecksum);
+        if (computed != storedChecksum)
+        {
+            throw new KvContainerException(KvContainerError.SectionChecksumMismatch,
+                $"{KvContainerFormat.Describe(index, Header.SectionShape(index))}: checksum mismatch (stored 0x{storedChecksum:x16}, computed 0x{computed:x16}).", frameOffset + 16);
         }
     }
 

@@ -181,9 +181,13 @@ internal static class ContainerBytes
     public static byte[] ResealSectionAt(byte[] blob, int frameOffset)
     {
         var length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(blob.AsSpan(frameOffset + 8));
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(blob.AsSpan(frameOffset + 16), System.IO.Hashing.XxHash64.HashToUInt64(blob.AsSpan(frameOffset + 24, length)));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(blob.AsSpan(frameOffset + 16), SectionChecksum(blob, blob.AsSpan(frameOffset + 24, length)));
         return blob;
     }
+
+    /// <summary>A payload's checksum in <paramref name="blob"/>: xxHash64 seeded with the stored header checksum.</summary>
+    public static ulong SectionChecksum(byte[] blob, ReadOnlySpan<byte> payload) =>
+        System.IO.Hashing.XxHash64.HashToUInt64(payload, (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(blob.AsSpan(HeaderEnd(blob))));
 
     public static KvContainerReadOptions Lenient { get; } = new() { MaxDegreeOfParallelism = 1 };
 }

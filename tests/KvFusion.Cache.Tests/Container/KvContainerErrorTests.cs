@@ -138,6 +138,17 @@ public sealed class KvContainerErrorTests
         Assert.StartsWith("section 2 (layer 1 K)", (await FailsEverywhere(blob, KvContainerError.SectionChecksumMismatch)).Message);
     }
 
+    [Fact]
+    public async Task Sections_of_another_container_do_not_verify()
+    {
+        // Same shape, other values and tokens: swapping in its sections must not give a valid container.
+        var other = KvContainerWriter.ToArray(Entry(layers: 3, heads: 2, tokens: 5, headDim: 8, seed: 99), Ecache(Sample), KvCodecSpec.Raw);
+        var end = HeaderEnd(Blob) + 8;
+        Assert.Equal(end, HeaderEnd(other) + 8);
+        byte[] spliced = [.. Blob[..end], .. other[end..]];
+        Assert.StartsWith("section 0 (layer 0 K): checksum mismatch", (await FailsEverywhere(spliced, KvContainerError.SectionChecksumMismatch)).Message);
+    }
+
     public static TheoryData<string> LimitNames() =>
         ["MaxHeaderBytes", "MaxTokens", "MaxLayers", "MaxKvHeads", "MaxHeadDim", "MaxHiddenSize", "MaxSectionBytes", "MaxTotalBytes"];
 

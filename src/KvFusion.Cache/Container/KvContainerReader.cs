@@ -27,11 +27,21 @@ public static class KvContainerReader
     {
         options ??= KvContainerReadOptions.Default;
         var sections = Locate(blob.Span, expected, options.Limits, out var frames, out _);
-        sections.Allocate();
+        // Everything is verified before the decoded size is allocated.
         KvContainerSections.ForEach(sections.Count, options.MaxDegreeOfParallelism, i =>
         {
             var f = frames[i];
-            sections.Decode(i, blob.Span.Slice(f.PayloadOffset, f.PayloadLength), f.Checksum, f.FrameOffset);
+            sections.Verify(i, blob.Span.Slice(f.PayloadOffset, f.PayloadLength), f.Checksum, f.FrameOffset);
+        });
+        for (var i = 0; i < sections.Count; i++)
+        {
+            sections.EnsureAllocated(i);
+        }
+
+        KvContainerSections.ForEach(sections.Count, options.MaxDegreeOfParallelism, i =>
+        {
+            var f = frames[i];
+            sections.Decode(i, blob.Span.Slice(f.PayloadOffset, f.PayloadLength), f.FrameOffset);
         });
         return sections.Result();
     }
@@ -192,7 +202,6 @@ public static class KvContainerReader
             ArrayPool<byte>.Shared.Return(region);
         }
 
-        sections.Allocate();
         var degree = options.MaxDegreeOfParallelism;
         var inFlight = new Queue<Task<Exception?>>();
         var frame = new byte[KvContainerFormat.FrameLength];
@@ -215,16 +224,26 @@ public static class KvContainerReader
                 }
 
                 var (payload, count) = await source.ReadGrowingAsync(ReadOnlyMemory<byte>.Empty, length, ct).ConfigureAwait(false);
-                if (count < length)
+                try
+                {
+                    if (count < length)
+                    {
+                        throw Truncated(i, sections.Header, source.Position, "payload");
+                    }
+
+                    sections.Verify(i, payload.AsSpan(0, length), checksum, frameOffset);
+                    sections.EnsureAllocated(i);
+                }
+                catch
                 {
                     ArrayPool<byte>.Shared.Return(payload);
-                    throw Truncated(i, sections.Header, source.Position, "payload");
+                    throw;
                 }
 
                 if (degree <= 1)
                 {
                     failureIsDecode = true;
-                    DecodeAndReturn(sections, i, payload, length, checksum, frameOffset);
+                    DecodeAndReturn(sections, i, payload, length, frameOffset);
                     failureIsDecode = false;
                     continue;
                 }
@@ -236,7 +255,7 @@ public static class KvContainerReader
                 }
 
                 var index = i;
-                inFlight.Enqueue(Task.Run(() => DecodeCaptured(sections, index, payload, length, checksum, frameOffset), CancellationToken.None));
+                inFlight.Enqueue(Task.Run(() => DecodeCaptured(sections, index, payload, length, frameOffset), CancellationToken.None));
             }
 
             while (inFlight.Count > 0)
@@ -281,11 +300,11 @@ public static class KvContainerReader
         return sections.Result();
     }
 
-    private static Exception? DecodeCaptured(KvContainerSections sections, int index, byte[] payload, int length, ulong checksum, long frameOffset)
+    private static Exception? DecodeCaptured(KvContainerSections sections, int index, byte[] payload, int length, long frameOffset)
     {
         try
         {
-            DecodeAndReturn(sections, index, payload, length, checksum, frameOffset);
+            DecodeAndReturn(sections, index, payload, length, frameOffset);
             return null;
         }
 #pragma warning disable CA1031 // Handed to the reading loop, which rethrows it in section order.
@@ -296,11 +315,11 @@ public static class KvContainerReader
         }
     }
 
-    private static void DecodeAndReturn(KvContainerSections sections, int index, byte[] payload, int length, ulong checksum, long frameOffset)
+    private static void DecodeAndReturn(KvContainerSections sections, int index, byte[] payload, int length, long frameOffset)
     {
         try
         {
-            sections.Decode(index, payload.AsSpan(0, length), checksum, frameOffset);
+            sections.Decode(index, payload.AsSpan(0, length), frameOffset);
         }
         finally
         {

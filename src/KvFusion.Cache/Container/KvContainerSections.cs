@@ -15,7 +15,7 @@ internal sealed class KvContainerSections
     private readonly long[] _maxPayload;
     private Half[]? _keys;
     private Half[]? _values;
-    private Half[][]? _hidden;
+    private readonly Half[]?[] _hidden;
 
     private readonly ulong _headerChecksum;
 
@@ -26,6 +26,7 @@ internal sealed class KvContainerSections
         Codec = codec;
         Limits = limits;
         _maxPayload = new long[header.SectionCount];
+        _hidden = new Half[header.HiddenStateLayers.Count][];
         for (var i = 0; i < _maxPayload.Length; i++)
         {
             _maxPayload[i] = codec.MaxEncodedLength(header.SectionShape(i));
@@ -102,26 +103,33 @@ internal sealed class KvContainerSections
         return (long)length;
     }
 
-    /// <summary>Allocates the decoded entry's arrays (the header and the limits bound their size).</summary>
-    public void Allocate()
+    /// <summary>
+    /// Allocates the array section <paramref name="index"/> decodes into, unless it exists. Called on the reading
+    /// thread once the section verified, so bytes that fail verification never cost the decoded size.
+    /// </summary>
+    public void EnsureAllocated(int index)
     {
         var h = Header;
-        var values = (long)h.LayerCount * h.KvHeads * h.TokenCount * h.HeadDim;
-        _keys = new Half[values];
-        _values = new Half[values];
-        _hidden = new Half[h.HiddenStateLayers.Count][];
-        for (var i = 0; i < _hidden.Length; i++)
+        var kv = 2 * h.LayerCount;
+        if (index >= kv)
         {
-            _hidden[i] = new Half[(long)h.TokenCount * h.HiddenSize];
+            _hidden[index - kv] ??= new Half[(long)h.TokenCount * h.HiddenSize];
+        }
+        else if ((index & 1) == 0)
+        {
+            _keys ??= new Half[(long)h.LayerCount * h.KvHeads * h.TokenCount * h.HeadDim];
+        }
+        else
+        {
+            _values ??= new Half[(long)h.LayerCount * h.KvHeads * h.TokenCount * h.HeadDim];
         }
     }
 
-    /// <summary>Verifies section <paramref name="index"/>'s checksum and decodes it into its place in the arrays.</summary>
-    /// <exception cref="KvContainerException">Checksum mismatch, or the codec cannot decode the payload.</exception>
-    public void Decode(int index, ReadOnlySpan<byte> payload, ulong storedChecksum, long frameOffset)
+    /// <summary>Decodes verified section <paramref name="index"/> into its place in the (allocated) arrays.</summary>
+    /// <exception cref="KvContainerException">The codec cannot decode the payload.</exception>
+    public void Decode(int index, ReadOnlySpan<byte> payload, long frameOffset)
     {
         var shape = Header.SectionShape(index);
-        Verify(index, payload, storedChecksum, frameOffset);
 
         try
         {
@@ -155,7 +163,7 @@ internal sealed class KvContainerSections
         var h = Header;
         var ids = h.TokenIds is null ? null : (int[])h.TokenIds;
         var entry = new CachedKv(h.Key, h.ModelFingerprint, h.TokenizerFingerprint, ids, h.TokenCount, h.LayerCount, h.KvHeads, h.HeadDim, _keys!, _values!);
-        var hidden = _hidden!.Length == 0 ? null : new KvHiddenStates(h.TokenCount, h.HiddenSize, h.HiddenStateLayers, _hidden);
+        var hidden = _hidden.Length == 0 ? null : new KvHiddenStates(h.TokenCount, h.HiddenSize, h.HiddenStateLayers, _hidden!);
         return new KvContainerContents { Header = h, Entry = entry, HiddenStates = hidden };
     }
 
@@ -239,6 +247,6 @@ internal sealed class KvContainerSections
             return (shape.Kind == KvSectionKind.Keys ? _keys! : _values!).AsSpan(shape.Layer * stride, stride);
         }
 
-        return _hidden![index - kv];
+        return _hidden[index - kv];
     }
 }

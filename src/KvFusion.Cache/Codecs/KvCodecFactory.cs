@@ -1,3 +1,5 @@
+using KvFusion.Cache.Codecs.Fp8;
+using KvFusion.Cache.Codecs.Lz4;
 using KvFusion.Cache.Codecs.Raw;
 
 namespace KvFusion.Cache.Codecs;
@@ -16,6 +18,8 @@ internal static class KvCodecFactory
         return spec.Kind switch
         {
             KvCodecKind.Raw => RawCodec.Instance,
+            KvCodecKind.Lz4 => Lz4Codec.Instance,
+            KvCodecKind.Fp8 => Fp8Codec.Instance,
             _ => throw new NotSupportedException($"The {spec} codec is being built (issue 9)."),
         };
     }
@@ -32,14 +36,18 @@ internal static class KvCodecFactory
         switch (spec.Kind)
         {
             case KvCodecKind.Raw:
-                if (!parameters.IsEmpty)
-                {
-                    throw new KvCodecException($"The raw codec has no parameters; the container carries {parameters.Length} bytes.");
-                }
-
-                return RawCodec.Instance;
+                return WithoutParameters(RawCodec.Instance, parameters);
+            case KvCodecKind.Lz4:
+                return WithoutParameters(Lz4Codec.Instance, parameters);
+            case KvCodecKind.Fp8:
+                return WithoutParameters(Fp8Codec.Instance, parameters);
             default:
                 throw new NotSupportedException($"The {spec} codec is being built (issue 9).");
         }
     }
+
+    private static KvSectionCodec WithoutParameters(KvSectionCodec codec, ReadOnlySpan<byte> parameters) =>
+        parameters.IsEmpty
+            ? codec
+            : throw new KvCodecException($"The {codec.Spec} codec has no parameters; the container carries {parameters.Length} bytes.");
 }

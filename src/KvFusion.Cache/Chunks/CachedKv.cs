@@ -13,18 +13,35 @@ public sealed class CachedKv
 
     /// <summary>Creates an entry; the arrays hold [layer][kv_head][token][head_dim].</summary>
     public CachedKv(CacheKey key, string modelFingerprint, string tokenizerFingerprint, int[] tokens, int layerCount, int kvHeads, int headDim, Half[] keys, Half[] values)
+        : this(key, modelFingerprint, tokenizerFingerprint, tokens ?? throw new ArgumentNullException(nameof(tokens)), tokens.Length, layerCount, kvHeads, headDim, keys, values)
     {
-        ArgumentNullException.ThrowIfNull(tokens);
-        var expected = (long)layerCount * kvHeads * tokens.Length * headDim;
+    }
+
+    /// <summary>
+    /// Creates an entry whose token ids may be unknown (a container written without them): <paramref name="tokens"/>
+    /// null gives an empty <see cref="Tokens"/> and <see cref="HasTokenIds"/> false, with <paramref name="tokenCount"/> tokens.
+    /// </summary>
+    internal CachedKv(CacheKey key, string modelFingerprint, string tokenizerFingerprint, int[]? tokens, int tokenCount, int layerCount, int kvHeads, int headDim, Half[] keys, Half[] values)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(values);
+        if (tokens is not null && tokens.Length != tokenCount)
+        {
+            throw new ArgumentException($"{tokens.Length} token ids for {tokenCount} tokens.", nameof(tokens));
+        }
+
+        var expected = (long)layerCount * kvHeads * tokenCount * headDim;
         if (keys.LongLength != expected || values.LongLength != expected)
         {
-            throw new ArgumentException($"K and V must hold {expected} values ({layerCount} layers × {kvHeads} heads × {tokens.Length} tokens × {headDim}).");
+            throw new ArgumentException($"K and V must hold {expected} values ({layerCount} layers × {kvHeads} heads × {tokenCount} tokens × {headDim}).");
         }
 
         Key = key;
         ModelFingerprint = modelFingerprint;
         TokenizerFingerprint = tokenizerFingerprint;
-        Tokens = tokens;
+        Tokens = tokens ?? [];
+        HasTokenIds = tokens is not null;
+        TokenCount = tokenCount;
         LayerCount = layerCount;
         KvHeads = kvHeads;
         HeadDim = headDim;
@@ -41,8 +58,11 @@ public sealed class CachedKv
     /// <summary>Fingerprint of the tokenizer.</summary>
     public string TokenizerFingerprint { get; }
 
-    /// <summary>The tokens whose KV this is.</summary>
+    /// <summary>The tokens whose KV this is; empty when <see cref="HasTokenIds"/> is false.</summary>
     public IReadOnlyList<int> Tokens { get; }
+
+    /// <summary>Whether <see cref="Tokens"/> holds the token ids (false for a container read without them).</summary>
+    public bool HasTokenIds { get; }
 
     /// <summary>Layers.</summary>
     public int LayerCount { get; }
@@ -54,7 +74,7 @@ public sealed class CachedKv
     public int HeadDim { get; }
 
     /// <summary>Tokens.</summary>
-    public int TokenCount => Tokens.Count;
+    public int TokenCount { get; }
 
     /// <summary>Bytes of K and V.</summary>
     public long ByteSize => (_keys.LongLength + _values.LongLength) * 2;

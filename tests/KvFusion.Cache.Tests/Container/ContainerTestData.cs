@@ -1,0 +1,135 @@
+using KvFusion.Cache.Chunks;
+using KvFusion.Cache.Codecs;
+using KvFusion.Cache.Container;
+using KvFusion.Cache.Keys;
+
+namespace KvFusion.Cache.Tests.Container;
+
+/// <summary>Synthetic entries with deterministic values, and sources that deliver bytes awkwardly.</summary>
+internal static class ContainerTestData
+{
+    public const string Model = "946484eb195bda404a4661999618030d7146ec263a962b584cd4ec38b205323f";
+    public const string Tokenizer = "905ec451befb6560e7f841540178d2f6fd6aab8276f26ffa3429ebd2e599f20b";
+
+    /// <summary>An entry whose values look like KV: smooth across tokens, a few outlier channels, all finite.</summary>
+    public static CachedKv Entry(int layers = 3, int heads = 2, int tokens = 7, int headDim = 8, int seed = 1, bool tokenIds = true)
+    {
+        var rng = new Random(seed);
+        var ids = new int[tokens];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            ids[i] = rng.Next(0, 50_000);
+        }
+
+        var key = new CacheKey(CacheEntryKind.Chunk, ChunkId.Compute(Model, Tokenizer, ids).ToString(), "sink:bos");
+        var n = layers * heads * tokens * headDim;
+        var keys = Values(rng, n, headDim);
+        var values = Values(rng, n, headDim);
+        return tokenIds
+            ? new CachedKv(key, Model, Tokenizer, ids, layers, heads, headDim, keys, values)
+            : new CachedKv(key, Model, Tokenizer, null, tokens, layers, heads, headDim, keys, values);
+    }
+
+    public static KvHiddenStates Hidden(CachedKv entry, int hiddenSize, int[] layers, int seed = 7)
+    {
+        var rng = new Random(seed);
+        var states = new Half[layers.Length][];
+        for (var i = 0; i < states.Length; i++)
+        {
+            states[i] = Values(rng, entry.TokenCount * hiddenSize, hiddenSize);
+        }
+
+        return new KvHiddenStates(entry.TokenCount, hiddenSize, layers, states);
+    }
+
+    public static Half[] Values(Random rng, int count, int width)
+    {
+        var v = new Half[count];
+        var walk = 0.0;
+        for (var i = 0; i < v.Length; i++)
+        {
+            walk = (0.9 * walk) + (0.3 * ((rng.NextDouble() * 2) - 1));
+            var outlier = i % width == 3 ? 8.0 : 1.0;
+            v[i] = (Half)(walk * outlier);
+        }
+
+        return v;
+    }
+
+    /// <summary>The codecs this build can encode (the others are being built behind the same factory).</summary>
+    public static IEnumerable<KvCodecSpec> AvailableCodecs()
+    {
+        var shape = new KvEntryShape(2, 2, 8, 5);
+        foreach (var spec in KvCodecSpec.All)
+        {
+            bool available;
+            try
+            {
+                KvCodecFactory.ForEncoding(spec, shape);
+                available = true;
+            }
+            catch (NotSupportedException)
+            {
+                available = false;
+            }
+
+            if (available)
+            {
+                yield return spec;
+            }
+        }
+    }
+
+    public static void AssertSame(CachedKv expected, CachedKv actual)
+    {
+        Assert.Equal(expected.Key, actual.Key);
+        Assert.Equal(expected.ModelFingerprint, actual.ModelFingerprint);
+        Assert.Equal(expected.TokenizerFingerprint, actual.TokenizerFingerprint);
+        Assert.Equal(expected.LayerCount, actual.LayerCount);
+        Assert.Equal(expected.KvHeads, actual.KvHeads);
+        Assert.Equal(expected.HeadDim, actual.HeadDim);
+        Assert.Equal(expected.TokenCount, actual.TokenCount);
+        Assert.True(Bits(expected.Keys).SequenceEqual(Bits(actual.Keys)), "K differs");
+        Assert.True(Bits(expected.Values).SequenceEqual(Bits(actual.Values)), "V differs");
+    }
+
+    public static ReadOnlySpan<ushort> Bits(ReadOnlySpan<Half> values) => System.Runtime.InteropServices.MemoryMarshal.Cast<Half, ushort>(values);
+}
+
+/// <summary>A read-only stream that returns at most <c>chunk</c> bytes per read.</summary>
+internal sealed class TrickleStream(byte[] data, int chunk = 1) : Stream
+{
+    private int _position;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => _position; set => throw new NotSupportedException(); }
+
+    public override void Flush() { }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var n = Math.Min(Math.Min(chunk, buffer.Length), data.Length - _position);
+        data.AsSpan(_position, n).CopyTo(buffer);
+        _position += n;
+        return n;
+    }
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => new(Read(buffer.Span));
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => Task.FromResult(Read(buffer.AsSpan(offset, count)));
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}

@@ -59,7 +59,7 @@ public sealed class DirectoryBlobStore : IKvBlobStore
     /// <exception cref="ArgumentException">The key's id is not lowercase hex.</exception>
     public string PathOf(CacheKey key) => Path.Combine(Directory, FileNameOf(key));
 
-    /// <summary>The file name of a key: only lowercase ASCII letters, digits, '-', '_' and '.'; never a path.</summary>
+    /// <summary>The file name of a key: only lowercase ASCII letters, digits, '-', '_' and the extension's '.'; never a path.</summary>
     /// <exception cref="ArgumentException">The key's id is not 1 to 128 lowercase hex digits.</exception>
     public static string FileNameOf(CacheKey key)
     {
@@ -166,7 +166,7 @@ public sealed class DirectoryBlobStore : IKvBlobStore
         ValueTask.FromResult(File.Exists(PathOf(key)));
 
     /// <summary>
-    /// Lowercase letters, digits, '-' and '.' stay; every other UTF-8 byte is <c>_xx</c> (so ':' is <c>_3a</c>),
+    /// Lowercase letters, digits and '-' stay; every other UTF-8 byte is <c>_xx</c> (so ':' is <c>_3a</c>),
     /// which keeps distinct variants distinct; a long result is replaced by <c>_h</c> and its SHA-256 (an escape is
     /// always followed by a hex digit, so the two kinds of name never meet).
     /// </summary>
@@ -175,7 +175,7 @@ public sealed class DirectoryBlobStore : IKvBlobStore
         var sb = new StringBuilder(variant.Length + 8);
         foreach (var b in Encoding.UTF8.GetBytes(variant))
         {
-            if (b is (>= (byte)'a' and <= (byte)'z') or (>= (byte)'0' and <= (byte)'9') or (byte)'-' or (byte)'.')
+            if (b is (>= (byte)'a' and <= (byte)'z') or (>= (byte)'0' and <= (byte)'9') or (byte)'-')
             {
                 sb.Append((char)b);
             }

@@ -19,7 +19,8 @@ public sealed class InMemoryBlobStore : IKvBlobStore
 
     /// <inheritdoc />
     public ValueTask<ReadOnlyMemory<byte>?> GetAsync(CacheKey key, CancellationToken cancellationToken = default) =>
-        ValueTask.FromResult<ReadOnlyMemory<byte>?>(_blobs.TryGetValue(key, out var blob) ? blob : null);
+        // Spelled out: a null array converts to an empty ReadOnlyMemory, which would turn a miss into an empty blob.
+        ValueTask.FromResult(_blobs.TryGetValue(key, out var blob) ? new ReadOnlyMemory<byte>(blob) : (ReadOnlyMemory<byte>?)null);
 
     /// <inheritdoc />
     public ValueTask PutAsync(CacheKey key, ReadOnlyMemory<byte> blob, CancellationToken cancellationToken = default)

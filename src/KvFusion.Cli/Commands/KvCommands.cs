@@ -155,7 +155,7 @@ internal static class KvCommands
 
             // A chunk's id is the hash of its tokens under the model: a container whose tokens hash to another id
             // would put one text's KV under another's key.
-            if (header.TokenIds is not null && entry.Key.Kind == CacheEntryKind.Chunk)
+            if (entry.HasTokenIds && entry.Key.Kind == CacheEntryKind.Chunk)
             {
                 var id = ChunkId.Compute(m.Fingerprint.Model, m.Fingerprint.Tokenizer, entry.Tokens.ToArray()).ToString();
                 if (!string.Equals(id, entry.Key.Id, StringComparison.Ordinal))
@@ -212,9 +212,10 @@ internal static class KvCommands
         }
     }
 
+    /// <summary>The reader's one-line reason, with the offset where it was found when the message does not say it.</summary>
     private static InputFileException Invalid(string path, KvContainerException e) =>
-        new(path, null, null, e.Offset is { } at && !e.Message.Contains("byte", StringComparison.Ordinal)
-            ? string.Create(CultureInfo.InvariantCulture, $"{e.Message} (at byte {at})")
+        new(path, null, null, e.Offset is { } at && !e.Message.Contains(at.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)
+            ? string.Create(CultureInfo.InvariantCulture, $"{e.Message.TrimEnd('.')} (at byte {at}).")
             : e.Message, e);
 
     private static void WriteInspection(string path, KvContainerInspection inspection)

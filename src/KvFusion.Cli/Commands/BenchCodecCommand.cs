@@ -85,7 +85,7 @@ internal static class BenchCodecCommand
             if (parse.GetValue(png) is { } pngPath)
             {
                 var points = report.Codecs.Select(r => new CodecQualityPoint(r.Codec.ToString(), r.BitsPerValue, r.Blend.MeanKl, r.Reuse.MeanKl)).ToList();
-                FusionCharts.QualityVersusSize(pngPath, $"{name}: fused quality against KV size ({report.Cases} cases)", points, report.BaselineBlend.MeanKl, report.BaselineReuse.MeanKl, report.BlendMode);
+                FusionCharts.QualityVersusSize(pngPath, $"{name}: fused quality against KV size ({report.Cases} {(report.Cases == 1 ? "case" : "cases")}, {report.Entries} chunk caches)", points, report.BaselineBlend.MeanKl, report.BaselineReuse.MeanKl, report.BlendMode);
                 CommonOptions.Diagnostics.MarkupLineInterpolated($"[grey]wrote {pngPath}[/]");
             }
 

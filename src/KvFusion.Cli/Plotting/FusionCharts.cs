@@ -234,8 +234,10 @@ internal static class FusionCharts
                 var text = plot.Add.Text(xy[k].Codec, xy[k].X, xy[k].Y);
                 text.LabelFontSize = PointLabelFontSize;
                 text.LabelFontColor = color;
-                text.LabelAlignment = Alignment.LowerLeft;
-                text.OffsetX = 6;
+                // Points near the right edge (raw and lossless codecs at 16 bits) are labelled on their left.
+                bool labelLeft = xy[k].X > 12;
+                text.LabelAlignment = labelLeft ? Alignment.LowerRight : Alignment.LowerLeft;
+                text.OffsetX = labelLeft ? -6 : 6;
                 text.OffsetY = -6;
             }
 
@@ -245,7 +247,7 @@ internal static class FusionCharts
                 line.LegendText = "uncompressed (same run)";
             }
 
-            double xHi = Math.Max(17, xy.Select(p => p.X).DefaultIfEmpty(16).Max() + 1);
+            double xHi = Math.Max(18, xy.Select(p => p.X).DefaultIfEmpty(16).Max() + 1);
             double yHi = xy.Select(p => p.Y).Append(double.IsFinite(panel.Baseline) ? panel.Baseline : 0).DefaultIfEmpty(1).Max();
             plot.Axes.SetLimits(0, xHi, 0, yHi > 0 ? yHi * 1.2 : 1);
             plot.ShowLegend(Alignment.UpperRight);

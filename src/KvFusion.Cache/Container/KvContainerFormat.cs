@@ -60,8 +60,8 @@ internal static class KvContainerFormat
             : throw new ArgumentException($"The header would be {length} bytes, more than a container can hold.", nameof(header));
     }
 
-    /// <summary>Writes preamble, header and header checksum into exactly <see cref="HeaderRegionLength"/> bytes.</summary>
-    public static void Write(KvContainerHeader header, int headerLength, Span<byte> destination)
+    /// <summary>Writes preamble, header and header checksum into exactly <see cref="HeaderRegionLength"/> bytes; returns the checksum.</summary>
+    public static ulong Write(KvContainerHeader header, int headerLength, Span<byte> destination)
     {
         Magic.CopyTo(destination);
         BinaryPrimitives.WriteUInt16LittleEndian(destination[8..], Version);
@@ -122,8 +122,16 @@ internal static class KvContainerFormat
         }
 
         var end = PreambleLength + headerLength;
-        BinaryPrimitives.WriteUInt64LittleEndian(destination[end..], XxHash64.HashToUInt64(destination[..end]));
+        var checksum = XxHash64.HashToUInt64(destination[..end]);
+        BinaryPrimitives.WriteUInt64LittleEndian(destination[end..], checksum);
+        return checksum;
     }
+
+    /// <summary>
+    /// A section payload's checksum: xxHash64 seeded with the header checksum, which ties every section to its
+    /// container (sections of another container with the same shape do not verify).
+    /// </summary>
+    public static ulong SectionChecksum(ReadOnlySpan<byte> payload, ulong headerChecksum) => XxHash64.HashToUInt64(payload, unchecked((long)headerChecksum));
 
     /// <summary>Writes a section frame.</summary>
     public static void WriteFrame(Span<byte> destination, int index, KvSectionKind kind, long payloadLength, ulong checksum)
@@ -189,8 +197,9 @@ internal static class KvContainerFormat
     /// <param name="headerLength">The header length from the preamble.</param>
     /// <param name="limits">Limits for counts and the decoded size.</param>
     /// <param name="fields">When given, receives every field's place, in order.</param>
+    /// <param name="checksum">The verified header checksum (the seed of the section checksums).</param>
     /// <exception cref="KvContainerException">Checksum mismatch, a value the format does not allow, a count above the limits, or an unknown codec.</exception>
-    public static KvContainerHeader ParseHeader(ReadOnlySpan<byte> region, int headerLength, KvContainerLimits limits, List<KvContainerField>? fields = null)
+    public static KvContainerHeader ParseHeader(ReadOnlySpan<byte> region, int headerLength, KvContainerLimits limits, List<KvContainerField>? fields, out ulong checksum)
     {
         var end = PreambleLength + headerLength;
         fields?.AddRange([new("magic", 0, 8), new("format version", 8, 2), new("flags", 10, 2), new("header length", 12, 4)]);
@@ -200,6 +209,8 @@ internal static class KvContainerFormat
         {
             throw new KvContainerException(KvContainerError.HeaderChecksumMismatch, $"Header checksum mismatch (stored 0x{stored:x16}, computed 0x{computed:x16}).", end);
         }
+
+        checksum = stored;
 
         var r = new FieldReader(region[..end], PreambleLength, fields);
         var kindOffset = r.Offset;

@@ -27,11 +27,21 @@ public static class KvContainerReader
     {
         options ??= KvContainerReadOptions.Default;
         var sections = Locate(blob.Span, expected, options.Limits, out var frames, out _);
-        sections.Allocate();
+        // Everything is verified before the decoded size is allocated.
         KvContainerSections.ForEach(sections.Count, options.MaxDegreeOfParallelism, i =>
         {
             var f = frames[i];
-            sections.Decode(i, blob.Span.Slice(f.PayloadOffset, f.PayloadLength), f.Checksum, f.FrameOffset);
+            sections.Verify(i, blob.Span.Slice(f.PayloadOffset, f.PayloadLength), f.Checksum, f.FrameOffset);
+        });
+        for (var i = 0; i < sections.Count; i++)
+        {
+            sections.EnsureAllocated(i);
+        }
+
+        KvContainerSections.ForEach(sections.Count, options.MaxDegreeOfParallelism, i =>
+        {
+            var f = frames[i];
+            sections.Decode(i, blob.Span.Slice(f.PayloadOffset, f.PayloadLength), f.FrameOffset);
         });
         return sections.Result();
     }
@@ -88,7 +98,10 @@ public static class KvContainerReader
     }
 
     /// <summary>The header and every field's place (for layout-aware tests and tools).</summary>
-    internal static KvContainerHeader ReadHeader(ReadOnlySpan<byte> blob, KvContainerLimits limits, List<KvContainerField>? fields)
+    internal static KvContainerHeader ReadHeader(ReadOnlySpan<byte> blob, KvContainerLimits limits, List<KvContainerField>? fields) =>
+        ReadHeader(blob, limits, fields, out _);
+
+    private static KvContainerHeader ReadHeader(ReadOnlySpan<byte> blob, KvContainerLimits limits, List<KvContainerField>? fields, out ulong checksum)
     {
         var headerLength = KvContainerFormat.ReadPreamble(blob, limits);
         var region = KvContainerFormat.HeaderRegionLength(headerLength);
@@ -97,46 +110,72 @@ public static class KvContainerReader
             throw new KvContainerException(KvContainerError.Truncated, $"The container ends after {blob.Length} bytes, inside its {region}-byte header.", blob.Length);
         }
 
-        return KvContainerFormat.ParseHeader(blob[..region], headerLength, limits, fields);
+        return KvContainerFormat.ParseHeader(blob[..region], headerLength, limits, fields, out checksum);
     }
 
     /// <summary>Parses the header and walks every frame (lengths, truncation, trailing bytes) without decoding.</summary>
     private static KvContainerSections Locate(ReadOnlySpan<byte> blob, KvContainerExpectation? expected, KvContainerLimits limits, out Frame[] frames, out int headerBytes)
     {
-        if (blob.Length > limits.MaxTotalBytes)
-        {
-            throw new KvContainerException(KvContainerError.LimitExceeded, $"The container is {blob.Length} bytes; the limit is {limits.MaxTotalBytes}.");
-        }
-
-        var header = ReadHeader(blob, limits, null);
-        var sections = KvContainerSections.Create(header, expected, limits);
+        var header = ReadHeader(blob, limits, null, out var checksum);
+        var sections = KvContainerSections.Create(header, checksum, expected, limits);
         headerBytes = KvContainerFormat.HeaderRegionLength(KvContainerFormat.ReadPreamble(blob, limits));
         frames = new Frame[sections.Count];
         var at = headerBytes;
         for (var i = 0; i < frames.Length; i++)
         {
-            if (blob.Length - at < KvContainerFormat.FrameLength)
+            try
             {
-                throw Truncated(i, header, blob.Length, "frame");
+                frames[i] = WalkFrame(blob, sections, i, at);
+            }
+            catch (KvContainerException)
+            {
+                // A stream reader verifies each section before it reads the next frame, so an earlier section's
+                // checksum failure is what it reports (a wrong length shows up there first): report the same.
+                for (var j = 0; j < i; j++)
+                {
+                    sections.Verify(j, blob.Slice(frames[j].PayloadOffset, frames[j].PayloadLength), frames[j].Checksum, frames[j].FrameOffset);
+                }
+
+                throw;
             }
 
-            var length = sections.CheckFrame(blob.Slice(at, KvContainerFormat.FrameLength), i, at, out var checksum);
-            var payloadAt = at + KvContainerFormat.FrameLength;
-            if (length > blob.Length - payloadAt)
-            {
-                throw Truncated(i, header, blob.Length, "payload");
-            }
-
-            frames[i] = new Frame(at, payloadAt, (int)length, checksum);
-            at = payloadAt + (int)length;
+            at = frames[i].PayloadOffset + frames[i].PayloadLength;
         }
 
         if (at != blob.Length)
         {
+            // As above: a last section made shorter fails its checksum before the bytes after it are seen.
+            for (var j = 0; j < frames.Length; j++)
+            {
+                sections.Verify(j, blob.Slice(frames[j].PayloadOffset, frames[j].PayloadLength), frames[j].Checksum, frames[j].FrameOffset);
+            }
+
             throw new KvContainerException(KvContainerError.TrailingData, $"{blob.Length - at} bytes follow the last section.", at);
         }
 
         return sections;
+    }
+
+    private static Frame WalkFrame(ReadOnlySpan<byte> blob, KvContainerSections sections, int index, int at)
+    {
+        if (blob.Length - at < KvContainerFormat.FrameLength)
+        {
+            throw Truncated(index, sections.Header, blob.Length, "frame");
+        }
+
+        var length = sections.CheckFrame(blob.Slice(at, KvContainerFormat.FrameLength), index, at, out var checksum);
+        var payloadAt = at + KvContainerFormat.FrameLength;
+        if (payloadAt + length > sections.Limits.MaxTotalBytes)
+        {
+            throw TooLong(sections.Limits, payloadAt);
+        }
+
+        if (length > blob.Length - payloadAt)
+        {
+            throw Truncated(index, sections.Header, blob.Length, "payload");
+        }
+
+        return new Frame(at, payloadAt, (int)length, checksum);
     }
 
     private static async ValueTask<KvContainerContents> ReadStreamingAsync(ByteSource source, KvContainerExpectation? expected, KvContainerReadOptions options, CancellationToken ct)
@@ -155,15 +194,14 @@ public static class KvContainerReader
                 throw new KvContainerException(KvContainerError.Truncated, $"The container ends after {regionCount} bytes, inside its {regionLength}-byte header.", regionCount);
             }
 
-            var header = KvContainerFormat.ParseHeader(region.AsSpan(0, regionLength), headerLength, limits);
-            sections = KvContainerSections.Create(header, expected, limits);
+            var header = KvContainerFormat.ParseHeader(region.AsSpan(0, regionLength), headerLength, limits, null, out var checksum);
+            sections = KvContainerSections.Create(header, checksum, expected, limits);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(region);
         }
 
-        sections.Allocate();
         var degree = options.MaxDegreeOfParallelism;
         var inFlight = new Queue<Task<Exception?>>();
         var frame = new byte[KvContainerFormat.FrameLength];
@@ -182,20 +220,30 @@ public static class KvContainerReader
                 var length = (int)sections.CheckFrame(frame, i, frameOffset, out var checksum);
                 if (source.Position + length > limits.MaxTotalBytes)
                 {
-                    throw new KvContainerException(KvContainerError.LimitExceeded, $"The container is longer than the limit of {limits.MaxTotalBytes} bytes.", source.Position);
+                    throw TooLong(limits, source.Position);
                 }
 
                 var (payload, count) = await source.ReadGrowingAsync(ReadOnlyMemory<byte>.Empty, length, ct).ConfigureAwait(false);
-                if (count < length)
+                try
+                {
+                    if (count < length)
+                    {
+                        throw Truncated(i, sections.Header, source.Position, "payload");
+                    }
+
+                    sections.Verify(i, payload.AsSpan(0, length), checksum, frameOffset);
+                    sections.EnsureAllocated(i);
+                }
+                catch
                 {
                     ArrayPool<byte>.Shared.Return(payload);
-                    throw Truncated(i, sections.Header, source.Position, "payload");
+                    throw;
                 }
 
                 if (degree <= 1)
                 {
                     failureIsDecode = true;
-                    DecodeAndReturn(sections, i, payload, length, checksum, frameOffset);
+                    DecodeAndReturn(sections, i, payload, length, frameOffset);
                     failureIsDecode = false;
                     continue;
                 }
@@ -207,7 +255,7 @@ public static class KvContainerReader
                 }
 
                 var index = i;
-                inFlight.Enqueue(Task.Run(() => DecodeCaptured(sections, index, payload, length, checksum, frameOffset), CancellationToken.None));
+                inFlight.Enqueue(Task.Run(() => DecodeCaptured(sections, index, payload, length, frameOffset), CancellationToken.None));
             }
 
             while (inFlight.Count > 0)
@@ -252,11 +300,11 @@ public static class KvContainerReader
         return sections.Result();
     }
 
-    private static Exception? DecodeCaptured(KvContainerSections sections, int index, byte[] payload, int length, ulong checksum, long frameOffset)
+    private static Exception? DecodeCaptured(KvContainerSections sections, int index, byte[] payload, int length, long frameOffset)
     {
         try
         {
-            DecodeAndReturn(sections, index, payload, length, checksum, frameOffset);
+            DecodeAndReturn(sections, index, payload, length, frameOffset);
             return null;
         }
 #pragma warning disable CA1031 // Handed to the reading loop, which rethrows it in section order.
@@ -267,17 +315,20 @@ public static class KvContainerReader
         }
     }
 
-    private static void DecodeAndReturn(KvContainerSections sections, int index, byte[] payload, int length, ulong checksum, long frameOffset)
+    private static void DecodeAndReturn(KvContainerSections sections, int index, byte[] payload, int length, long frameOffset)
     {
         try
         {
-            sections.Decode(index, payload.AsSpan(0, length), checksum, frameOffset);
+            sections.Decode(index, payload.AsSpan(0, length), frameOffset);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(payload);
         }
     }
+
+    private static KvContainerException TooLong(KvContainerLimits limits, long offset) =>
+        new(KvContainerError.LimitExceeded, $"The container is longer than the limit of {limits.MaxTotalBytes} bytes.", offset);
 
     private static KvContainerException Truncated(int index, KvContainerHeader header, long offset, string part) =>
         new(KvContainerError.Truncated, $"The container ends at byte {offset}, inside {KvContainerFormat.Describe(index, header.SectionShape(index))}'s {part}.", offset);

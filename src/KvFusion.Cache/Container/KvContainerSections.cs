@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.Hashing;
 using System.Runtime.ExceptionServices;
 using KvFusion.Cache.Chunks;
 using KvFusion.Cache.Codecs;
@@ -16,14 +15,18 @@ internal sealed class KvContainerSections
     private readonly long[] _maxPayload;
     private Half[]? _keys;
     private Half[]? _values;
-    private Half[][]? _hidden;
+    private readonly Half[]?[] _hidden;
 
-    private KvContainerSections(KvContainerHeader header, KvSectionCodec codec, KvContainerLimits limits)
+    private readonly ulong _headerChecksum;
+
+    private KvContainerSections(KvContainerHeader header, ulong headerChecksum, KvSectionCodec codec, KvContainerLimits limits)
     {
         Header = header;
+        _headerChecksum = headerChecksum;
         Codec = codec;
         Limits = limits;
         _maxPayload = new long[header.SectionCount];
+        _hidden = new Half[header.HiddenStateLayers.Count][];
         for (var i = 0; i < _maxPayload.Length; i++)
         {
             _maxPayload[i] = codec.MaxEncodedLength(header.SectionShape(i));
@@ -40,7 +43,7 @@ internal sealed class KvContainerSections
 
     /// <summary>Checks the header against the expectation and rebuilds its codec.</summary>
     /// <exception cref="KvContainerException">Shape or fingerprint mismatch, an unavailable codec or invalid codec parameters.</exception>
-    public static KvContainerSections Create(KvContainerHeader header, KvContainerExpectation? expected, KvContainerLimits limits)
+    public static KvContainerSections Create(KvContainerHeader header, ulong headerChecksum, KvContainerExpectation? expected, KvContainerLimits limits)
     {
         if (expected is not null)
         {
@@ -61,7 +64,7 @@ internal sealed class KvContainerSections
             throw new KvContainerException(KvContainerError.Malformed, $"The {header.Codec} codec parameters are invalid: {e.Message}", KvContainerFormat.PreambleLength + 2, e);
         }
 
-        return new KvContainerSections(header, codec, limits);
+        return new KvContainerSections(header, headerChecksum, codec, limits);
     }
 
     /// <summary>Validates section <paramref name="index"/>'s frame and returns its payload length.</summary>
@@ -100,31 +103,33 @@ internal sealed class KvContainerSections
         return (long)length;
     }
 
-    /// <summary>Allocates the decoded entry's arrays (the header and the limits bound their size).</summary>
-    public void Allocate()
+    /// <summary>
+    /// Allocates the array section <paramref name="index"/> decodes into, unless it exists. Called on the reading
+    /// thread once the section verified, so bytes that fail verification never cost the decoded size.
+    /// </summary>
+    public void EnsureAllocated(int index)
     {
         var h = Header;
-        var values = (long)h.LayerCount * h.KvHeads * h.TokenCount * h.HeadDim;
-        _keys = new Half[values];
-        _values = new Half[values];
-        _hidden = new Half[h.HiddenStateLayers.Count][];
-        for (var i = 0; i < _hidden.Length; i++)
+        var kv = 2 * h.LayerCount;
+        if (index >= kv)
         {
-            _hidden[i] = new Half[(long)h.TokenCount * h.HiddenSize];
+            _hidden[index - kv] ??= new Half[(long)h.TokenCount * h.HiddenSize];
+        }
+        else if ((index & 1) == 0)
+        {
+            _keys ??= new Half[(long)h.LayerCount * h.KvHeads * h.TokenCount * h.HeadDim];
+        }
+        else
+        {
+            _values ??= new Half[(long)h.LayerCount * h.KvHeads * h.TokenCount * h.HeadDim];
         }
     }
 
-    /// <summary>Verifies section <paramref name="index"/>'s checksum and decodes it into its place in the arrays.</summary>
-    /// <exception cref="KvContainerException">Checksum mismatch, or the codec cannot decode the payload.</exception>
-    public void Decode(int index, ReadOnlySpan<byte> payload, ulong storedChecksum, long frameOffset)
+    /// <summary>Decodes verified section <paramref name="index"/> into its place in the (allocated) arrays.</summary>
+    /// <exception cref="KvContainerException">The codec cannot decode the payload.</exception>
+    public void Decode(int index, ReadOnlySpan<byte> payload, long frameOffset)
     {
         var shape = Header.SectionShape(index);
-        var computed = XxHash64.HashToUInt64(payload);
-        if (computed != storedChecksum)
-        {
-            throw new KvContainerException(KvContainerError.SectionChecksumMismatch,
-                $"{KvContainerFormat.Describe(index, shape)}: checksum mismatch (stored 0x{storedChecksum:x16}, computed 0x{computed:x16}).", frameOffset + 16);
-        }
 
         try
         {
@@ -140,13 +145,25 @@ internal sealed class KvContainerSections
         }
     }
 
+    /// <summary>Verifies section <paramref name="index"/>'s checksum.</summary>
+    /// <exception cref="KvContainerException">Checksum mismatch.</exception>
+    public void Verify(int index, ReadOnlySpan<byte> payload, ulong storedChecksum, long frameOffset)
+    {
+        var computed = KvContainerFormat.SectionChecksum(payload, _headerChecksum);
+        if (computed != storedChecksum)
+        {
+            throw new KvContainerException(KvContainerError.SectionChecksumMismatch,
+                $"{KvContainerFormat.Describe(index, Header.SectionShape(index))}: checksum mismatch (stored 0x{storedChecksum:x16}, computed 0x{computed:x16}).", frameOffset + 16);
+        }
+    }
+
     /// <summary>The decoded contents (after every section decoded).</summary>
     public KvContainerContents Result()
     {
         var h = Header;
         var ids = h.TokenIds is null ? null : (int[])h.TokenIds;
         var entry = new CachedKv(h.Key, h.ModelFingerprint, h.TokenizerFingerprint, ids, h.TokenCount, h.LayerCount, h.KvHeads, h.HeadDim, _keys!, _values!);
-        var hidden = _hidden!.Length == 0 ? null : new KvHiddenStates(h.TokenCount, h.HiddenSize, h.HiddenStateLayers, _hidden);
+        var hidden = _hidden.Length == 0 ? null : new KvHiddenStates(h.TokenCount, h.HiddenSize, h.HiddenStateLayers, _hidden!);
         return new KvContainerContents { Header = h, Entry = entry, HiddenStates = hidden };
     }
 
@@ -230,6 +247,6 @@ internal sealed class KvContainerSections
             return (shape.Kind == KvSectionKind.Keys ? _keys! : _values!).AsSpan(shape.Layer * stride, stride);
         }
 
-        return _hidden![index - kv];
+        return _hidden[index - kv];
     }
 }

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Diagnostics;
-using System.IO.Hashing;
 using KvFusion.Cache.Chunks;
 using KvFusion.Cache.Codecs;
 
@@ -26,9 +25,7 @@ public static class KvContainerWriter
     {
         ArgumentNullException.ThrowIfNull(destination);
         var plan = new WritePlan(entry, hiddenStates, codec, options ?? KvContainerWriteOptions.Default);
-        var region = destination.GetSpan(plan.HeaderBytes)[..plan.HeaderBytes];
-        KvContainerFormat.Write(plan.Header, plan.HeaderLength, region);
-        destination.Advance(plan.HeaderBytes);
+        destination.Write(plan.HeaderRegion);
         for (var start = 0; start < plan.SectionCount; start += plan.Window)
         {
             var window = plan.EncodeWindow(start);
@@ -80,9 +77,7 @@ public static class KvContainerWriter
     {
         ArgumentNullException.ThrowIfNull(destination);
         var plan = new WritePlan(entry, hiddenStates, codec, options ?? KvContainerWriteOptions.Default);
-        var header = new byte[plan.HeaderBytes];
-        KvContainerFormat.Write(plan.Header, plan.HeaderLength, header);
-        await destination.WriteAsync(header, cancellationToken).ConfigureAwait(false);
+        await destination.WriteAsync(plan.HeaderRegion, cancellationToken).ConfigureAwait(false);
         var frame = new byte[KvContainerFormat.FrameLength];
         var next = plan.SectionCount > 0 ? Task.Run(() => plan.EncodeWindow(0), cancellationToken) : null;
         for (var start = 0; next is not null; start += plan.Window)
@@ -126,6 +121,7 @@ public static class KvContainerWriter
         private readonly KvHiddenStates? _hidden;
         private readonly KvSectionCodec _codec;
         private readonly int _degree;
+        private readonly ulong _headerChecksum;
         private long _payloadBytes;
         private long _statisticsBytes;
         private long _encodeTicks;
@@ -169,17 +165,19 @@ public static class KvContainerWriter
                 HiddenSize = hidden?.HiddenSize ?? 0,
             };
             KvContainerFormat.ValidateForWriting(Header);
-            HeaderLength = KvContainerFormat.MeasureHeader(Header);
-            HeaderBytes = KvContainerFormat.HeaderRegionLength(HeaderLength);
+            var headerLength = KvContainerFormat.MeasureHeader(Header);
+            HeaderRegion = new byte[KvContainerFormat.HeaderRegionLength(headerLength)];
+            _headerChecksum = KvContainerFormat.Write(Header, headerLength, HeaderRegion);
             SectionCount = Header.SectionCount;
             Window = Math.Max(1, 2 * _degree);
         }
 
         public KvContainerHeader Header { get; }
 
-        public int HeaderLength { get; }
+        /// <summary>Preamble, header and header checksum, as written.</summary>
+        public byte[] HeaderRegion { get; }
 
-        public int HeaderBytes { get; }
+        public int HeaderBytes => HeaderRegion.Length;
 
         public int SectionCount { get; }
 
@@ -246,7 +244,7 @@ public static class KvContainerWriter
                 var encoding = _codec.Encode(Source(index, shape), shape, buffer.AsSpan(0, (int)bound));
                 Interlocked.Add(ref _payloadBytes, encoding.BytesWritten);
                 Interlocked.Add(ref _statisticsBytes, encoding.StatisticsBytes);
-                return new EncodedSection(buffer, encoding.BytesWritten, XxHash64.HashToUInt64(buffer.AsSpan(0, encoding.BytesWritten)));
+                return new EncodedSection(buffer, encoding.BytesWritten, KvContainerFormat.SectionChecksum(buffer.AsSpan(0, encoding.BytesWritten), _headerChecksum));
             }
             catch
             {

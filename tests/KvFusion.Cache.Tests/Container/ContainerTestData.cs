@@ -133,3 +133,61 @@ internal sealed class TrickleStream(byte[] data, int chunk = 1) : Stream
 
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
+
+/// <summary>Edits a container's bytes by field name, keeping (or not) its checksums valid.</summary>
+internal static class ContainerBytes
+{
+    public static List<KvContainerField> Fields(byte[] blob)
+    {
+        // Resealed first, so the layout of an already edited container can be read too.
+        var fields = new List<KvContainerField>();
+        KvContainerReader.ReadHeader(Reseal((byte[])blob.Clone()), KvContainerLimits.Default, fields);
+        return fields;
+    }
+
+    public static KvContainerField Field(byte[] blob, string name) => Fields(blob).Single(f => f.Name == name);
+
+    public static int HeaderEnd(byte[] blob) => 16 + (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(blob.AsSpan(12));
+
+    /// <summary>Recomputes the header checksum after an edit, so the edit reaches the field checks.</summary>
+    public static byte[] Reseal(byte[] blob)
+    {
+        var end = HeaderEnd(blob);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(blob.AsSpan(end), System.IO.Hashing.XxHash64.HashToUInt64(blob.AsSpan(0, end)));
+        return blob;
+    }
+
+    public static byte[] SetU32(byte[] blob, string field, uint value)
+    {
+        var copy = (byte[])blob.Clone();
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(copy.AsSpan(Field(blob, field).Offset), value);
+        return copy;
+    }
+
+    public static byte[] SetU8(byte[] blob, string field, byte value)
+    {
+        var copy = (byte[])blob.Clone();
+        copy[Field(blob, field).Offset] = value;
+        return copy;
+    }
+
+    /// <summary>Recomputes section <paramref name="index"/>'s payload checksum.</summary>
+    public static byte[] ResealSection(byte[] blob, int index)
+    {
+        var s = KvContainerReader.Inspect(blob, Lenient).Sections[index];
+        return ResealSectionAt(blob, (int)s.Offset);
+    }
+
+    public static byte[] ResealSectionAt(byte[] blob, int frameOffset)
+    {
+        var length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(blob.AsSpan(frameOffset + 8));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(blob.AsSpan(frameOffset + 16), SectionChecksum(blob, blob.AsSpan(frameOffset + 24, length)));
+        return blob;
+    }
+
+    /// <summary>A payload's checksum in <paramref name="blob"/>: xxHash64 seeded with the stored header checksum.</summary>
+    public static ulong SectionChecksum(byte[] blob, ReadOnlySpan<byte> payload) =>
+        System.IO.Hashing.XxHash64.HashToUInt64(payload, (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(blob.AsSpan(HeaderEnd(blob))));
+
+    public static KvContainerReadOptions Lenient { get; } = new() { MaxDegreeOfParallelism = 1 };
+}

@@ -205,7 +205,7 @@ public sealed class KvContainerRoundTripTests
             Assert.Equal(i / 2, s.Layer);
             Assert.Equal(i % 2 == 0 ? KvSectionKind.Keys : KvSectionKind.Values, s.Kind);
             Assert.Equal(at, s.Offset);
-            Assert.Equal(System.IO.Hashing.XxHash64.HashToUInt64(blob.AsSpan((int)s.Offset + 24, (int)s.PayloadBytes)), s.Checksum);
+            Assert.Equal(ContainerBytes.SectionChecksum(blob, blob.AsSpan((int)s.Offset + 24, (int)s.PayloadBytes)), s.Checksum);
             at += 24 + s.PayloadBytes;
         }
 

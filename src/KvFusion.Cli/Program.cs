@@ -20,6 +20,7 @@ internal static class Program
         root.Subcommands.Add(BenchCommands.Create());
         root.Subcommands.Add(EvalCommands.Create());
         root.Subcommands.Add(AskCommand.Create());
+        root.Subcommands.Add(KvCommands.Create());
         root.Subcommands.Add(SelfTestCommand.Create());
         var parse = root.Parse(args);
         if (parse.Action is ParseErrorAction)

@@ -105,7 +105,7 @@ internal static class AskCommand
         return command;
     }
 
-    private static List<ChunkInput> ReadChunks(string path, Engine.Transformer.TransformerModel model, int chunkTokens)
+    internal static List<ChunkInput> ReadChunks(string path, Engine.Transformer.TransformerModel model, int chunkTokens)
     {
         if (!File.Exists(path))
         {

@@ -17,6 +17,7 @@ internal static class BenchCommands
         command.Subcommands.Add(Engine());
         command.Subcommands.Add(BenchFusionCommand.Create());
         command.Subcommands.Add(BenchKernelsCommand.Create());
+        command.Subcommands.Add(BenchCodecCommand.Create());
         return command;
     }
 

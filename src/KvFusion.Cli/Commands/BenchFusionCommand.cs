@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using KvFusion.Cache.Codecs;
 using KvFusion.Cache.Evaluation;
 using KvFusion.Cache.Fusion;
 using KvFusion.Cache.Storage;
@@ -29,9 +30,10 @@ internal static class BenchFusionCommand
         var runs = new Option<int>("--runs") { Description = "Timed runs per point (median), after a warm-up.", DefaultValueFactory = _ => 3 };
         var json = new Option<string?>("--json") { Description = "Write results as JSON." };
         var png = new Option<string?>("--png") { Description = "Write a TTFT plot." };
+        var codec = CodecOptions.Codec("Store chunk and prefix-block caches as containers with this codec (raw, lz4, fp8, cachegen[:1..3]), so TTFT includes decoding (default: decoded in memory).");
         var command = new Command("fusion", "Time to first token of fused prompts per mode and chunk count, with the ratio to full prefill measured in the same run.")
         {
-            model, threads, device, chunks, chunkTokens, queryTokens, ratio, modes, runs, json, png,
+            model, threads, device, chunks, chunkTokens, queryTokens, ratio, modes, runs, json, png, codec,
         };
         command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
         {
@@ -51,9 +53,10 @@ internal static class BenchFusionCommand
             }
 
             var runCount = Math.Max(1, parse.GetValue(runs));
+            var codecSpec = CodecOptions.Parse(parse.GetValue(codec));
             using var backend = CommonOptions.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
             using var m = CommonOptions.LoadModel(parse.GetValue(model), backend);
-            using var engine = new FusionEngine(m, new InMemoryKvStore());
+            using var engine = new FusionEngine(m, CodecOptions.Store(codecSpec, m));
             var context = m.Config.MaxPositionEmbeddings;
             var rows = new List<Row>();
             var skipped = new List<int>();
@@ -110,7 +113,8 @@ internal static class BenchFusionCommand
                 }
             }).ConfigureAwait(false);
 
-            var table = new Table().Title($"fusion TTFT: {Markup.Escape(Path.GetFileName(m.Directory))}, chunks of {size} tokens, query {qlen}, {Markup.Escape(backend.DeviceName)}")
+            var codecTitle = codecSpec is { } cs ? $", codec {cs}" : string.Empty;
+            var table = new Table().Title($"fusion TTFT: {Markup.Escape(Path.GetFileName(m.Directory))}, chunks of {size} tokens, query {qlen}, {Markup.Escape(backend.DeviceName)}{codecTitle}")
                 .AddColumns("chunks", "prompt tokens", "mode", "computed", "TTFT ms (median)", "full / mode");
             foreach (var row in rows)
             {
@@ -121,6 +125,11 @@ internal static class BenchFusionCommand
             }
 
             AnsiConsole.Write(table);
+            if (CodecOptions.Describe(engine.Store) is { } stored)
+            {
+                CommonOptions.Diagnostics.MarkupLineInterpolated($"[grey]{stored}[/]");
+            }
+
             if (skipped.Count > 0)
             {
                 AnsiConsole.MarkupLineInterpolated($"[yellow]skipped {string.Join(", ", skipped)} chunks: beyond the model's context of {context} tokens[/]");
@@ -128,7 +137,7 @@ internal static class BenchFusionCommand
 
             if (parse.GetValue(json) is { } jsonPath)
             {
-                WriteJson(jsonPath, Path.GetFileName(m.Directory), backend.DeviceName, size, qlen, rows, skipped);
+                WriteJson(jsonPath, Path.GetFileName(m.Directory), backend.DeviceName, size, qlen, codecSpec, rows, skipped);
                 CommonOptions.Diagnostics.MarkupLineInterpolated($"[grey]wrote {jsonPath}[/]");
             }
 
@@ -143,10 +152,15 @@ internal static class BenchFusionCommand
         return command;
     }
 
-    private static void WriteJson(string path, string model, string device, int size, int qlen, List<Row> rows, List<int> skipped)
+    private static void WriteJson(string path, string model, string device, int size, int qlen, KvCodecSpec? codec, List<Row> rows, List<int> skipped)
     {
         using var report = JsonReport.Create(path, model, device);
         var w = report.Writer;
+        if (codec is { } c)
+        {
+            w.WriteString("codec", c.ToString());
+        }
+
         w.WriteNumber("chunk_tokens", size);
         w.WriteNumber("query_tokens", qlen);
         w.WriteStartArray("results");

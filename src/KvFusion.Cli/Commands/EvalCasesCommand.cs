@@ -78,7 +78,7 @@ internal static class EvalCasesCommand
         return command;
     }
 
-    private static string ResolveCorpus(string? explicitPath)
+    internal static string ResolveCorpus(string? explicitPath)
     {
         if (!string.IsNullOrWhiteSpace(explicitPath))
         {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using KvFusion.Cache.Codecs;
 using KvFusion.Cache.Evaluation;
 using KvFusion.Cache.Fusion;
 using KvFusion.Cache.Storage;
@@ -55,13 +56,15 @@ internal static class EvalCommands
         var ttftRuns = new Option<int>("--ttft-runs") { Description = "Timed fusions per case and mode (median).", DefaultValueFactory = _ => 3 }.AtLeast(1);
         var limit = new Option<int?>("--limit") { Description = "Use only the first N cases." };
         var output = new Option<string?>("--out") { Description = "Directory for summary.json and the PNG plot." };
+        var codec = CodecOptions.Codec("Store chunk and prefix-block caches as containers with this codec (raw, lz4, fp8, cachegen[:1..3]), so quality and TTFT include it (default: decoded in memory).");
         var command = new Command("fusion", "Quality (KL, top-1, greedy match, NLL against full) and TTFT of fusion modes on a case file.")
         {
-            model, threads, device, cases, modes, sink, ttftRuns, limit, output,
+            model, threads, device, cases, modes, sink, ttftRuns, limit, output, codec,
         };
         command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
         {
             var modeList = ParseModes(parse.GetValue(modes)!);
+            var codecSpec = CodecOptions.Parse(parse.GetValue(codec));
             var caseList = FusionCase.ReadJsonLines(parse.GetValue(cases)!);
             if (parse.GetValue(limit) is { } n)
             {
@@ -75,7 +78,7 @@ internal static class EvalCommands
 
             using var backend = CommonOptions.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
             using var m = CommonOptions.LoadModel(parse.GetValue(model), backend);
-            using var engine = new FusionEngine(m, new InMemoryKvStore());
+            using var engine = new FusionEngine(m, CodecOptions.Store(codecSpec, m));
             var evaluator = new FusionEvaluator(engine, new FusionEvaluationOptions { TtftRuns = parse.GetValue(ttftRuns), Sink = ParseSink(parse.GetValue(sink)) });
             IReadOnlyList<FusionModeResult> results = [];
             await CommonOptions.Diagnostics.Progress().StartAsync(async ctx =>
@@ -85,7 +88,8 @@ internal static class EvalCommands
                 results = await evaluator.EvaluateAsync(caseList, modeList, progress, ct).ConfigureAwait(false);
             }).ConfigureAwait(false);
 
-            var table = new Table().Title($"fusion quality and TTFT: {Markup.Escape(Path.GetFileName(m.Directory))}, {caseList.Count} cases, {Markup.Escape(backend.DeviceName)}")
+            var codecTitle = codecSpec is { } cs ? $", codec {cs}" : string.Empty;
+            var table = new Table().Title($"fusion quality and TTFT: {Markup.Escape(Path.GetFileName(m.Directory))}, {caseList.Count} cases, {Markup.Escape(backend.DeviceName)}{codecTitle}")
                 .AddColumns("mode", "compute", "mean KL", "top-1", "greedy match", "greedy prefix", "answer NLL", "TTFT ms", "TTFT full/mode");
             foreach (var r in results)
             {
@@ -97,10 +101,15 @@ internal static class EvalCommands
             }
 
             AnsiConsole.Write(table);
+            if (CodecOptions.Describe(engine.Store) is { } stored)
+            {
+                CommonOptions.Diagnostics.MarkupLineInterpolated($"[grey]{stored}[/]");
+            }
+
             if (parse.GetValue(output) is { } dir)
             {
                 Directory.CreateDirectory(dir);
-                WriteSummary(Path.Combine(dir, "summary.json"), Path.GetFileName(m.Directory), backend.DeviceName, caseList.Count, results);
+                WriteSummary(Path.Combine(dir, "summary.json"), Path.GetFileName(m.Directory), backend.DeviceName, caseList.Count, codecSpec, results);
                 FusionPlots.Quality(Path.Combine(dir, "fusion-quality.png"), $"{Path.GetFileName(m.Directory)}: {caseList.Count} cases", results);
                 CommonOptions.Diagnostics.MarkupLineInterpolated($"[grey]wrote {dir}/summary.json and {dir}/fusion-quality.png[/]");
             }
@@ -110,11 +119,16 @@ internal static class EvalCommands
         return command;
     }
 
-    private static void WriteSummary(string path, string model, string device, int cases, IReadOnlyList<FusionModeResult> results)
+    private static void WriteSummary(string path, string model, string device, int cases, KvCodecSpec? codec, IReadOnlyList<FusionModeResult> results)
     {
         using var report = JsonReport.Create(path, model, device);
         var w = report.Writer;
         w.WriteNumber("cases", cases);
+        if (codec is { } c)
+        {
+            w.WriteString("codec", c.ToString());
+        }
+
         w.WriteStartArray("modes");
         foreach (var r in results)
         {

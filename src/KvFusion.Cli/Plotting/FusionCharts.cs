@@ -194,6 +194,78 @@ internal static class FusionCharts
     }
 
     /// <summary>
+    /// Fused quality against size: two side-by-side panels (blend's and reuse's mean KL to full) over container bits
+    /// per value, one labelled marker per codec, and the uncompressed caches' KL of the same run as a dashed line.
+    /// </summary>
+    public static void QualityVersusSize(string pngPath, string title, IReadOnlyList<CodecQualityPoint> points, double baselineBlendKl, double baselineReuseKl, string blendMode)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(pngPath);
+        ArgumentNullException.ThrowIfNull(points);
+
+        const int width = 1400;
+        const int height = 560;
+        const int titleBand = 44;
+        (string Label, Func<CodecQualityPoint, double> Value, double Baseline)[] panels =
+        [
+            ($"{blendMode}: mean KL vs full", p => p.BlendMeanKl, baselineBlendKl),
+            ("reuse: mean KL vs full", p => p.ReuseMeanKl, baselineReuseKl),
+        ];
+
+        using SKSurface surface = CreateSurface(width, height);
+        SKCanvas canvas = surface.Canvas;
+        canvas.Clear(SKColors.White);
+        float panelWidth = width / (float)panels.Length;
+        for (int i = 0; i < panels.Length; i++)
+        {
+            var panel = panels[i];
+            Plot plot = NewPlot(panel.Label, "container bits per value", "mean KL divergence (nats)", PanelTitleFontSize);
+            List<(double X, double Y, string Codec)> xy = points
+                .Select(p => (p.BitsPerValue, panel.Value(p), p.Codec))
+                .Where(p => double.IsFinite(p.BitsPerValue) && double.IsFinite(p.Item2))
+                .ToList();
+            for (int k = 0; k < xy.Count; k++)
+            {
+                Color color = SeriesColors[k % SeriesColors.Length];
+                var marker = plot.Add.Scatter(new[] { xy[k].X }, new[] { xy[k].Y }, color);
+                marker.LegendText = xy[k].Codec;
+                marker.MarkerSize = 12;
+                marker.MarkerShape = MarkerShapes[k % MarkerShapes.Length];
+                marker.LineWidth = 0;
+                var text = plot.Add.Text(xy[k].Codec, xy[k].X, xy[k].Y);
+                text.LabelFontSize = PointLabelFontSize;
+                text.LabelFontColor = color;
+                // Points near the right edge (raw and lossless codecs at 16 bits) are labelled on their left.
+                bool labelLeft = xy[k].X > 12;
+                text.LabelAlignment = labelLeft ? Alignment.LowerRight : Alignment.LowerLeft;
+                text.OffsetX = labelLeft ? -6 : 6;
+                text.OffsetY = -6;
+            }
+
+            if (double.IsFinite(panel.Baseline))
+            {
+                var line = plot.Add.HorizontalLine(panel.Baseline, 1.5f, Colors.Gray, LinePattern.Dashed);
+                line.LegendText = "uncompressed (same run)";
+            }
+
+            double xHi = Math.Max(18, xy.Select(p => p.X).DefaultIfEmpty(16).Max() + 1);
+            double yHi = xy.Select(p => p.Y).Append(double.IsFinite(panel.Baseline) ? panel.Baseline : 0).DefaultIfEmpty(1).Max();
+            plot.Axes.SetLimits(0, xHi, 0, yHi > 0 ? yHi * 1.2 : 1);
+            plot.ShowLegend(Alignment.UpperRight);
+            StyleLegend(plot);
+
+            int left = (int)MathF.Round(i * panelWidth);
+            int right = (int)MathF.Round((i + 1) * panelWidth);
+            using SKSurface panelSurface = CreateSurface(right - left, height - titleBand);
+            plot.Render(panelSurface);
+            using SKImage panelImage = panelSurface.Snapshot();
+            canvas.DrawImage(panelImage, left, titleBand);
+        }
+
+        DrawTitle(canvas, title, width, titleBand);
+        SavePng(surface, pngPath);
+    }
+
+    /// <summary>
     /// ScottPlot's own sans-serif detection falls back to SkiaSharp's default typeface, which on Debian with
     /// fonts-dejavu-core is DejaVu Serif; ask the font manager for a real sans-serif family instead.
     /// </summary>

@@ -1,3 +1,4 @@
+using KvFusion.Cache.Codecs.CacheGen;
 using KvFusion.Cache.Codecs.Fp8;
 using KvFusion.Cache.Codecs.Lz4;
 using KvFusion.Cache.Codecs.Raw;
@@ -7,26 +8,41 @@ namespace KvFusion.Cache.Codecs;
 /// <summary>Builds the codec of a spec for an entry shape (to encode), or from a container's parameters (to decode).</summary>
 internal static class KvCodecFactory
 {
-    /// <summary>The codec that encodes entries of <paramref name="shape"/> with <paramref name="spec"/>.</summary>
-    public static KvSectionCodec ForEncoding(KvCodecSpec spec, in KvEntryShape shape)
+    /// <summary>The codec that encodes entries of <paramref name="shape"/> with <paramref name="spec"/>; cachegen uses
+    /// the profile of <paramref name="modelFingerprint"/> and the level in <paramref name="profiles"/> when it has one
+    /// of the same shape, else inline statistics.</summary>
+    public static KvSectionCodec ForEncoding(KvCodecSpec spec, in KvEntryShape shape, string? modelFingerprint = null, KvCodecProfiles? profiles = null)
     {
         if (!spec.IsValid)
         {
             throw new ArgumentException($"'{spec}' is not a codec.", nameof(spec));
         }
 
-        return spec.Kind switch
+        switch (spec.Kind)
         {
-            KvCodecKind.Raw => RawCodec.Instance,
-            KvCodecKind.Lz4 => Lz4Codec.Instance,
-            KvCodecKind.Fp8 => Fp8Codec.Instance,
-            _ => throw new NotSupportedException($"The {spec} codec is being built (issue 9)."),
-        };
+            case KvCodecKind.Raw:
+                return RawCodec.Instance;
+            case KvCodecKind.Lz4:
+                return Lz4Codec.Instance;
+            case KvCodecKind.Fp8:
+                return Fp8Codec.Instance;
+            default:
+                var parameters = CacheGenParameters.ForLevel(spec.Level, shape.LayerCount);
+                var profile = modelFingerprint is null ? null : profiles?.Find(modelFingerprint, spec.Level);
+                if (profile is not null && profile.LayerCount == shape.LayerCount && profile.Channels == shape.KvHeads * shape.HeadDim &&
+                    profile.Parameters.SameQuantization(parameters))
+                {
+                    return new CacheGenCodec(parameters.WithProfile(profile.IdBytes), profile);
+                }
+
+                return new CacheGenCodec(parameters, null);
+        }
     }
 
     /// <summary>Rebuilds a codec from the parameters a container stored.</summary>
-    /// <exception cref="KvCodecException">The spec is unknown or the parameters are invalid for the shape.</exception>
-    public static KvSectionCodec ForDecoding(KvCodecSpec spec, ReadOnlySpan<byte> parameters, in KvEntryShape shape)
+    /// <exception cref="KvCodecException">The spec is unknown, the parameters are invalid for the shape, or they name
+    /// a profile that <paramref name="profiles"/> does not hold.</exception>
+    public static KvSectionCodec ForDecoding(KvCodecSpec spec, ReadOnlySpan<byte> parameters, in KvEntryShape shape, KvCodecProfiles? profiles = null)
     {
         if (!spec.IsValid)
         {
@@ -42,7 +58,21 @@ internal static class KvCodecFactory
             case KvCodecKind.Fp8:
                 return WithoutParameters(Fp8Codec.Instance, parameters);
             default:
-                throw new NotSupportedException($"The {spec} codec is being built (issue 9).");
+                var read = CacheGenParameters.Read(parameters, spec.Level, shape.LayerCount);
+                if (read.Statistics == CacheGenStatistics.Inline)
+                {
+                    return new CacheGenCodec(read, null);
+                }
+
+                var id = Convert.ToHexStringLower(read.ProfileId.Span);
+                var profile = profiles?.FindById(id)
+                    ?? throw new KvCodecException($"The container was coded with cachegen profile {id}, which this process does not have.");
+                if (profile.Channels != shape.KvHeads * shape.HeadDim || !profile.Parameters.SameQuantization(read))
+                {
+                    throw new KvCodecException($"Cachegen profile {id} does not match the container's shape or levels.");
+                }
+
+                return new CacheGenCodec(read, profile);
         }
     }
 

@@ -188,7 +188,7 @@ internal static class RansEncoder
 
     /// <summary>Per-symbol encoder constants (the reciprocal scheme of ryg_rans' rans_byte.h).</summary>
     [StructLayout(LayoutKind.Sequential)]
-    private readonly struct EncodeSymbol
+    internal readonly struct EncodeSymbol
     {
         /// <summary>States at or above this shed a byte first; 0 marks a symbol that cannot be encoded.</summary>
         public readonly uint Limit;

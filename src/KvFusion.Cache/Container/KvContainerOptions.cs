@@ -13,6 +13,9 @@ public sealed record KvContainerWriteOptions
     /// <summary>Whether the header carries the entry's token ids (a reader needs them to use a chunk by id).</summary>
     public bool IncludeTokenIds { get; init; } = true;
 
+    /// <summary>The codec profiles (cachegen statistics per model and level) that writers code with, so that cachegen containers need not carry their statistics; none by default.</summary>
+    public KvCodecProfiles Profiles { get; init; } = KvCodecProfiles.None;
+
     /// <summary>Most sections encoded at once (1: one after another on the calling thread).</summary>
     public int MaxDegreeOfParallelism
     {
@@ -36,6 +39,9 @@ public sealed record KvContainerReadOptions
         get => _limits;
         init => _limits = value ?? throw new ArgumentNullException(nameof(value));
     }
+
+    /// <summary>The codec profiles (cachegen statistics per model and level) that containers coded with a profile are decoded with; none by default.</summary>
+    public KvCodecProfiles Profiles { get; init; } = KvCodecProfiles.None;
 
     /// <summary>Most sections decoded at once (1: one after another on the calling thread).</summary>
     public int MaxDegreeOfParallelism

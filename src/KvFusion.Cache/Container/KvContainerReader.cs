@@ -1,3 +1,4 @@
+using KvFusion.Cache.Codecs;
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.ExceptionServices;
@@ -26,7 +27,7 @@ public static class KvContainerReader
     public static KvContainerContents ReadWithHiddenStates(ReadOnlyMemory<byte> blob, KvContainerExpectation? expected = null, KvContainerReadOptions? options = null)
     {
         options ??= KvContainerReadOptions.Default;
-        var sections = Locate(blob.Span, expected, options.Limits, out var frames, out _);
+        var sections = Locate(blob.Span, expected, options.Limits, options.Profiles, out var frames, out _);
         // Everything is verified before the decoded size is allocated.
         KvContainerSections.ForEach(sections.Count, options.MaxDegreeOfParallelism, i =>
         {
@@ -86,7 +87,7 @@ public static class KvContainerReader
     {
         options ??= KvContainerReadOptions.Default;
         var contents = ReadWithHiddenStates(blob, null, options);
-        Locate(blob.Span, null, options.Limits, out var frames, out var headerBytes);
+        Locate(blob.Span, null, options.Limits, options.Profiles, out var frames, out var headerBytes);
         var infos = new KvContainerSectionInfo[frames.Length];
         for (var i = 0; i < frames.Length; i++)
         {
@@ -114,10 +115,10 @@ public static class KvContainerReader
     }
 
     /// <summary>Parses the header and walks every frame (lengths, truncation, trailing bytes) without decoding.</summary>
-    private static KvContainerSections Locate(ReadOnlySpan<byte> blob, KvContainerExpectation? expected, KvContainerLimits limits, out Frame[] frames, out int headerBytes)
+    private static KvContainerSections Locate(ReadOnlySpan<byte> blob, KvContainerExpectation? expected, KvContainerLimits limits, KvCodecProfiles profiles, out Frame[] frames, out int headerBytes)
     {
         var header = ReadHeader(blob, limits, null, out var checksum);
-        var sections = KvContainerSections.Create(header, checksum, expected, limits);
+        var sections = KvContainerSections.Create(header, checksum, expected, limits, profiles);
         headerBytes = KvContainerFormat.HeaderRegionLength(KvContainerFormat.ReadPreamble(blob, limits));
         frames = new Frame[sections.Count];
         var at = headerBytes;
@@ -195,7 +196,7 @@ public static class KvContainerReader
             }
 
             var header = KvContainerFormat.ParseHeader(region.AsSpan(0, regionLength), headerLength, limits, null, out var checksum);
-            sections = KvContainerSections.Create(header, checksum, expected, limits);
+            sections = KvContainerSections.Create(header, checksum, expected, limits, options.Profiles);
         }
         finally
         {

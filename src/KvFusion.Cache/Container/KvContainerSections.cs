@@ -43,7 +43,7 @@ internal sealed class KvContainerSections
 
     /// <summary>Checks the header against the expectation and rebuilds its codec.</summary>
     /// <exception cref="KvContainerException">Shape or fingerprint mismatch, an unavailable codec or invalid codec parameters.</exception>
-    public static KvContainerSections Create(KvContainerHeader header, ulong headerChecksum, KvContainerExpectation? expected, KvContainerLimits limits)
+    public static KvContainerSections Create(KvContainerHeader header, ulong headerChecksum, KvContainerExpectation? expected, KvContainerLimits limits, KvCodecProfiles profiles)
     {
         if (expected is not null)
         {
@@ -53,7 +53,7 @@ internal sealed class KvContainerSections
         KvSectionCodec codec;
         try
         {
-            codec = KvCodecFactory.ForDecoding(header.Codec, header.CodecParameters.Span, header.Shape);
+            codec = KvCodecFactory.ForDecoding(header.Codec, header.CodecParameters.Span, header.Shape, profiles);
         }
         catch (NotSupportedException e)
         {

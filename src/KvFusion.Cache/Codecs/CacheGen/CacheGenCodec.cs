@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using KvFusion.Cache.Codecs.Entropy;
+using KvFusion.Cache.Codecs.Lz4;
 
 namespace KvFusion.Cache.Codecs.CacheGen;
 
@@ -12,7 +13,7 @@ namespace KvFusion.Cache.Codecs.CacheGen;
 /// Section payload (little-endian): the scales as fp16 bits (one per token, or one per channel for per-channel
 /// scaling); with inline statistics, (center, spread) per channel (<see cref="GeometricTables"/>); then the rANS
 /// stream of <see cref="RansRunCoder"/> over channels × runs of tokens rounded up to 4, the padding being the zero
-/// symbol. The decoder checks the scales (finite, not negative), the statistics, the stream and the padding.
+/// symbol. Hidden-state (E-cache) sections are coded losslessly with lz4. The decoder checks the scales (finite, not negative), the statistics, the stream and the padding.
 /// </remarks>
 internal sealed class CacheGenCodec : KvSectionCodec
 {
@@ -33,12 +34,17 @@ internal sealed class CacheGenCodec : KvSectionCodec
 
     public override long MaxEncodedLength(in KvSectionShape shape)
     {
+        if (shape.Kind == KvSectionKind.HiddenStates)
+            return Lz4Codec.Instance.MaxEncodedLength(shape);
         var run = CacheGenQuantizer.RunLength(shape.Tokens);
         return HeadLength(shape) + RansRunCoder.GetMaxEncodedLength(checked(shape.Channels * run));
     }
 
     public override KvSectionEncoding Encode(ReadOnlySpan<Half> values, in KvSectionShape shape, Span<byte> destination)
     {
+        // Hidden states feed recomputation directly, so they stay lossless (lz4) in a cachegen container.
+        if (shape.Kind == KvSectionKind.HiddenStates)
+            return Lz4Codec.Instance.Encode(values, shape, destination);
         CheckSection(shape);
         if (values.Length != shape.ValueCount)
             throw new ArgumentException($"The section holds {values.Length} values, its shape {shape.ValueCount}.", nameof(values));
@@ -87,6 +93,12 @@ internal sealed class CacheGenCodec : KvSectionCodec
 
     public override void Decode(ReadOnlySpan<byte> payload, in KvSectionShape shape, Span<Half> destination)
     {
+        if (shape.Kind == KvSectionKind.HiddenStates)
+        {
+            Lz4Codec.Instance.Decode(payload, shape, destination);
+            return;
+        }
+
         CheckSection(shape);
         var levels = _parameters.Levels(shape.Layer, shape.Kind);
         var alphabet = (2 * levels) + 1;
@@ -166,7 +178,7 @@ internal sealed class CacheGenCodec : KvSectionCodec
     private void CheckSection(in KvSectionShape shape)
     {
         if (shape.Kind is not (KvSectionKind.Keys or KvSectionKind.Values))
-            throw new KvCodecException($"The cachegen codec codes K and V sections; this one holds {shape.Kind}.");
+            throw new KvCodecException($"The cachegen codec quantizes K and V sections; this one holds {shape.Kind}.");
         if ((uint)shape.Layer >= (uint)_parameters.LayerCount)
             throw new KvCodecException($"Layer {shape.Layer} is outside the {_parameters.LayerCount} layers of the cachegen parameters.");
         if (_profile is not null && _profile.Channels != shape.Channels)

@@ -150,7 +150,7 @@ public sealed class CacheGenCodecTests
         }
 
         Assert.Throws<KvCodecException>(() => codec.Decode(good, shape.Section(6, KvSectionKind.Keys), output));
-        Assert.Throws<KvCodecException>(() => codec.Decode(good, new KvSectionShape(0, KvSectionKind.HiddenStates, 1, 37, 32), output));
+        Assert.Throws<KvCodecException>(() => codec.Decode(good, new KvSectionShape(0, KvSectionKind.HiddenStates, 1, 37, 32), new Half[37 * 32]));
     }
 
     [Fact]

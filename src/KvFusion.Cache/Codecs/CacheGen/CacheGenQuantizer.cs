@@ -1,3 +1,6 @@
+using System.Numerics.Tensors;
+using KvFusion.Engine.Compute;
+
 namespace KvFusion.Cache.Codecs.CacheGen;
 
 /// <summary>
@@ -66,11 +69,12 @@ internal static class CacheGenQuantizer
             scales[i] = ScaleAtLeast(maxima[i]);
 
         symbols[..(channels * runLength)].Fill((byte)levels);
+        Span<float> floats = width <= 1024 ? stackalloc float[width] : new float[width];
         for (var h = 0; h < heads; h++)
         {
             for (var t = 0; t < tokens; t++)
             {
-                var row = values.Slice(((h * tokens) + t) * width, width);
+                FloatConversion.ToSingle(values.Slice(((h * tokens) + t) * width, width), floats);
                 var tokenScale = scaling == CacheGenScaling.PerToken ? (float)scales[t] : 0f;
                 var tokenFactor = tokenScale > 0 ? levels / tokenScale : 0f;
                 for (var d = 0; d < width; d++)
@@ -87,7 +91,7 @@ internal static class CacheGenQuantizer
                         factor = s > 0 ? levels / s : 0f;
                     }
 
-                    var q = (int)MathF.Round((float)row[d] * factor, MidpointRounding.ToEven);
+                    var q = (int)MathF.Round(floats[d] * factor, MidpointRounding.ToEven);
                     symbols[(c * runLength) + t] = (byte)(Math.Clamp(q, -levels, levels) + levels);
                 }
             }
@@ -101,18 +105,33 @@ internal static class CacheGenQuantizer
         var width = shape.Width;
         var heads = shape.Heads;
         var inverseLevels = 1f / levels;
+        // Rows are reconstructed in fp32 and converted to fp16 a row at a time (vectorized), not value by value.
+        Span<float> row = width <= 1024 ? stackalloc float[width] : new float[width];
+        Span<float> channelSteps = width <= 1024 ? stackalloc float[width] : new float[width];
         for (var h = 0; h < heads; h++)
         {
+            if (scaling == CacheGenScaling.PerChannel)
+            {
+                for (var d = 0; d < width; d++)
+                    channelSteps[d] = (float)scales[(h * width) + d] * inverseLevels;
+            }
+
+            var headSymbols = symbols.Slice(h * width * runLength, width * runLength);
             for (var t = 0; t < tokens; t++)
             {
-                var row = destination.Slice(((h * tokens) + t) * width, width);
-                var tokenStep = scaling == CacheGenScaling.PerToken ? (float)scales[t] * inverseLevels : 0f;
-                for (var d = 0; d < width; d++)
+                if (scaling == CacheGenScaling.PerToken)
                 {
-                    var c = (h * width) + d;
-                    var step = scaling == CacheGenScaling.PerToken ? tokenStep : (float)scales[c] * inverseLevels;
-                    row[d] = (Half)((symbols[(c * runLength) + t] - levels) * step);
+                    var step = (float)scales[t] * inverseLevels;
+                    for (var d = 0; d < width; d++)
+                        row[d] = (headSymbols[(d * runLength) + t] - levels) * step;
                 }
+                else
+                {
+                    for (var d = 0; d < width; d++)
+                        row[d] = (headSymbols[(d * runLength) + t] - levels) * channelSteps[d];
+                }
+
+                TensorPrimitives.ConvertToHalf(row, destination.Slice(((h * tokens) + t) * width, width));
             }
         }
     }

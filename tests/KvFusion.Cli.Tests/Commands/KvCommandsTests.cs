@@ -36,7 +36,7 @@ public sealed class KvCommandsTests : IClassFixture<KvCommandsTests.ExportedChun
         Assert.Equal(File.ReadAllBytes(files[0]), File.ReadAllBytes(stored));
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("inspect")]
     [InlineData("import")]
     public async Task A_missing_file_is_one_line_naming_it(string command)

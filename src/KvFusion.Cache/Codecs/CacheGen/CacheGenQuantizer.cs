@@ -33,34 +33,26 @@ internal static class CacheGenQuantizer
         var scaleCount = ScaleCount(shape, scaling);
         Span<float> maxima = scaleCount <= 4096 ? stackalloc float[scaleCount] : new float[scaleCount];
         maxima.Clear();
+        // Each row is widened to fp32 once (vectorized) for the scales and once more below for the symbols.
+        Span<float> floats = width <= 1024 ? stackalloc float[width] : new float[width];
         for (var h = 0; h < heads; h++)
         {
             for (var t = 0; t < tokens; t++)
             {
-                var row = values.Slice(((h * tokens) + t) * width, width);
+                FloatConversion.ToSingle(values.Slice(((h * tokens) + t) * width, width), floats);
+                // The largest magnitude is infinite or NaN exactly when some value of the row is not finite.
+                var largest = MathF.Abs(TensorPrimitives.MaxMagnitude(floats));
+                if (!float.IsFinite(largest))
+                    throw new ArgumentException($"Section {shape.Kind} of layer {shape.Layer} holds a non-finite value at head {h}, token {t}.", nameof(values));
                 if (scaling == CacheGenScaling.PerToken)
                 {
-                    var m = maxima[t];
-                    foreach (var v in row)
-                    {
-                        var a = MathF.Abs((float)v);
-                        if (!float.IsFinite(a))
-                            throw new ArgumentException($"Section {shape.Kind} of layer {shape.Layer} holds a non-finite value at head {h}, token {t}.", nameof(values));
-                        m = MathF.Max(m, a);
-                    }
-
-                    maxima[t] = m;
+                    maxima[t] = MathF.Max(maxima[t], largest);
                 }
                 else
                 {
                     var m = maxima.Slice(h * width, width);
                     for (var d = 0; d < width; d++)
-                    {
-                        var a = MathF.Abs((float)row[d]);
-                        if (!float.IsFinite(a))
-                            throw new ArgumentException($"Section {shape.Kind} of layer {shape.Layer} holds a non-finite value at head {h}, token {t}.", nameof(values));
-                        m[d] = MathF.Max(m[d], a);
-                    }
+                        m[d] = MathF.Max(m[d], MathF.Abs(floats[d]));
                 }
             }
         }
@@ -69,7 +61,6 @@ internal static class CacheGenQuantizer
             scales[i] = ScaleAtLeast(maxima[i]);
 
         symbols[..(channels * runLength)].Fill((byte)levels);
-        Span<float> floats = width <= 1024 ? stackalloc float[width] : new float[width];
         for (var h = 0; h < heads; h++)
         {
             for (var t = 0; t < tokens; t++)

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -19,6 +20,9 @@ internal static class RansDecoder
     private const int Interleave = RansEncoder.Interleave;
     private const uint L = RansEncoder.StateLowerBound;
 
+    // The fast path's 4-byte peek may read this many bytes past the 2 a state can consume.
+    private const int PeekSlack = sizeof(uint) - 2;
+
     /// <summary>
     /// Decodes exactly <paramref name="destination"/>.Length symbols from <paramref name="encoded"/>, which must be
     /// exactly the stream <see cref="RansEncoder.Encode"/> wrote (no trailing bytes).
@@ -33,14 +37,11 @@ internal static class RansDecoder
         if (encoded.Length < RansEncoder.HeaderLength)
             throw new EntropyStreamException($"The entropy-coded stream is truncated: {encoded.Length} bytes, the states alone need {RansEncoder.HeaderLength}.");
 
-        var x0 = ReadState(encoded, 0);
-        var x1 = ReadState(encoded, 1);
-        var x2 = ReadState(encoded, 2);
-        var x3 = ReadState(encoded, 3);
-
+        Span<uint> states = [ReadState(encoded, 0), ReadState(encoded, 1), ReadState(encoded, 2), ReadState(encoded, 3)];
         var scaleBits = table.ScaleBits;
         var mask = (uint)table.Total - 1;
-        ref var packed = ref MemoryMarshal.GetReference(table.PackedFrequencies);
+        ref var freqs = ref MemoryMarshal.GetReference(table.Frequencies);
+        ref var cums = ref MemoryMarshal.GetReference(table.Cumulative);
         // The slot table has exactly 2^scaleBits entries and slots are masked to that range, so lookups need no check.
         ref var slots = ref table.SlotToSymbol[0];
         ref var input = ref MemoryMarshal.GetReference(encoded);
@@ -48,89 +49,104 @@ internal static class RansDecoder
         var pos = RansEncoder.HeaderLength;
         var end = encoded.Length;
         var n = destination.Length;
+        var i = DecodeUnchecked(encoded, table, destination, states, ref pos);
+
+        // Checked path for the rest of the stream: every byte read is tested against the end.
+        for (; i < n; i++)
+        {
+            ref var x = ref states[i & (Interleave - 1)];
+            var slot = x & mask;
+            nuint symbol = Unsafe.Add(ref slots, (nint)slot);
+            x = (Unsafe.Add(ref freqs, symbol) * (x >> scaleBits)) + slot - Unsafe.Add(ref cums, symbol);
+            while (x < L)
+            {
+                if (pos >= end)
+                    throw new EntropyStreamException($"The entropy-coded stream is truncated: it ends at byte {end} while decoding symbol {i} of {n}.");
+                x = (x << 8) | Unsafe.Add(ref input, pos++);
+            }
+            Unsafe.Add(ref output, i) = (byte)symbol;
+        }
+
+        if (pos != end)
+            throw new EntropyStreamException($"The entropy-coded stream has {end - pos} bytes left after {n} symbols; it is corrupt or the symbol count is wrong.");
+        if (states[0] != L || states[1] != L || states[2] != L || states[3] != L)
+            throw new EntropyStreamException("The entropy-coded stream does not end in the encoder's initial states; it is corrupt, or the table or symbol count does not match.");
+    }
+
+    /// <summary>
+    /// Decodes groups of four symbols while the input left guarantees every read, advancing <paramref name="states"/>
+    /// and <paramref name="pos"/>; returns the number of symbols decoded.
+    /// </summary>
+    // A method of its own so that the four states, the tables and both cursors all stay in registers.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
+    private static int DecodeUnchecked(ReadOnlySpan<byte> encoded, SymbolFrequencies table, Span<byte> destination, Span<uint> states, ref int pos)
+    {
+        uint x0 = states[0], x1 = states[1], x2 = states[2], x3 = states[3];
+        var scaleBits = table.ScaleBits;
+        var mask = (uint)table.Total - 1;
+        ref var freqs = ref MemoryMarshal.GetReference(table.Frequencies);
+        ref var cums = ref MemoryMarshal.GetReference(table.Cumulative);
+        ref var slots = ref table.SlotToSymbol[0];
+        ref var input = ref MemoryMarshal.GetReference(encoded);
+        ref var output = ref MemoryMarshal.GetReference(destination);
+        var end = encoded.Length;
+        var n = destination.Length;
         var i = 0;
 
         // Fast path: a group of four symbols reads at most 8 bytes (a state here is at least
-        // 2^(23 - scaleBits) * freq >= 2^8, so two bytes restore it to [L, 2^31)), so each pass runs as many groups as
-        // the remaining input guarantees with no per-byte check; highly compressed data takes several passes.
-        // Renormalization branches on purpose: a predicted branch lets the CPU run ahead of the read position all four
-        // states share, where a branch-free form measured slower. Input and output are walked by reference rather
-        // than base plus index, which keeps the loop's variables in registers.
+        // 2^(23 - scaleBits) * freq >= 2^8, so two bytes restore it to [L, 2^31)), and the last state's 4-byte peek
+        // reaches 2 bytes further, so each pass runs as many groups as the remaining input guarantees with no per-byte
+        // check; highly compressed data takes several passes.
+        // Renormalization is branch-free: a state x in [2^8, 2^31) needs (lzcnt(x) - 1) / 8 bytes (0, 1 or 2), the
+        // same count as the checked loop's "while (x < L)", and takes them from a 4-byte big-endian peek at the read
+        // position. The only chain between the four states is then one add on the read position, where a branch per
+        // state mispredicts every few symbols on KV symbol streams (1.5-4 bits each).
+        // Frequency and cumulative frequency come from two independent loads rather than one word split by shifts,
+        // fewer instructions in a loop whose limit is instruction throughput. Input and output are walked by
+        // reference rather than base plus index, which keeps the loop's variables in registers.
         ref var inp = ref Unsafe.Add(ref input, pos);
         ref var outp = ref output;
-        for (var groups = Math.Min(n / Interleave, (end - pos) / (2 * Interleave)); groups > 0;
-             groups = Math.Min((n - i) / Interleave, (end - pos) / (2 * Interleave)))
+        for (var groups = Math.Min(n / Interleave, (end - pos - PeekSlack) / (2 * Interleave)); groups > 0;
+             groups = Math.Min((n - i) / Interleave, (end - pos - PeekSlack) / (2 * Interleave)))
         {
             ref var passEnd = ref Unsafe.Add(ref outp, groups * Interleave);
             while (Unsafe.IsAddressLessThan(ref outp, ref passEnd))
             {
                 {
                     var slot = x0 & mask;
-                    var symbol = Unsafe.Add(ref slots, (nint)slot);
-                    var fc = Unsafe.Add(ref packed, symbol);
-                    x0 = ((fc >> 16) * (x0 >> scaleBits)) + slot - (fc & 0xFFFF);
-                    if (x0 < L)
-                    {
-                        x0 = (x0 << 8) | inp;
-                        inp = ref Unsafe.Add(ref inp, 1);
-                        if (x0 < L)
-                        {
-                            x0 = (x0 << 8) | inp;
-                            inp = ref Unsafe.Add(ref inp, 1);
-                        }
-                    }
-                    Unsafe.Add(ref outp, 0) = symbol;
+                    nuint symbol = Unsafe.Add(ref slots, (nint)slot);
+                    x0 = (Unsafe.Add(ref freqs, symbol) * (x0 >> scaleBits)) + slot - Unsafe.Add(ref cums, symbol);
+                    var shift = ((uint)BitOperations.LeadingZeroCount(x0) - 1) & ~7u;
+                    x0 = (uint)(((((ulong)x0) << 32) | BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ref inp))) << (int)shift >> 32);
+                    inp = ref Unsafe.Add(ref inp, (nuint)(shift >> 3));
+                    Unsafe.Add(ref outp, 0) = (byte)symbol;
                 }
                 {
                     var slot = x1 & mask;
-                    var symbol = Unsafe.Add(ref slots, (nint)slot);
-                    var fc = Unsafe.Add(ref packed, symbol);
-                    x1 = ((fc >> 16) * (x1 >> scaleBits)) + slot - (fc & 0xFFFF);
-                    if (x1 < L)
-                    {
-                        x1 = (x1 << 8) | inp;
-                        inp = ref Unsafe.Add(ref inp, 1);
-                        if (x1 < L)
-                        {
-                            x1 = (x1 << 8) | inp;
-                            inp = ref Unsafe.Add(ref inp, 1);
-                        }
-                    }
-                    Unsafe.Add(ref outp, 1) = symbol;
+                    nuint symbol = Unsafe.Add(ref slots, (nint)slot);
+                    x1 = (Unsafe.Add(ref freqs, symbol) * (x1 >> scaleBits)) + slot - Unsafe.Add(ref cums, symbol);
+                    var shift = ((uint)BitOperations.LeadingZeroCount(x1) - 1) & ~7u;
+                    x1 = (uint)(((((ulong)x1) << 32) | BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ref inp))) << (int)shift >> 32);
+                    inp = ref Unsafe.Add(ref inp, (nuint)(shift >> 3));
+                    Unsafe.Add(ref outp, 1) = (byte)symbol;
                 }
                 {
                     var slot = x2 & mask;
-                    var symbol = Unsafe.Add(ref slots, (nint)slot);
-                    var fc = Unsafe.Add(ref packed, symbol);
-                    x2 = ((fc >> 16) * (x2 >> scaleBits)) + slot - (fc & 0xFFFF);
-                    if (x2 < L)
-                    {
-                        x2 = (x2 << 8) | inp;
-                        inp = ref Unsafe.Add(ref inp, 1);
-                        if (x2 < L)
-                        {
-                            x2 = (x2 << 8) | inp;
-                            inp = ref Unsafe.Add(ref inp, 1);
-                        }
-                    }
-                    Unsafe.Add(ref outp, 2) = symbol;
+                    nuint symbol = Unsafe.Add(ref slots, (nint)slot);
+                    x2 = (Unsafe.Add(ref freqs, symbol) * (x2 >> scaleBits)) + slot - Unsafe.Add(ref cums, symbol);
+                    var shift = ((uint)BitOperations.LeadingZeroCount(x2) - 1) & ~7u;
+                    x2 = (uint)(((((ulong)x2) << 32) | BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ref inp))) << (int)shift >> 32);
+                    inp = ref Unsafe.Add(ref inp, (nuint)(shift >> 3));
+                    Unsafe.Add(ref outp, 2) = (byte)symbol;
                 }
                 {
                     var slot = x3 & mask;
-                    var symbol = Unsafe.Add(ref slots, (nint)slot);
-                    var fc = Unsafe.Add(ref packed, symbol);
-                    x3 = ((fc >> 16) * (x3 >> scaleBits)) + slot - (fc & 0xFFFF);
-                    if (x3 < L)
-                    {
-                        x3 = (x3 << 8) | inp;
-                        inp = ref Unsafe.Add(ref inp, 1);
-                        if (x3 < L)
-                        {
-                            x3 = (x3 << 8) | inp;
-                            inp = ref Unsafe.Add(ref inp, 1);
-                        }
-                    }
-                    Unsafe.Add(ref outp, 3) = symbol;
+                    nuint symbol = Unsafe.Add(ref slots, (nint)slot);
+                    x3 = (Unsafe.Add(ref freqs, symbol) * (x3 >> scaleBits)) + slot - Unsafe.Add(ref cums, symbol);
+                    var shift = ((uint)BitOperations.LeadingZeroCount(x3) - 1) & ~7u;
+                    x3 = (uint)(((((ulong)x3) << 32) | BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ref inp))) << (int)shift >> 32);
+                    inp = ref Unsafe.Add(ref inp, (nuint)(shift >> 3));
+                    Unsafe.Add(ref outp, 3) = (byte)symbol;
                 }
                 outp = ref Unsafe.Add(ref outp, Interleave);
             }
@@ -138,28 +154,11 @@ internal static class RansDecoder
             i = (int)Unsafe.ByteOffset(ref output, ref outp);
         }
 
-        // Checked path for the rest of the stream: every byte read is tested against the end.
-        Span<uint> states = [x0, x1, x2, x3];
-        for (; i < n; i++)
-        {
-            ref var x = ref states[i & (Interleave - 1)];
-            var slot = x & mask;
-            var symbol = Unsafe.Add(ref slots, (nint)slot);
-            var fc = Unsafe.Add(ref packed, symbol);
-            x = ((fc >> 16) * (x >> scaleBits)) + slot - (fc & 0xFFFF);
-            while (x < L)
-            {
-                if (pos >= end)
-                    throw new EntropyStreamException($"The entropy-coded stream is truncated: it ends at byte {end} while decoding symbol {i} of {n}.");
-                x = (x << 8) | Unsafe.Add(ref input, pos++);
-            }
-            Unsafe.Add(ref output, i) = symbol;
-        }
-
-        if (pos != end)
-            throw new EntropyStreamException($"The entropy-coded stream has {end - pos} bytes left after {n} symbols; it is corrupt or the symbol count is wrong.");
-        if (states[0] != L || states[1] != L || states[2] != L || states[3] != L)
-            throw new EntropyStreamException("The entropy-coded stream does not end in the encoder's initial states; it is corrupt, or the table or symbol count does not match.");
+        states[0] = x0;
+        states[1] = x1;
+        states[2] = x2;
+        states[3] = x3;
+        return i;
     }
 
     private static uint ReadState(ReadOnlySpan<byte> encoded, int index)

@@ -72,7 +72,7 @@ internal sealed class CacheGenCodec : KvSectionCodec
                 }
                 else
                 {
-                    var (center, spread) = GeometricTables.Fit(symbols.AsSpan(c * run, shape.Tokens), alphabet);
+                    var (center, spread) = GeometricTables.Fit(symbols.AsSpan(0, shape.Tokens * channels), c, channels, alphabet);
                     destination[p++] = center;
                     destination[p++] = spread;
                     statisticsBytes += 2;
@@ -145,19 +145,13 @@ internal sealed class CacheGenCodec : KvSectionCodec
                 throw new KvCodecException($"The cachegen section of layer {shape.Layer} {shape.Kind} is corrupt: {e.Message}", e);
             }
 
-            for (var c = 0; c < channels; c++)
-            {
-                foreach (var symbol in symbols.AsSpan((c * run) + shape.Tokens, run - shape.Tokens))
-                {
-                    if (symbol != levels)
-                        throw new KvCodecException($"The cachegen section of layer {shape.Layer} {shape.Kind} is corrupt: the padding of channel {c} is not the zero symbol.");
-                }
-            }
+            if (symbols.AsSpan(shape.Tokens * channels, (run - shape.Tokens) * channels).IndexOfAnyExcept((byte)levels) >= 0)
+                throw new KvCodecException($"The cachegen section of layer {shape.Layer} {shape.Kind} is corrupt: its padding is not the zero symbol.");
 
             // Every table covers exactly the 2B + 1 symbols of its level (profiles are checked when read, inline tables
             // are built over the alphabet), so every decoded symbol is a valid one.
 
-            CacheGenQuantizer.Dequantize(symbols, scales, shape, scaling, levels, run, destination);
+            CacheGenQuantizer.Dequantize(symbols, scales, shape, scaling, levels, destination);
         }
         finally
         {

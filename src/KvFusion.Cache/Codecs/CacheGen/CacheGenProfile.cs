@@ -208,11 +208,12 @@ public sealed class CacheGenProfile
                 var section = shape.Section(layer, kind);
                 var values = (kind == KvSectionKind.Keys ? entry.Keys : entry.Values).Slice(layer * entry.LayerStride, entry.LayerStride);
                 CacheGenQuantizer.Quantize(values, section, kind == KvSectionKind.Keys ? parameters.KeyScaling : parameters.ValueScaling, parameters.Levels(layer, kind), run, scales, symbols);
-                for (var c = 0; c < channels; c++)
+                var sectionCounts = counts.AsSpan(s * channels * SymbolFrequencies.AlphabetSize, channels * SymbolFrequencies.AlphabetSize);
+                for (var t = 0; t < entry.TokenCount; t++)
                 {
-                    var target = counts.AsSpan(((s * channels) + c) * SymbolFrequencies.AlphabetSize, SymbolFrequencies.AlphabetSize);
-                    foreach (var symbol in symbols.AsSpan(c * run, entry.TokenCount))
-                        target[symbol]++;
+                    var row = symbols.AsSpan(t * channels, channels);
+                    for (var c = 0; c < channels; c++)
+                        sectionCounts[(c * SymbolFrequencies.AlphabetSize) + row[c]]++;
                 }
             }
         }

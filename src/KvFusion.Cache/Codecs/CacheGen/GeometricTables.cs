@@ -38,18 +38,20 @@ internal static class GeometricTables
         return table;
     }
 
-    /// <summary>Fits (center, spread) to a channel's symbols: the rounded mean, and θ from the mean distance to it
-    /// (the maximum-likelihood θ of a geometric distance is m / (1 + m)).</summary>
-    public static (byte Center, byte Spread) Fit(ReadOnlySpan<byte> symbols, int alphabet)
+    /// <summary>Fits (center, spread) to a channel's symbols (column <paramref name="channel"/> of token-major rows of
+    /// <paramref name="channels"/>): the rounded mean, and θ from the mean distance to it (the maximum-likelihood θ
+    /// of a geometric distance is m / (1 + m)).</summary>
+    public static (byte Center, byte Spread) Fit(ReadOnlySpan<byte> rows, int channel, int channels, int alphabet)
     {
+        var count = rows.Length / channels;
         long sum = 0;
-        foreach (var s in symbols)
-            sum += s;
-        var center = (int)Math.Clamp((sum + (symbols.Length / 2)) / symbols.Length, 0, alphabet - 1);
+        for (var i = channel; i < rows.Length; i += channels)
+            sum += rows[i];
+        var center = (int)Math.Clamp((sum + (count / 2)) / count, 0, alphabet - 1);
         long distance = 0;
-        foreach (var s in symbols)
-            distance += Math.Abs(s - center);
-        var m = (double)distance / symbols.Length;
+        for (var i = channel; i < rows.Length; i += channels)
+            distance += Math.Abs(rows[i] - center);
+        var m = (double)distance / count;
         var theta = m / (1 + m);
         var spread = (int)Math.Clamp(Math.Round((theta * SpreadSteps) - 0.5), 0, SpreadSteps - 1);
         return ((byte)center, (byte)spread);

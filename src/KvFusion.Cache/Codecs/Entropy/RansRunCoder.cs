@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace KvFusion.Cache.Codecs.Entropy;
 
@@ -29,22 +31,31 @@ internal sealed class RansRunTable
 /// <summary>
 /// rANS over a stream cut into runs of equal length, each run coded with its own table (for the cachegen codec: one
 /// run per channel, coded with that channel's statistics). The stream format is <see cref="RansEncoder"/>'s: four
-/// interleaved 32-bit states flushed first, byte-wise renormalization at L = 2^23, symbol i in state i mod 4. The run
-/// length must be a multiple of 4, so that every group of four symbols shares one table.
+/// interleaved 32-bit states flushed first, byte-wise renormalization at L = 2^23, symbol i in state i mod 4; the
+/// stream holds run 0's symbols, then run 1's, and so on. The run length must be a multiple of 4, so that every group
+/// of four symbols shares one table.
 /// </summary>
 /// <remarks>
-/// Decoding has the single-table decoder's guarantees: every read is bounds-checked, a state stays in [2^23, 2^31),
-/// and the stream must end in the initial states with every byte consumed, else <see cref="EntropyStreamException"/>.
+/// <para>In memory the symbols are a matrix [runLength][runs]: symbol j of run r is at j · runs + r. For the cachegen
+/// codec that is token-major ([token][channel]), the layout the quantizer reads and the dequantizer writes with
+/// contiguous vector loads, while the stream stays channel-major for the per-channel tables.</para>
+/// <para>Decoding has the single-table decoder's guarantees: every read is bounds-checked, a state stays in
+/// [2^23, 2^31), and the stream must end in the initial states with every byte consumed, else
+/// <see cref="EntropyStreamException"/>.</para>
 /// </remarks>
 internal static class RansRunCoder
 {
     private const int Interleave = RansEncoder.Interleave;
     private const uint L = RansEncoder.StateLowerBound;
 
+    // A group of four symbols reads at most 8 bytes; the last state's 4-byte peek reaches 2 bytes further.
+    private const int GroupInput = 2 * Interleave;
+    private const int PeekSlack = sizeof(uint) - 2;
+
     /// <summary>The largest stream for <paramref name="symbolCount"/> symbols.</summary>
     public static int GetMaxEncodedLength(int symbolCount) => RansEncoder.GetMaxEncodedLength(symbolCount);
 
-    /// <summary>Encodes <paramref name="symbols"/>, run r (symbols [r·runLength, (r+1)·runLength)) with tables[r].</summary>
+    /// <summary>Encodes <paramref name="symbols"/> ([runLength][runs]), run r (symbols j · runs + r) with tables[r].</summary>
     /// <returns>Bytes written at the start of <paramref name="destination"/>, which holds at least
     /// <see cref="GetMaxEncodedLength"/> bytes.</returns>
     /// <exception cref="ArgumentException">The shapes do not agree, the destination is too small, or a symbol has
@@ -57,18 +68,18 @@ internal static class RansRunCoder
             throw new ArgumentException($"The destination of {destination.Length} bytes is below the bound of {GetMaxEncodedLength(symbols.Length)}.", nameof(destination));
         ref var dst = ref MemoryMarshal.GetReference(destination);
         nint pos = destination.Length;
+        var runs = tables.Length;
         Span<uint> x = [L, L, L, L];
-        for (var r = tables.Length - 1; r >= 0; r--)
+        for (var r = runs - 1; r >= 0; r--)
         {
             var encode = tables[r].Encode;
-            var start = r * runLength;
-            for (var i = start + runLength - 1; i >= start; i--)
+            for (var j = runLength - 1; j >= 0; j--)
             {
-                var symbol = symbols[i];
+                var symbol = symbols[(j * runs) + r];
                 ref readonly var e = ref encode[symbol];
                 if (e.Limit == 0)
-                    throw new ArgumentException($"Symbol {symbol} at index {i} has frequency 0 in the table of run {r}.", nameof(symbols));
-                ref var xs = ref x[i & (Interleave - 1)];
+                    throw new ArgumentException($"Symbol {symbol} at position {j} of run {r} has frequency 0 in its run's table.", nameof(symbols));
+                ref var xs = ref x[j & (Interleave - 1)];
                 var s = xs;
                 while (s >= e.Limit)
                 {
@@ -89,7 +100,8 @@ internal static class RansRunCoder
         return written;
     }
 
-    /// <summary>Decodes exactly <paramref name="destination"/>.Length symbols, run r with tables[r].</summary>
+    /// <summary>Decodes exactly <paramref name="destination"/>.Length symbols into [runLength][runs], run r with
+    /// tables[r].</summary>
     /// <exception cref="EntropyStreamException">The stream is truncated, has trailing bytes, carries an invalid state
     /// or does not end in the initial states.</exception>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -98,76 +110,132 @@ internal static class RansRunCoder
         CheckShape(destination.Length, runLength, tables.Length);
         if (encoded.Length < RansEncoder.HeaderLength)
             throw new EntropyStreamException($"The entropy-coded stream is truncated: {encoded.Length} bytes, the states alone need {RansEncoder.HeaderLength}.");
-        var x0 = ReadState(encoded, 0);
-        var x1 = ReadState(encoded, 1);
-        var x2 = ReadState(encoded, 2);
-        var x3 = ReadState(encoded, 3);
-        ref var input = ref MemoryMarshal.GetReference(encoded);
-        ref var output = ref MemoryMarshal.GetReference(destination);
+        var states = new RansStates(ReadState(encoded, 0), ReadState(encoded, 1), ReadState(encoded, 2), ReadState(encoded, 3));
         var pos = RansEncoder.HeaderLength;
-        var end = encoded.Length;
-        var o = 0;
-        for (var r = 0; r < tables.Length; r++)
+        var runs = tables.Length;
+        for (var r = 0; r < runs; r++)
         {
             var table = tables[r].Frequencies;
-            var scaleBits = table.ScaleBits;
-            var mask = (uint)table.Total - 1;
-            ref var packed = ref MemoryMarshal.GetReference(table.PackedFrequencies);
-            // The slot table has exactly 2^scaleBits entries and slots are masked to that range.
-            ref var slots = ref table.SlotToSymbol[0];
-            for (var runEnd = o + runLength; o < runEnd; o += Interleave)
+            var j = DecodeUnchecked(encoded, table, ref Unsafe.Add(ref MemoryMarshal.GetReference(destination), r), runs, runLength, ref states, ref pos);
+            for (; j < runLength; j += Interleave)
             {
-                // A group of four reads at most 8 bytes; near the end every byte is checked.
-                if (end - pos >= 2 * Interleave)
-                {
-                    Unsafe.Add(ref output, o) = Step(ref x0, ref slots, ref packed, mask, scaleBits, ref input, ref pos);
-                    Unsafe.Add(ref output, o + 1) = Step(ref x1, ref slots, ref packed, mask, scaleBits, ref input, ref pos);
-                    Unsafe.Add(ref output, o + 2) = Step(ref x2, ref slots, ref packed, mask, scaleBits, ref input, ref pos);
-                    Unsafe.Add(ref output, o + 3) = Step(ref x3, ref slots, ref packed, mask, scaleBits, ref input, ref pos);
-                }
-                else
-                {
-                    Unsafe.Add(ref output, o) = CheckedStep(ref x0, ref slots, ref packed, mask, scaleBits, encoded, ref pos, o);
-                    Unsafe.Add(ref output, o + 1) = CheckedStep(ref x1, ref slots, ref packed, mask, scaleBits, encoded, ref pos, o + 1);
-                    Unsafe.Add(ref output, o + 2) = CheckedStep(ref x2, ref slots, ref packed, mask, scaleBits, encoded, ref pos, o + 2);
-                    Unsafe.Add(ref output, o + 3) = CheckedStep(ref x3, ref slots, ref packed, mask, scaleBits, encoded, ref pos, o + 3);
-                }
+                destination[(j * runs) + r] = CheckedStep(ref states.X0, table, encoded, ref pos, r, j);
+                destination[((j + 1) * runs) + r] = CheckedStep(ref states.X1, table, encoded, ref pos, r, j + 1);
+                destination[((j + 2) * runs) + r] = CheckedStep(ref states.X2, table, encoded, ref pos, r, j + 2);
+                destination[((j + 3) * runs) + r] = CheckedStep(ref states.X3, table, encoded, ref pos, r, j + 3);
             }
         }
 
-        if (pos != end)
-            throw new EntropyStreamException($"The entropy-coded stream has {end - pos} bytes left after {destination.Length} symbols; it is corrupt or the symbol count is wrong.");
-        if (x0 != L || x1 != L || x2 != L || x3 != L)
+        if (pos != encoded.Length)
+            throw new EntropyStreamException($"The entropy-coded stream has {encoded.Length - pos} bytes left after {destination.Length} symbols; it is corrupt or the symbol count is wrong.");
+        if (states.X0 != L || states.X1 != L || states.X2 != L || states.X3 != L)
             throw new EntropyStreamException("The entropy-coded stream does not end in the encoder's initial states; it is corrupt, or the tables or symbol count do not match.");
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static byte Step(ref uint x, ref byte slots, ref uint packed, uint mask, int scaleBits, ref byte input, ref int pos)
+    /// <summary>
+    /// Decodes groups of four symbols of one run while the input left guarantees every read, writing symbol j at
+    /// <paramref name="output"/> + j · stride; returns the number of symbols decoded.
+    /// </summary>
+    /// <remarks>
+    /// Renormalization is branch-free: after a step a state is in [2^8, 2^31) (it is at least
+    /// 2^(23 − scaleBits) · frequency), and it needs (lzcnt(x) − 1) / 8 bytes (0, 1 or 2), the count of the checked
+    /// loop's <c>while (x &lt; L)</c>, taken from a 4-byte big-endian peek. The only chain between the four states is
+    /// then one add on the read position; a branch per state mispredicts every few symbols at 1.5-4 bits a symbol.
+    /// </remarks>
+    // A method of its own so that the four states, the table and both cursors stay in registers. Everything the
+    // inner loop holds (four states, two tables, the scale, two cursors, the stride and the pass end) fits the
+    // registers: the mask is a bzhi, frequency and cumulative share one table, the loop ends on an address; the four
+    // steps are written out, since a helper taking the read cursor by reference would keep it in memory.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
+    private static int DecodeUnchecked(ReadOnlySpan<byte> encoded, SymbolFrequencies table, ref byte output, int runStride, int runLength, ref RansStates states, ref int pos)
     {
-        var slot = x & mask;
-        var symbol = Unsafe.Add(ref slots, (nint)slot);
-        var fc = Unsafe.Add(ref packed, symbol);
-        x = ((fc >> 16) * (x >> scaleBits)) + slot - (fc & 0xFFFF);
-        if (x < L)
+        uint x0 = states.X0, x1 = states.X1, x2 = states.X2, x3 = states.X3;
+        var scaleBits = table.ScaleBits;
+        ref var packed = ref MemoryMarshal.GetReference(table.PackedFrequencies);
+        // The slot table has exactly 2^scaleBits entries and slots are masked to that range, so lookups need no check.
+        ref var slots = ref table.SlotToSymbol[0];
+        ref var input = ref MemoryMarshal.GetReference(encoded);
+        ref var inp = ref Unsafe.Add(ref input, pos);
+        ref var outp = ref output;
+        var stride = (nint)runStride;
+        var remaining = runLength / Interleave;
+        // Each pass runs as many groups as the input left guarantees, so highly compressed runs take several passes.
+        while (true)
         {
-            x = (x << 8) | Unsafe.Add(ref input, pos++);
-            if (x < L)
-                x = (x << 8) | Unsafe.Add(ref input, pos++);
+            var groups = Math.Min(remaining, (encoded.Length - (int)Unsafe.ByteOffset(ref input, ref inp) - PeekSlack) / GroupInput);
+            if (groups <= 0)
+                break;
+            remaining -= groups;
+            ref var passEnd = ref Unsafe.Add(ref outp, groups * Interleave * stride);
+            do
+            {
+                {
+                    var slot = Slot(x0, scaleBits);
+                    var symbol = Unsafe.Add(ref slots, (nint)slot);
+                    var fc = Unsafe.Add(ref packed, symbol);
+                    x0 = ((fc >> 16) * (x0 >> scaleBits)) + slot - (fc & 0xFFFF);
+                    var shift = ((uint)BitOperations.LeadingZeroCount(x0) - 1) & ~7u;
+                    x0 = (uint)(((((ulong)x0) << 32) | BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ref inp))) << (int)shift >> 32);
+                    inp = ref Unsafe.Add(ref inp, (nuint)(shift >> 3));
+                    outp = symbol;
+                    outp = ref Unsafe.Add(ref outp, stride);
+                }
+                {
+                    var slot = Slot(x1, scaleBits);
+                    var symbol = Unsafe.Add(ref slots, (nint)slot);
+                    var fc = Unsafe.Add(ref packed, symbol);
+                    x1 = ((fc >> 16) * (x1 >> scaleBits)) + slot - (fc & 0xFFFF);
+                    var shift = ((uint)BitOperations.LeadingZeroCount(x1) - 1) & ~7u;
+                    x1 = (uint)(((((ulong)x1) << 32) | BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ref inp))) << (int)shift >> 32);
+                    inp = ref Unsafe.Add(ref inp, (nuint)(shift >> 3));
+                    outp = symbol;
+                    outp = ref Unsafe.Add(ref outp, stride);
+                }
+                {
+                    var slot = Slot(x2, scaleBits);
+                    var symbol = Unsafe.Add(ref slots, (nint)slot);
+                    var fc = Unsafe.Add(ref packed, symbol);
+                    x2 = ((fc >> 16) * (x2 >> scaleBits)) + slot - (fc & 0xFFFF);
+                    var shift = ((uint)BitOperations.LeadingZeroCount(x2) - 1) & ~7u;
+                    x2 = (uint)(((((ulong)x2) << 32) | BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ref inp))) << (int)shift >> 32);
+                    inp = ref Unsafe.Add(ref inp, (nuint)(shift >> 3));
+                    outp = symbol;
+                    outp = ref Unsafe.Add(ref outp, stride);
+                }
+                {
+                    var slot = Slot(x3, scaleBits);
+                    var symbol = Unsafe.Add(ref slots, (nint)slot);
+                    var fc = Unsafe.Add(ref packed, symbol);
+                    x3 = ((fc >> 16) * (x3 >> scaleBits)) + slot - (fc & 0xFFFF);
+                    var shift = ((uint)BitOperations.LeadingZeroCount(x3) - 1) & ~7u;
+                    x3 = (uint)(((((ulong)x3) << 32) | BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ref inp))) << (int)shift >> 32);
+                    inp = ref Unsafe.Add(ref inp, (nuint)(shift >> 3));
+                    outp = symbol;
+                    outp = ref Unsafe.Add(ref outp, stride);
+                }
+            }
+            while (!Unsafe.AreSame(ref outp, ref passEnd));
         }
 
-        return symbol;
+        pos = (int)Unsafe.ByteOffset(ref input, ref inp);
+        states = new RansStates(x0, x1, x2, x3);
+        return ((runLength / Interleave) - remaining) * Interleave;
     }
 
-    private static byte CheckedStep(ref uint x, ref byte slots, ref uint packed, uint mask, int scaleBits, ReadOnlySpan<byte> encoded, ref int pos, int index)
+    /// <summary>The low <paramref name="scaleBits"/> bits of a state: its slot.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Slot(uint x, int scaleBits) =>
+        Bmi2.IsSupported ? Bmi2.ZeroHighBits(x, (uint)scaleBits) : x & ((1u << scaleBits) - 1);
+
+    private static byte CheckedStep(ref uint x, SymbolFrequencies table, ReadOnlySpan<byte> encoded, ref int pos, int run, int index)
     {
-        var slot = x & mask;
-        var symbol = Unsafe.Add(ref slots, (nint)slot);
-        var fc = Unsafe.Add(ref packed, symbol);
-        x = ((fc >> 16) * (x >> scaleBits)) + slot - (fc & 0xFFFF);
+        var slot = x & ((uint)table.Total - 1);
+        var symbol = table.SlotToSymbol[slot];
+        x = (table.Frequencies[symbol] * (x >> table.ScaleBits)) + slot - table.Cumulative[symbol];
         while (x < L)
         {
             if (pos >= encoded.Length)
-                throw new EntropyStreamException($"The entropy-coded stream is truncated: it ends at byte {encoded.Length} while decoding symbol {index}.");
+                throw new EntropyStreamException($"The entropy-coded stream is truncated: it ends at byte {encoded.Length} while decoding symbol {index} of run {run}.");
             x = (x << 8) | encoded[pos++];
         }
 
@@ -188,5 +256,13 @@ internal static class RansRunCoder
         if (x < L || x >= L << 8)
             throw new EntropyStreamException($"State {index} of the entropy-coded stream is 0x{x:X8}, outside [2^23, 2^31).");
         return x;
+    }
+
+    private struct RansStates(uint x0, uint x1, uint x2, uint x3)
+    {
+        public uint X0 = x0;
+        public uint X1 = x1;
+        public uint X2 = x2;
+        public uint X3 = x3;
     }
 }

@@ -45,7 +45,8 @@ internal sealed class SymbolFrequencies
         for (var s = 0; s < AlphabetSize; s++)
         {
             _cumulative[s] = cum;
-            // Frequency (at most 2^15) and cumulative (below 2^15) share one word so the decoder does one load.
+            // Frequency (at most 2^15) and cumulative (below 2^15) share one word, so a decoder short of registers
+            // holds one table address instead of two.
             _packed[s] = (frequencies[s] << 16) | cum;
             _slotToSymbol.AsSpan((int)cum, (int)frequencies[s]).Fill((byte)s);
             cum += frequencies[s];

@@ -34,11 +34,12 @@ public sealed class RansRunCoderTests
         rare[0] = 1_000_000;
         for (var s = 1; s < 256; s++)
             rare[s] = 1;
+        // Token-major: symbol i of run r is at 3i + r.
         for (var i = 0; i < n; i++)
         {
-            symbols[i] = 7;
-            symbols[n + i] = (byte)(i * 4);
-            symbols[(2 * n) + i] = (byte)(255 - (i % 3));
+            symbols[3 * i] = 7;
+            symbols[(3 * i) + 1] = (byte)(i * 4);
+            symbols[(3 * i) + 2] = (byte)(255 - (i % 3));
         }
 
         var single = new long[256];
@@ -52,6 +53,34 @@ public sealed class RansRunCoderTests
             new(SymbolFrequencies.FromCounts(rare, 15)),
         ];
         Assert.Equal(symbols, RoundTrip(symbols, n, tables));
+    }
+
+    [Fact]
+    public void TheStreamHoldsTheRunsOneAfterAnotherInTheSingleTableFormat()
+    {
+        // Two runs under one table code exactly what the single-table encoder codes for run 0's symbols followed by
+        // run 1's: the matrix layout is the memory side only.
+        var random = new Random(21);
+        const int runLength = 96;
+        var first = EntropyTestData.RandomDistribution(random, runLength);
+        var second = EntropyTestData.RandomDistribution(random, runLength);
+        byte[] sequential = [.. first, .. second];
+        var table = new RansRunTable(SymbolFrequencies.FromSymbols(sequential, 14));
+        var matrix = new byte[2 * runLength];
+        for (var j = 0; j < runLength; j++)
+        {
+            matrix[2 * j] = first[j];
+            matrix[(2 * j) + 1] = second[j];
+        }
+
+        var runStream = new byte[RansRunCoder.GetMaxEncodedLength(matrix.Length)];
+        var runLengthWritten = RansRunCoder.Encode(matrix, runLength, [table, table], runStream);
+        var singleStream = new byte[RansEncoder.GetMaxEncodedLength(sequential.Length)];
+        var singleWritten = RansEncoder.Encode(sequential, table.Frequencies, singleStream);
+        Assert.Equal(singleStream.AsSpan(0, singleWritten).ToArray(), runStream.AsSpan(0, runLengthWritten).ToArray());
+        var decoded = new byte[matrix.Length];
+        RansRunCoder.Decode(runStream.AsSpan(0, runLengthWritten), runLength, [table, table], decoded);
+        Assert.Equal(matrix, decoded);
     }
 
     [Fact]
@@ -120,7 +149,8 @@ public sealed class RansRunCoderTests
         for (var r = 0; r < runs; r++)
         {
             var run = EntropyTestData.RandomDistribution(random, runLength);
-            run.CopyTo(symbols, r * runLength);
+            for (var j = 0; j < runLength; j++)
+                symbols[(j * runs) + r] = run[j];
             tables[r] = new RansRunTable(SymbolFrequencies.FromSymbols(run, random.Next(12, 16)));
         }
 

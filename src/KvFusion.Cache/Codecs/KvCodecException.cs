@@ -16,4 +16,10 @@ public sealed class KvCodecException : KvFusionException
 
     /// <summary>Creates the exception without details.</summary>
     public KvCodecException() : base("The codec cannot decode this data.") { }
+
+    /// <summary>
+    /// The id of the codec profile the data was coded with when that profile is what is missing (the data itself is
+    /// then valid: it decodes once the profile is loaded); null for every other failure.
+    /// </summary>
+    public string? MissingProfileId { get; init; }
 }

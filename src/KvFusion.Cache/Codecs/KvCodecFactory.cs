@@ -66,7 +66,7 @@ internal static class KvCodecFactory
 
                 var id = Convert.ToHexStringLower(read.ProfileId.Span);
                 var profile = profiles?.FindById(id)
-                    ?? throw new KvCodecException($"The container was coded with cachegen profile {id}, which this process does not have.");
+                    ?? throw new KvCodecException($"The container was coded with cachegen profile {id}, which this process does not have: load it (KvCodecProfiles.LoadDirectory) to decode the container.") { MissingProfileId = id };
                 if (profile.Channels != shape.KvHeads * shape.HeadDim || !profile.Parameters.SameQuantization(read))
                 {
                     throw new KvCodecException($"Cachegen profile {id} does not match the container's shape or levels.");

@@ -38,4 +38,7 @@ public enum KvContainerError
 
     /// <summary>The model or tokenizer fingerprint differs from what the caller expected.</summary>
     FingerprintMismatch,
+
+    /// <summary>The container is valid but names a codec profile the reader was not given (load the profile).</summary>
+    MissingProfile,
 }

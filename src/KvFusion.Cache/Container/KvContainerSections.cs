@@ -59,6 +59,10 @@ internal sealed class KvContainerSections
         {
             throw new KvContainerException(KvContainerError.UnknownCodec, $"The container's codec {header.Codec} is not available in this build.", KvContainerFormat.PreambleLength + 2, e);
         }
+        catch (KvCodecException e) when (e.MissingProfileId is not null)
+        {
+            throw new KvContainerException(KvContainerError.MissingProfile, e.Message, KvContainerFormat.PreambleLength + 2, e);
+        }
         catch (KvCodecException e)
         {
             throw new KvContainerException(KvContainerError.Malformed, $"The {header.Codec} codec parameters are invalid: {e.Message}", KvContainerFormat.PreambleLength + 2, e);

@@ -21,6 +21,7 @@ public sealed class ContainerKvStore : IKvStore
     private readonly KvContainerReadOptions _readOptions;
     private readonly ILogger _logger;
     private long _corruptDropped;
+    private long _undecodableKept;
     private long _entriesWritten;
     private long _bytesWritten;
     private long _fp16BytesWritten;
@@ -34,8 +35,8 @@ public sealed class ContainerKvStore : IKvStore
         Options = options ?? new ContainerKvStoreOptions();
         Options.Validate();
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _writeOptions = KvContainerWriteOptions.Default with { IncludeTokenIds = Options.IncludeTokenIds, MaxDegreeOfParallelism = Options.MaxDegreeOfParallelism };
-        _readOptions = KvContainerReadOptions.Default with { Limits = Options.Limits, MaxDegreeOfParallelism = Options.MaxDegreeOfParallelism };
+        _writeOptions = KvContainerWriteOptions.Default with { IncludeTokenIds = Options.IncludeTokenIds, MaxDegreeOfParallelism = Options.MaxDegreeOfParallelism, Profiles = Options.Profiles };
+        _readOptions = KvContainerReadOptions.Default with { Limits = Options.Limits, MaxDegreeOfParallelism = Options.MaxDegreeOfParallelism, Profiles = Options.Profiles };
     }
 
     /// <summary>A store for <paramref name="model"/>'s entries (its fingerprints and KV shape).</summary>
@@ -53,6 +54,10 @@ public sealed class ContainerKvStore : IKvStore
 
     /// <summary>Blobs that failed to decode or check, each counted as a miss and removed from <see cref="Blobs"/>.</summary>
     public long CorruptBlobsDropped => Interlocked.Read(ref _corruptDropped);
+
+    /// <summary>Reads that found a blob this reader cannot decode (a profile it was not given, a newer codec or
+    /// format) and kept it, counting a miss.</summary>
+    public long UndecodableBlobsKept => Interlocked.Read(ref _undecodableKept);
 
     /// <summary>Entries encoded by <see cref="PutAsync"/>.</summary>
     public long EntriesWritten => Interlocked.Read(ref _entriesWritten);
@@ -86,6 +91,14 @@ public sealed class ContainerKvStore : IKvStore
         try
         {
             entry = KvContainerReader.Read(bytes, _expected, _readOptions);
+        }
+        catch (KvContainerException e) when (e.Error is KvContainerError.MissingProfile or KvContainerError.UnknownCodec or KvContainerError.UnsupportedVersion)
+        {
+            // The blob may be fine: this reader lacks the profile, codec or format version it needs. Keep it for a
+            // reader that has them; here it is a miss.
+            Interlocked.Increment(ref _undecodableKept);
+            _logger.LogWarning(e, "Kept the stored KV blob of {Key}, which this reader cannot decode: {Reason}", key, e.Message);
+            return null;
         }
         catch (KvContainerException e)
         {

@@ -19,6 +19,12 @@ public sealed record ContainerKvStoreOptions
     /// </summary>
     public bool IncludeTokenIds { get; init; } = true;
 
+    /// <summary>
+    /// Codec profiles: cachegen entries are encoded with the model's profile of their level when this holds one (no
+    /// statistics in the blob), and containers that name a profile decode only when it is here.
+    /// </summary>
+    public KvCodecProfiles Profiles { get; init; } = KvCodecProfiles.None;
+
     /// <summary>Sections encoded or decoded at once within one entry.</summary>
     public int MaxDegreeOfParallelism { get; init; } = Environment.ProcessorCount;
 
@@ -34,6 +40,11 @@ public sealed record ContainerKvStoreOptions
         if (Limits is null)
         {
             throw new ArgumentException($"{nameof(Limits)} must be set.");
+        }
+
+        if (Profiles is null)
+        {
+            throw new ArgumentException($"{nameof(Profiles)} must be set (KvCodecProfiles.None for none).");
         }
 
         if (MaxDegreeOfParallelism < 1)

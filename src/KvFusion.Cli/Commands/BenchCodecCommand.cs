@@ -32,11 +32,16 @@ internal static class BenchCodecCommand
         var repetitions = new Option<int>("--repetitions") { Description = "Timed encode and decode passes per codec (median).", DefaultValueFactory = _ => 5 }.AtLeast(1);
         var ratio = new Option<double>("--ratio") { Description = "Blend recompute ratio.", DefaultValueFactory = _ => Cache.Fusion.BlendOptions.DefaultRatio };
         var sink = new Option<string?>("--sink") { Description = "Sink chunks are precomputed behind: none, bos, prefix (default: the engine's)." };
+        var calibration = new Option<int>("--calibration")
+        {
+            Description = $"Cases generated from ../shared/corpus (seed {CalibrationSeed}, chunks of the measured cases left out) whose chunks calibrate a cachegen profile per level; each cachegen level is then also measured with its profile. 0: inline statistics only.",
+            DefaultValueFactory = _ => 4,
+        }.AtLeast(0);
         var json = new Option<string?>("--json") { Description = "Write results as JSON." };
         var png = new Option<string?>("--png") { Description = "Write a plot of fused quality against bits per value." };
         var command = new Command("codec", "KV codecs: bits per value, ratio to fp16, entropy statistics share, MB/s per core and fused quality (reuse, blend) against the uncompressed caches, same run.")
         {
-            model, threads, device, cases, codecs, limit, repetitions, ratio, sink, json, png,
+            model, threads, device, cases, codecs, limit, repetitions, ratio, sink, calibration, json, png,
         };
         command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
         {
@@ -47,17 +52,18 @@ internal static class BenchCodecCommand
                 throw new CliException(string.Create(CultureInfo.InvariantCulture, $"--limit must be at least 1, got {n}."));
             }
 
+            using var backend = CommonOptions.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
+            using var m = CommonOptions.LoadModel(parse.GetValue(model), backend);
+            var caseList = LoadCases(parse.GetValue(cases), n, m, ct);
             var options = new CodecBenchmarkOptions
             {
+                CalibrationCases = codecList.Any(c => c.Kind == Cache.Codecs.KvCodecKind.CacheGen) ? CalibrationCases(parse.GetValue(calibration), m, ct) : [],
                 Codecs = codecList,
                 Repetitions = parse.GetValue(repetitions),
                 BlendRatio = parse.GetValue(ratio),
                 Sink = EvalCommands.ParseSink(parse.GetValue(sink)),
             };
             CommonOptions.CheckOptions(options.Validate);
-            using var backend = CommonOptions.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
-            using var m = CommonOptions.LoadModel(parse.GetValue(model), backend);
-            var caseList = LoadCases(parse.GetValue(cases), n, m, ct);
             CodecBenchmarkReport report = null!;
             await CommonOptions.Diagnostics.Progress().StartAsync(async ctx =>
             {
@@ -84,7 +90,7 @@ internal static class BenchCodecCommand
 
             if (parse.GetValue(png) is { } pngPath)
             {
-                var points = report.Codecs.Select(r => new CodecQualityPoint(r.Codec.ToString(), r.BitsPerValue, r.Blend.MeanKl, r.Reuse.MeanKl)).ToList();
+                var points = report.Codecs.Select(r => new CodecQualityPoint(r.Label, r.BitsPerValue, r.Blend.MeanKl, r.Reuse.MeanKl)).ToList();
                 FusionCharts.QualityVersusSize(pngPath, $"{name}: fused quality against KV size ({report.Cases} {(report.Cases == 1 ? "case" : "cases")}, {report.Entries} chunk caches)", points, report.BaselineBlend.MeanKl, report.BaselineReuse.MeanKl, report.BlendMode);
                 CommonOptions.Diagnostics.MarkupLineInterpolated($"[grey]wrote {pngPath}[/]");
             }
@@ -92,6 +98,41 @@ internal static class BenchCodecCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>The seed of the calibration cases: not the measured cases' default seed, so they are other chunks.</summary>
+    internal const ulong CalibrationSeed = 1009;
+
+    /// <summary>Calibration cases from the corpus, or none (with a note) when there are none to take.</summary>
+    private static IReadOnlyList<FusionCase> CalibrationCases(int count, Engine.Transformer.TransformerModel model, CancellationToken ct)
+    {
+        if (count == 0)
+        {
+            return [];
+        }
+
+        if (model.Tokenizer is not { } tokenizer)
+        {
+            CommonOptions.Diagnostics.MarkupLine("[yellow]The model has no tokenizer: cachegen profiles are not calibrated, inline statistics only.[/]");
+            return [];
+        }
+
+        string corpus;
+        try
+        {
+            corpus = EvalCasesCommand.ResolveCorpus(null);
+        }
+        catch (CliException e)
+        {
+            CommonOptions.Diagnostics.MarkupLineInterpolated($"[yellow]No corpus to calibrate cachegen profiles on ({e.Message}): inline statistics only.[/]");
+            return [];
+        }
+
+        var options = DefaultCases with { Cases = count, Seed = CalibrationSeed };
+        var generated = new FusionCaseGenerator(new ModelTokenizerAdapter(tokenizer), options).Generate(new CorpusReader(corpus).ReadAll(ct), null, ct);
+        CommonOptions.Diagnostics.MarkupLineInterpolated(
+            $"[grey]calibration: {generated.Count} cases of {options.ChunksPerCase} chunks × {options.ChunkTokens} tokens from {corpus}, seed {options.Seed}[/]");
+        return generated;
     }
 
     private static IReadOnlyList<FusionCase> LoadCases(string? path, int? limit, Engine.Transformer.TransformerModel model, CancellationToken ct)
@@ -117,7 +158,8 @@ internal static class BenchCodecCommand
     {
         static string F(double v, string format) => double.IsFinite(v) ? v.ToString(format, CultureInfo.InvariantCulture) : "n/a";
         var table = new Table()
-            .Title($"KV codecs: {Markup.Escape(model)}, {report.Entries} chunk caches ({report.Fp16Bytes / 1e6:F1} MB fp16) from {report.Cases} cases, {Markup.Escape(device)}")
+            .Title($"KV codecs: {Markup.Escape(model)}, {report.Entries} chunk caches ({report.Fp16Bytes / 1e6:F1} MB fp16) from {report.Cases} cases, {Markup.Escape(device)}" +
+                (report.CalibrationEntries > 0 ? $"; profiles calibrated on {report.CalibrationEntries} other chunk caches" : string.Empty))
             .AddColumns("codec", "bits/value", "ratio to fp16", "statistics", "encode MB/s/core", "decode MB/s/core",
                 $"{report.ReuseMode} KL", $"{report.ReuseMode} top-1", $"{Markup.Escape(report.BlendMode)} KL", $"{Markup.Escape(report.BlendMode)} top-1", $"{Markup.Escape(report.BlendMode)} KL / uncompressed");
         table.AddRow("[grey]uncompressed (same run)[/]", "16", "1.00x", "-", "-", "-",
@@ -125,8 +167,9 @@ internal static class BenchCodecCommand
         foreach (var r in report.Codecs)
         {
             table.AddRow(
-                r.Codec.ToString() + (r.Codec.IsLossless ? (r.BitExact ? " (bit-exact)" : " [red](NOT bit-exact)[/]") : string.Empty),
-                F(r.BitsPerValue, "F2"), F(r.RatioToFp16, "F2") + "x", F(r.StatisticsShare, "P1"),
+                r.Label + (r.Codec.IsLossless ? (r.BitExact ? " (bit-exact)" : " [red](NOT bit-exact)[/]") : string.Empty),
+                F(r.BitsPerValue, "F2"), F(r.RatioToFp16, "F2") + "x",
+                F(r.StatisticsShare, "P1") + (r.ProfileBytes is { } p ? string.Create(CultureInfo.InvariantCulture, $" + {p / 1024.0:F0} KiB profile/model") : string.Empty),
                 F(r.EncodeMbPerSecondPerCore, "F0"), F(r.DecodeMbPerSecondPerCore, "F0"),
                 F(r.Reuse.MeanKl, "F4"), F(r.Reuse.Top1Agreement, "P1"), F(r.Blend.MeanKl, "F4"), F(r.Blend.Top1Agreement, "P1"),
                 F(r.Blend.MeanKl / report.BaselineBlend.MeanKl, "F2") + "x");
@@ -138,6 +181,6 @@ internal static class BenchCodecCommand
             AnsiConsole.MarkupLineInterpolated($"[yellow]skipped {s.Codec}: {s.Reason}[/]");
         }
 
-        AnsiConsole.MarkupLine("[grey]bits/value and ratio count whole containers (header, framing, statistics); MB/s are fp16-equivalent bytes (10^6) on one core, median of the timed passes.[/]");
+        AnsiConsole.MarkupLine("[grey]bits/value and ratio count whole containers (header, framing, statistics); +profile rows carry no statistics but need the model's profile (paid once per model and level, not counted in the ratio); MB/s are fp16-equivalent bytes (10^6) on one core, median of the timed passes.[/]");
     }
 }

@@ -5,9 +5,11 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using KvFusion.Cache.Chunks;
 using KvFusion.Cache.Codecs;
+using KvFusion.Cache.Codecs.CacheGen;
 using KvFusion.Cache.Container;
 using KvFusion.Cache.Evaluation;
 using KvFusion.Cache.Fusion;
+using KvFusion.Cache.Keys;
 using KvFusion.Cache.Storage;
 using KvFusion.Engine.Transformer;
 
@@ -30,6 +32,13 @@ public sealed record CodecBenchmarkOptions
 
     /// <summary>Greedy continuation length compared with full's.</summary>
     public int GreedyTokens { get; init; } = 8;
+
+    /// <summary>
+    /// Cases whose chunks calibrate a cachegen profile per level (chunks that are also in the measured cases are left
+    /// out, so the profile never saw what it codes). Each cachegen level is then measured twice: with inline
+    /// statistics and with the profile. Empty: inline only.
+    /// </summary>
+    public IReadOnlyList<FusionCase> CalibrationCases { get; init; } = [];
 
     /// <summary>Checks the ranges.</summary>
     /// <exception cref="ArgumentException">A value is out of range.</exception>
@@ -59,6 +68,11 @@ public sealed record CodecBenchmarkOptions
         {
             throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"{nameof(GreedyTokens)} must not be negative; got {GreedyTokens}."));
         }
+
+        if (CalibrationCases is null)
+        {
+            throw new ArgumentException($"{nameof(CalibrationCases)} must be set (empty for none).");
+        }
     }
 }
 
@@ -76,6 +90,16 @@ public sealed record CodecBenchmarkRow
 {
     /// <summary>The codec.</summary>
     public required KvCodecSpec Codec { get; init; }
+
+    /// <summary>Where the entropy statistics are: <c>none</c> (the codec has none), <c>inline</c> (in every
+    /// container) or <c>profile</c> (a model profile, once per model and level).</summary>
+    public required string StatisticsSource { get; init; }
+
+    /// <summary>Bytes of the profile the containers were coded with (paid once per model and level), or null.</summary>
+    public long? ProfileBytes { get; init; }
+
+    /// <summary>The codec and, for a profile, that it used one: <c>cachegen:2</c>, <c>cachegen:2+profile</c>.</summary>
+    public string Label => StatisticsSource == ProfileSource ? $"{Codec}+profile" : Codec.ToString();
 
     /// <summary>Chunk caches encoded.</summary>
     public required int Entries { get; init; }
@@ -124,6 +148,8 @@ public sealed record CodecBenchmarkRow
 
     /// <summary>Share of the container bytes that is entropy statistics.</summary>
     public double StatisticsShare => TotalBytes == 0 ? double.NaN : (double)StatisticsBytes / TotalBytes;
+
+    internal const string ProfileSource = "profile";
 }
 
 /// <summary>A codec the run could not measure, and why (e.g. not built yet).</summary>
@@ -139,6 +165,9 @@ public sealed record CodecBenchmarkReport
 
     /// <summary>Distinct chunk caches encoded per codec.</summary>
     public required int Entries { get; init; }
+
+    /// <summary>Chunk caches the cachegen profiles were calibrated on (none of them among <see cref="Entries"/>).</summary>
+    public int CalibrationEntries { get; init; }
 
     /// <summary>Their fp16 size.</summary>
     public required long Fp16Bytes { get; init; }
@@ -217,6 +246,7 @@ public static class CodecBenchmark
             entries.Add((await baselineStore.GetAsync(key, cancellationToken).ConfigureAwait(false))!);
         }
 
+        var calibration = await CalibrationEntriesAsync(model, options, entries, cancellationToken).ConfigureAwait(false);
         var rows = new List<CodecBenchmarkRow>();
         var skipped = new List<CodecBenchmarkSkip>();
         var expected = KvContainerExpectation.FromModel(model);
@@ -224,7 +254,7 @@ public static class CodecBenchmark
         {
             var codec = options.Codecs[i];
             progress?.Report(new(codec.ToString(), i + 1, total));
-            var row = await MeasureAsync(model, cases, entries, codec, expected, modes, evaluation, options.Repetitions, cancellationToken).ConfigureAwait(false);
+            var row = await MeasureAsync(model, cases, entries, codec, null, expected, modes, evaluation, options.Repetitions, cancellationToken).ConfigureAwait(false);
             if (row.Row is { } r)
             {
                 rows.Add(r);
@@ -232,6 +262,14 @@ public static class CodecBenchmark
             else
             {
                 skipped.Add(new(codec, row.Skip!));
+                continue;
+            }
+
+            if (codec.Kind == KvCodecKind.CacheGen && calibration.Count > 0)
+            {
+                var profile = CacheGenProfile.Build(calibration, codec.Level);
+                var profiled = await MeasureAsync(model, cases, entries, codec, profile, expected, modes, evaluation, options.Repetitions, cancellationToken).ConfigureAwait(false);
+                rows.Add(profiled.Row!);
             }
         }
 
@@ -240,6 +278,7 @@ public static class CodecBenchmark
         {
             Cases = cases.Count,
             Entries = entries.Count,
+            CalibrationEntries = calibration.Count,
             Fp16Bytes = entries.Sum(e => e.ByteSize),
             Repetitions = options.Repetitions,
             ReuseMode = reuse.ToString(),
@@ -278,8 +317,43 @@ public static class CodecBenchmark
         }
     }
 
+    /// <summary>The chunk caches of the calibration cases that are not among the measured entries.</summary>
+    private static async Task<List<CachedKv>> CalibrationEntriesAsync(TransformerModel model, CodecBenchmarkOptions options, List<CachedKv> measured, CancellationToken ct)
+    {
+        var calibration = new List<CachedKv>();
+        if (options.CalibrationCases.Count == 0)
+        {
+            return calibration;
+        }
+
+        var store = new InMemoryKvStore();
+        await using (var engine = new FusionEngine(model, store))
+        {
+            foreach (var c in options.CalibrationCases)
+            {
+                foreach (var chunk in c.Chunks)
+                {
+                    await engine.PutChunkAsync(ChunkInput.FromText(chunk), options.Sink, c.Prefix, ct).ConfigureAwait(false);
+                }
+            }
+        }
+
+        var measuredKeys = new HashSet<CacheKey>();
+        foreach (var e in measured)
+        {
+            measuredKeys.Add(e.Key);
+        }
+
+        foreach (var key in store.Keys.Where(k => k.Kind == CacheEntryKind.Chunk && !measuredKeys.Contains(k)).OrderBy(k => k.ToString(), StringComparer.Ordinal))
+        {
+            calibration.Add((await store.GetAsync(key, ct).ConfigureAwait(false))!);
+        }
+
+        return calibration;
+    }
+
     private static async Task<(CodecBenchmarkRow? Row, string? Skip)> MeasureAsync(
-        TransformerModel model, IReadOnlyList<FusionCase> cases, List<CachedKv> entries, KvCodecSpec codec, KvContainerExpectation expected,
+        TransformerModel model, IReadOnlyList<FusionCase> cases, List<CachedKv> entries, KvCodecSpec codec, CacheGenProfile? profile, KvContainerExpectation expected,
         FusionModeSpec[] modes, FusionEvaluationOptions evaluation, int repetitions, CancellationToken ct)
     {
         if (!IsAvailable(codec, model, out var reason))
@@ -288,8 +362,14 @@ public static class CodecBenchmark
         }
 
         // One core: per-core speeds are what the issue asks for, and what scales with the cores a loader has.
-        var writeOptions = KvContainerWriteOptions.Default with { MaxDegreeOfParallelism = 1 };
-        var readOptions = KvContainerReadOptions.Default with { MaxDegreeOfParallelism = 1 };
+        var profiles = new KvCodecProfiles();
+        if (profile is not null)
+        {
+            profiles.Add(profile);
+        }
+
+        var writeOptions = KvContainerWriteOptions.Default with { MaxDegreeOfParallelism = 1, Profiles = profiles };
+        var readOptions = KvContainerReadOptions.Default with { MaxDegreeOfParallelism = 1, Profiles = profiles };
         var buffer = new ArrayBufferWriter<byte>();
         var blobs = new byte[entries.Count][];
         long totalBytes = 0, headerBytes = 0, payloadBytes = 0, statisticsBytes = 0, framingBytes = 0;
@@ -349,7 +429,7 @@ public static class CodecBenchmark
             await blobStore.PutAsync(entries[e].Key, blobs[e], ct).ConfigureAwait(false);
         }
 
-        var store = new ContainerKvStore(blobStore, expected, new ContainerKvStoreOptions { Codec = codec });
+        var store = new ContainerKvStore(blobStore, expected, new ContainerKvStoreOptions { Codec = codec, Profiles = profiles });
         IReadOnlyList<FusionModeResult> quality;
         await using (var engine = new FusionEngine(model, store))
         {
@@ -360,6 +440,8 @@ public static class CodecBenchmark
         return (new CodecBenchmarkRow
         {
             Codec = codec,
+            StatisticsSource = profile is not null ? CodecBenchmarkRow.ProfileSource : codec.Kind == KvCodecKind.CacheGen ? "inline" : "none",
+            ProfileBytes = profile?.ByteSize,
             Entries = entries.Count,
             Values = fp16 / 2,
             Fp16Bytes = fp16,
@@ -392,6 +474,7 @@ public static class CodecBenchmark
         ArgumentNullException.ThrowIfNull(report);
         writer.WriteNumber("cases", report.Cases);
         writer.WriteNumber("chunk_caches", report.Entries);
+        writer.WriteNumber("calibration_chunk_caches", report.CalibrationEntries);
         writer.WriteNumber("fp16_bytes", report.Fp16Bytes);
         writer.WriteNumber("repetitions", report.Repetitions);
         writer.WriteString("reuse_mode", report.ReuseMode);
@@ -402,6 +485,16 @@ public static class CodecBenchmark
         {
             writer.WriteStartObject();
             writer.WriteString("codec", r.Codec.ToString());
+            writer.WriteString("statistics_source", r.StatisticsSource);
+            if (r.ProfileBytes is { } profileBytes)
+            {
+                writer.WriteNumber("profile_bytes", profileBytes);
+            }
+            else
+            {
+                writer.WriteNull("profile_bytes");
+            }
+
             writer.WriteBoolean("lossless", r.Codec.IsLossless);
             writer.WriteBoolean("bit_exact", r.BitExact);
             Number(writer, "ratio_to_fp16", r.RatioToFp16, 4);

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using KvFusion.Cache.Chunks;
 using KvFusion.Cache.Codecs;
+using KvFusion.Cache.Codecs.CacheGen;
 using KvFusion.Cache.Container;
 using KvFusion.Cache.Keys;
 using KvFusion.Cache.Storage;
@@ -133,6 +134,37 @@ public sealed class ContainerKvStoreTests
     }
 
     [Fact]
+    public async Task With_a_profile_cachegen_blobs_carry_no_statistics_and_a_reader_without_it_keeps_them()
+    {
+        var profile = CacheGenProfile.Build([ContainerTestData.Entry(tokens: 16, seed: 5), ContainerTestData.Entry(tokens: 16, seed: 6)], 2);
+        var profiles = new KvCodecProfiles();
+        profiles.Add(profile);
+        var blobs = new InMemoryBlobStore();
+        var entry = ContainerTestData.Entry(tokens: 16, seed: 7);
+        var withProfile = new ContainerKvStore(blobs, Expected, new ContainerKvStoreOptions { Codec = KvCodecSpec.CacheGen(2), Profiles = profiles });
+        var inlineBlobs = new InMemoryBlobStore();
+        await new ContainerKvStore(inlineBlobs, Expected, new ContainerKvStoreOptions { Codec = KvCodecSpec.CacheGen(2) }).PutAsync(entry);
+
+        await withProfile.PutAsync(entry);
+
+        var blob = (await blobs.GetAsync(entry.Key))!.Value;
+        Assert.True(blob.Length < (await inlineBlobs.GetAsync(entry.Key))!.Value.Length);
+        Assert.NotNull(await withProfile.GetAsync(entry.Key));
+
+        // A reader without the profile cannot decode the blob, but the blob is valid: it is a miss that keeps it.
+        var log = new ListLogger();
+        var without = new ContainerKvStore(blobs, Expected, new ContainerKvStoreOptions(), log);
+        Assert.Null(await without.GetAsync(entry.Key));
+        Assert.Equal(1, without.UndecodableBlobsKept);
+        Assert.Equal(0, without.CorruptBlobsDropped);
+        Assert.True(await blobs.ContainsAsync(entry.Key));
+        var warning = Assert.Single(log.Entries);
+        Assert.Equal(KvContainerError.MissingProfile, Assert.IsType<KvContainerException>(warning.Error).Error);
+        Assert.Contains(profile.Id, warning.Message, StringComparison.Ordinal);
+        Assert.NotNull(await withProfile.GetAsync(entry.Key));
+    }
+
+    [Fact]
     public async Task Putting_an_entry_of_another_model_or_shape_is_refused()
     {
         var store = new ContainerKvStore(new InMemoryBlobStore(), Expected with { LayerCount = 4 });
@@ -146,6 +178,7 @@ public sealed class ContainerKvStoreTests
         Assert.Throws<ArgumentException>(() => new ContainerKvStore(new InMemoryBlobStore(), Expected, new ContainerKvStoreOptions { MaxDegreeOfParallelism = 0 }));
         Assert.Throws<ArgumentException>(() => new ContainerKvStore(new InMemoryBlobStore(), Expected, new ContainerKvStoreOptions { Codec = new KvCodecSpec(KvCodecKind.CacheGen, 9) }));
         Assert.Throws<ArgumentException>(() => new ContainerKvStoreOptions { Limits = null! }.Validate());
+        Assert.Throws<ArgumentException>(() => new ContainerKvStoreOptions { Profiles = null! }.Validate());
     }
 
     [Fact]

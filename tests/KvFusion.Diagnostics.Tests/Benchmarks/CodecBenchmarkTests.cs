@@ -23,21 +23,8 @@ public sealed class CodecBenchmarkTests
     public async Task A_run_on_a_tiny_synthetic_model_gives_sane_numbers_and_raw_keeps_the_uncompressed_quality()
     {
         using var dir = new TempDirectory();
-        var shape = ModelShape.Get("llama-3.2-1b") with
-        {
-            Name = "tiny-codec-bench",
-            VocabSize = 300,
-            HiddenSize = 64,
-            IntermediateSize = 96,
-            LayerCount = 2,
-            HeadCount = 4,
-            KvHeadCount = 2,
-            HeadDim = 16,
-            MaxPositionEmbeddings = 512,
-        };
-        SyntheticModelWriter.Write(shape, dir.Combine("model"), new SyntheticModelOptions { Seed = 3 });
         using var backend = new CpuBackend(1);
-        using var model = TransformerModel.Load(dir.Combine("model"), backend);
+        using var model = TinyModel(dir, backend);
         FusionCase[] cases =
         [
             new(null, ["def parse(text): return json.loads(text) # first chunk", "class Reader: reads lines from a file one by one"], "The reader", " reads lines"),
@@ -98,7 +85,7 @@ public sealed class CodecBenchmarkTests
             [
                 new CodecBenchmarkRow
                 {
-                    Codec = KvCodecSpec.CacheGen(2), Entries = 2, Values = 2000, Fp16Bytes = 4000, TotalBytes = 500, HeaderBytes = 40, PayloadBytes = 440,
+                    Codec = KvCodecSpec.CacheGen(2), StatisticsSource = "profile", ProfileBytes = 1234, Entries = 2, Values = 2000, Fp16Bytes = 4000, TotalBytes = 500, HeaderBytes = 40, PayloadBytes = 440,
                     StatisticsBytes = 50, SectionFramingBytes = 20, BitExact = false, EncodeMbPerSecondPerCore = 100, DecodeMbPerSecondPerCore = double.NaN,
                     Reuse = quality, Blend = quality,
                 },
@@ -125,6 +112,8 @@ public sealed class CodecBenchmarkTests
         Assert.Equal(2.0, codec.GetProperty("bits_per_value").GetDouble());
         Assert.Equal(0.1, codec.GetProperty("statistics_share").GetDouble());
         Assert.Equal(JsonValueKind.Null, codec.GetProperty("decode_mb_s_per_core").ValueKind);
+        Assert.Equal("profile", codec.GetProperty("statistics_source").GetString());
+        Assert.Equal(1234, codec.GetProperty("profile_bytes").GetInt64());
         var baseline = doc.RootElement.GetProperty("baseline");
         foreach (var name in BaselineFields)
         {
@@ -135,6 +124,42 @@ public sealed class CodecBenchmarkTests
     }
 
     [Fact]
+    public async Task Calibration_cases_add_a_profile_row_per_cachegen_level_calibrated_on_other_chunks()
+    {
+        using var dir = new TempDirectory();
+        using var backend = new CpuBackend(1);
+        using var model = TinyModel(dir, backend);
+        FusionCase[] cases = [new(null, ["def parse(text): return json.loads(text) # first chunk", "class Reader: reads lines from a file"], "The reader", " reads lines")];
+        FusionCase[] calibration =
+        [
+            new(null, ["import os, sys # a calibration chunk", "class Reader: reads lines from a file", "for line in f: print(line.strip())"], "print", "(line)"),
+        ];
+
+        var report = await CodecBenchmark.RunAsync(model, cases, new CodecBenchmarkOptions { Codecs = [KvCodecSpec.CacheGen(2)], Repetitions = 1, GreedyTokens = 2, CalibrationCases = calibration });
+
+        // The chunk the calibration case shares with the measured case is left out of the calibration.
+        Assert.Equal(2, report.CalibrationEntries);
+        Assert.Collection(
+            report.Codecs,
+            inline =>
+            {
+                Assert.Equal("inline", inline.StatisticsSource);
+                Assert.Null(inline.ProfileBytes);
+                Assert.True(inline.StatisticsBytes > 0);
+                Assert.Equal("cachegen:2", inline.Label);
+            },
+            profiled =>
+            {
+                Assert.Equal("profile", profiled.StatisticsSource);
+                Assert.True(profiled.ProfileBytes > 0);
+                Assert.Equal(0, profiled.StatisticsBytes);
+                Assert.Equal("cachegen:2+profile", profiled.Label);
+                Assert.True(double.IsFinite(profiled.Blend.MeanKl) && profiled.Blend.MeanKl >= 0);
+            });
+        Assert.True(report.Codecs[1].TotalBytes < report.Codecs[0].TotalBytes, "a profile row carries no statistics, so its containers are smaller");
+    }
+
+    [Fact]
     public void Options_are_validated()
     {
         Assert.Throws<ArgumentException>(() => new CodecBenchmarkOptions { Codecs = [] }.Validate());
@@ -142,5 +167,24 @@ public sealed class CodecBenchmarkTests
         Assert.Throws<ArgumentException>(() => new CodecBenchmarkOptions { Repetitions = 0 }.Validate());
         Assert.Throws<ArgumentException>(() => new CodecBenchmarkOptions { BlendRatio = 0 }.Validate());
         Assert.Throws<ArgumentException>(() => new CodecBenchmarkOptions { GreedyTokens = -1 }.Validate());
+        Assert.Throws<ArgumentException>(() => new CodecBenchmarkOptions { CalibrationCases = null! }.Validate());
+    }
+
+    private static TransformerModel TinyModel(TempDirectory dir, CpuBackend backend)
+    {
+        var shape = ModelShape.Get("llama-3.2-1b") with
+        {
+            Name = "tiny-codec-bench",
+            VocabSize = 300,
+            HiddenSize = 64,
+            IntermediateSize = 96,
+            LayerCount = 2,
+            HeadCount = 4,
+            KvHeadCount = 2,
+            HeadDim = 16,
+            MaxPositionEmbeddings = 512,
+        };
+        SyntheticModelWriter.Write(shape, dir.Combine("model"), new SyntheticModelOptions { Seed = 3 });
+        return TransformerModel.Load(dir.Combine("model"), backend);
     }
 }

@@ -17,7 +17,8 @@ internal static class GeometricTables
 {
     public const int SpreadSteps = 64;
 
-    public const int ScaleBits = SymbolFrequencies.MinScaleBits;
+    /// <summary>The inline tables' scale: part of the format (every decoder must build the same table).</summary>
+    public const int ScaleBits = 12;
 
     private const int CacheLimit = 1 << 16;
 

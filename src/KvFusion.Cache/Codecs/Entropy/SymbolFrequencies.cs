@@ -15,7 +15,7 @@ namespace KvFusion.Cache.Codecs.Entropy;
 internal sealed class SymbolFrequencies
 {
     /// <summary>The smallest supported scale (total 4096).</summary>
-    public const int MinScaleBits = 12;
+    public const int MinScaleBits = 10;
 
     /// <summary>The largest supported scale (total 32768).</summary>
     public const int MaxScaleBits = 15;

@@ -64,7 +64,7 @@ public sealed class SymbolFrequenciesTests
         Assert.Throws<ArgumentException>(() => SymbolFrequencies.FromSymbols([]));
         Assert.Throws<ArgumentException>(() => SymbolFrequencies.FromCounts([1, -1]));
         Assert.Throws<ArgumentException>(() => SymbolFrequencies.FromCounts(new long[257]));
-        Assert.Throws<ArgumentOutOfRangeException>(() => SymbolFrequencies.FromCounts([1], 11));
+        Assert.Throws<ArgumentOutOfRangeException>(() => SymbolFrequencies.FromCounts([1], SymbolFrequencies.MinScaleBits - 1));
         Assert.Throws<ArgumentOutOfRangeException>(() => SymbolFrequencies.FromCounts([1], 16));
     }
 
@@ -117,7 +117,7 @@ public sealed class SymbolFrequenciesTests
         Assert.Equal(2048, SymbolFrequencies.Read(valid, out var n).Frequency(1));
         Assert.Equal(valid.Length, n);
 
-        Reject(valid, b => b[0] = 11);
+        Reject(valid, b => b[0] = SymbolFrequencies.MinScaleBits - 1);
         Reject(valid, b => b[0] = 16);
         Reject(valid, b => b[36] = 0x0E); // sums to 4096 - 128
         Reject(valid, b => b[1] = 0b111); // a third symbol with no bytes behind it

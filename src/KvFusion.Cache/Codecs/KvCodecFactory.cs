@@ -11,7 +11,8 @@ internal static class KvCodecFactory
     /// <summary>The codec that encodes entries of <paramref name="shape"/> with <paramref name="spec"/>; cachegen uses
     /// the profile of <paramref name="modelFingerprint"/> and the level in <paramref name="profiles"/> when it has one
     /// of the same shape, else inline statistics.</summary>
-    public static KvSectionCodec ForEncoding(KvCodecSpec spec, in KvEntryShape shape, string? modelFingerprint = null, KvCodecProfiles? profiles = null)
+    /// <remarks>A <paramref name="tuning"/> replaces a cachegen level's quantization (the level is still recorded).</remarks>
+    public static KvSectionCodec ForEncoding(KvCodecSpec spec, in KvEntryShape shape, string? modelFingerprint = null, KvCodecProfiles? profiles = null, CacheGenTuning? tuning = null)
     {
         if (!spec.IsValid)
         {
@@ -27,7 +28,9 @@ internal static class KvCodecFactory
             case KvCodecKind.Fp8:
                 return Fp8Codec.Instance;
             default:
-                var parameters = CacheGenParameters.ForLevel(spec.Level, shape.LayerCount);
+                var parameters = tuning is null
+                    ? CacheGenParameters.ForLevel(spec.Level, shape.LayerCount)
+                    : tuning.ToParameters(shape.LayerCount) with { Level = spec.Level };
                 var profile = modelFingerprint is null ? null : profiles?.Find(modelFingerprint, spec.Level);
                 if (profile is not null && profile.LayerCount == shape.LayerCount && profile.Channels == shape.KvHeads * shape.HeadDim &&
                     profile.Parameters.SameQuantization(parameters))

@@ -1,4 +1,5 @@
 using KvFusion.Cache.Codecs;
+using KvFusion.Cache.Codecs.CacheGen;
 
 namespace KvFusion.Cache.Container;
 
@@ -15,6 +16,12 @@ public sealed record KvContainerWriteOptions
 
     /// <summary>The codec profiles (cachegen statistics per model and level) that writers code with, so that cachegen containers need not carry their statistics; none by default.</summary>
     public KvCodecProfiles Profiles { get; init; } = KvCodecProfiles.None;
+
+    /// <summary>
+    /// Replaces the quantization of cachegen levels, for measurements (null: each level's own). The container records
+    /// it, so every reader decodes it; a profile is used only when it was built for the same quantization.
+    /// </summary>
+    public CacheGenTuning? CacheGenTuning { get; init; }
 
     /// <summary>Most sections encoded at once (1: one after another on the calling thread).</summary>
     public int MaxDegreeOfParallelism

@@ -146,7 +146,7 @@ public static class KvContainerWriter
             }
 
             var shape = new KvEntryShape(entry.LayerCount, entry.KvHeads, entry.HeadDim, entry.TokenCount);
-            _codec = KvCodecFactory.ForEncoding(spec, shape, entry.ModelFingerprint, options.Profiles);
+            _codec = KvCodecFactory.ForEncoding(spec, shape, entry.ModelFingerprint, options.Profiles, options.CacheGenTuning);
             var parameters = new byte[_codec.ParametersLength];
             _codec.WriteParameters(parameters);
             Header = new KvContainerHeader

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using KvFusion.Cache.Chunking;
+using KvFusion.Cache.Codecs.CacheGen;
 using KvFusion.Cache.Evaluation;
 using KvFusion.Cli.Plotting;
 using KvFusion.Diagnostics.Benchmarks;
@@ -37,15 +38,20 @@ internal static class BenchCodecCommand
             Description = $"Cases generated from ../shared/corpus (seed {CalibrationSeed}, chunks of the measured cases left out) whose chunks calibrate a cachegen profile per level; each cachegen level is then also measured with its profile. 0: inline statistics only.",
             DefaultValueFactory = _ => 4,
         }.AtLeast(0);
+        var variants = new Option<string?>("--variants")
+        {
+            Description = "Comma-separated cachegen quantizations measured after the codecs, as ablations: k<K levels>v<V levels>[:early<K levels in the first third of the layers>][:kch][:vch] (per-channel K or V scales), e.g. k8v3,k8v3:kch,k4v3:early8.",
+        };
         var json = new Option<string?>("--json") { Description = "Write results as JSON." };
         var png = new Option<string?>("--png") { Description = "Write a plot of fused quality against bits per value." };
         var command = new Command("codec", "KV codecs: bits per value, ratio to fp16, entropy statistics share, MB/s per core and fused quality (reuse, blend) against the uncompressed caches, same run.")
         {
-            model, threads, device, cases, codecs, limit, repetitions, ratio, sink, calibration, json, png,
+            model, threads, device, cases, codecs, limit, repetitions, ratio, sink, calibration, variants, json, png,
         };
         command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
         {
             var codecList = CodecOptions.ParseList(parse.GetValue(codecs));
+            var variantList = ParseVariants(parse.GetValue(variants));
             var n = parse.GetValue(limit);
             if (n is < 1)
             {
@@ -57,7 +63,8 @@ internal static class BenchCodecCommand
             var caseList = LoadCases(parse.GetValue(cases), n, m, ct);
             var options = new CodecBenchmarkOptions
             {
-                CalibrationCases = codecList.Any(c => c.Kind == Cache.Codecs.KvCodecKind.CacheGen) ? CalibrationCases(parse.GetValue(calibration), m, ct) : [],
+                CalibrationCases = variantList.Count > 0 || codecList.Any(c => c.Kind == Cache.Codecs.KvCodecKind.CacheGen) ? CalibrationCases(parse.GetValue(calibration), m, ct) : [],
+                Variants = variantList,
                 Codecs = codecList,
                 Repetitions = parse.GetValue(repetitions),
                 BlendRatio = parse.GetValue(ratio),
@@ -67,7 +74,7 @@ internal static class BenchCodecCommand
             CodecBenchmarkReport report = null!;
             await CommonOptions.Diagnostics.Progress().StartAsync(async ctx =>
             {
-                var task = ctx.AddTask($"{caseList.Count} cases × {codecList.Count} codecs + baseline", maxValue: codecList.Count + 1);
+                var task = ctx.AddTask($"{caseList.Count} cases × {codecList.Count + variantList.Count} codecs + baseline", maxValue: codecList.Count + variantList.Count + 1);
                 var progress = new SynchronousProgress<CodecBenchmarkProgress>(p =>
                 {
                     task.Value = p.Done;
@@ -98,6 +105,24 @@ internal static class BenchCodecCommand
             return 0;
         }));
         return command;
+    }
+
+    private static List<CacheGenTuning> ParseVariants(string? text)
+    {
+        var list = new List<CacheGenTuning>();
+        foreach (var part in (text ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            try
+            {
+                list.Add(CacheGenTuning.Parse(part));
+            }
+            catch (FormatException e)
+            {
+                throw new CliException($"--variants: {e.Message}");
+            }
+        }
+
+        return list;
     }
 
     /// <summary>The seed of the calibration cases: not the measured cases' default seed, so they are other chunks.</summary>

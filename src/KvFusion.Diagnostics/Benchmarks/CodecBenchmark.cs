@@ -40,6 +40,12 @@ public sealed record CodecBenchmarkOptions
     /// </summary>
     public IReadOnlyList<FusionCase> CalibrationCases { get; init; } = [];
 
+    /// <summary>
+    /// Cachegen quantizations measured after the codecs, each like a cachegen level (inline, and with a profile of
+    /// its own when there are calibration cases): the ablations behind the levels' choices (docs/decisions.md).
+    /// </summary>
+    public IReadOnlyList<CacheGenTuning> Variants { get; init; } = [];
+
     /// <summary>Checks the ranges.</summary>
     /// <exception cref="ArgumentException">A value is out of range.</exception>
     public void Validate()
@@ -73,6 +79,11 @@ public sealed record CodecBenchmarkOptions
         {
             throw new ArgumentException($"{nameof(CalibrationCases)} must be set (empty for none).");
         }
+
+        if (Variants is null)
+        {
+            throw new ArgumentException($"{nameof(Variants)} must be set (empty for none).");
+        }
     }
 }
 
@@ -98,8 +109,14 @@ public sealed record CodecBenchmarkRow
     /// <summary>Bytes of the profile the containers were coded with (paid once per model and level), or null.</summary>
     public long? ProfileBytes { get; init; }
 
+    /// <summary>The cachegen quantization that replaced the level's (a variant), or null.</summary>
+    public CacheGenTuning? Tuning { get; init; }
+
+    /// <summary>The codec as the JSON names it: <c>cachegen:2</c>, or a variant's <c>cachegen:k8v3:kch</c>.</summary>
+    public string CodecName => Tuning is null ? Codec.ToString() : $"cachegen:{Tuning}";
+
     /// <summary>The codec and, for a profile, that it used one: <c>cachegen:2</c>, <c>cachegen:2+profile</c>.</summary>
-    public string Label => StatisticsSource == ProfileSource ? $"{Codec}+profile" : Codec.ToString();
+    public string Label => StatisticsSource == ProfileSource ? $"{CodecName}+profile" : CodecName;
 
     /// <summary>Chunk caches encoded.</summary>
     public required int Entries { get; init; }
@@ -229,7 +246,7 @@ public static class CodecBenchmark
         var blend = new FusionModeSpec(FusionMode.Blend, options.BlendRatio);
         FusionModeSpec[] modes = [reuse, blend];
         var evaluation = new FusionEvaluationOptions { TtftRuns = 1, Sink = options.Sink, GreedyTokens = options.GreedyTokens };
-        var total = options.Codecs.Count + 1;
+        var total = options.Codecs.Count + options.Variants.Count + 1;
 
         // The baseline run precomputes every chunk into the in-memory store: those entries are what each codec encodes.
         progress?.Report(new("uncompressed baseline", 0, total));
@@ -270,6 +287,20 @@ public static class CodecBenchmark
                 var profile = CacheGenProfile.Build(calibration, codec.Level);
                 var profiled = await MeasureAsync(model, cases, entries, codec, profile, expected, modes, evaluation, options.Repetitions, cancellationToken).ConfigureAwait(false);
                 rows.Add(profiled.Row!);
+            }
+        }
+
+        // Variants are coded as cachegen level 1 with their own quantization, which the containers record.
+        var variantCodec = KvCodecSpec.CacheGen(1);
+        for (var i = 0; i < options.Variants.Count; i++)
+        {
+            var tuning = options.Variants[i];
+            progress?.Report(new($"cachegen:{tuning}", options.Codecs.Count + i + 1, total));
+            rows.Add((await MeasureAsync(model, cases, entries, variantCodec, null, expected, modes, evaluation, options.Repetitions, cancellationToken, tuning).ConfigureAwait(false)).Row!);
+            if (calibration.Count > 0)
+            {
+                var profile = CacheGenProfile.Build(calibration, variantCodec.Level, tuning);
+                rows.Add((await MeasureAsync(model, cases, entries, variantCodec, profile, expected, modes, evaluation, options.Repetitions, cancellationToken, tuning).ConfigureAwait(false)).Row!);
             }
         }
 
@@ -354,7 +385,7 @@ public static class CodecBenchmark
 
     private static async Task<(CodecBenchmarkRow? Row, string? Skip)> MeasureAsync(
         TransformerModel model, IReadOnlyList<FusionCase> cases, List<CachedKv> entries, KvCodecSpec codec, CacheGenProfile? profile, KvContainerExpectation expected,
-        FusionModeSpec[] modes, FusionEvaluationOptions evaluation, int repetitions, CancellationToken ct)
+        FusionModeSpec[] modes, FusionEvaluationOptions evaluation, int repetitions, CancellationToken ct, CacheGenTuning? tuning = null)
     {
         if (!IsAvailable(codec, model, out var reason))
         {
@@ -368,7 +399,7 @@ public static class CodecBenchmark
             profiles.Add(profile);
         }
 
-        var writeOptions = KvContainerWriteOptions.Default with { MaxDegreeOfParallelism = 1, Profiles = profiles };
+        var writeOptions = KvContainerWriteOptions.Default with { MaxDegreeOfParallelism = 1, Profiles = profiles, CacheGenTuning = tuning };
         var readOptions = KvContainerReadOptions.Default with { MaxDegreeOfParallelism = 1, Profiles = profiles };
         var buffer = new ArrayBufferWriter<byte>();
         var blobs = new byte[entries.Count][];
@@ -441,6 +472,7 @@ public static class CodecBenchmark
         {
             Codec = codec,
             StatisticsSource = profile is not null ? CodecBenchmarkRow.ProfileSource : codec.Kind == KvCodecKind.CacheGen ? "inline" : "none",
+            Tuning = tuning,
             ProfileBytes = profile?.ByteSize,
             Entries = entries.Count,
             Values = fp16 / 2,
@@ -484,8 +516,12 @@ public static class CodecBenchmark
         foreach (var r in report.Codecs)
         {
             writer.WriteStartObject();
-            writer.WriteString("codec", r.Codec.ToString());
+            writer.WriteString("codec", r.CodecName);
             writer.WriteString("statistics_source", r.StatisticsSource);
+            if (r.Tuning is { } t)
+            {
+                writer.WriteString("variant", t.ToString());
+            }
             if (r.ProfileBytes is { } profileBytes)
             {
                 writer.WriteNumber("profile_bytes", profileBytes);

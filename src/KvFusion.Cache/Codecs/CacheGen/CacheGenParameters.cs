@@ -59,15 +59,16 @@ internal sealed record CacheGenParameters
     {
         var (kEarly, kLate, vEarly, vLate) = level switch
         {
-            // Measured on tiny-pydocs (docs/decisions.md): K is the sensitive half; giving only the first layers more
-            // levels measured worse than the same levels everywhere, so the groups hold equal levels for now.
-            1 => (8, 8, 4, 4),
+            // Measured on tiny-pydocs (docs/decisions.md, bench codec --variants): K is the sensitive half (K16/V4
+            // fuses as well as fp16, K8/V6 does not); giving only the first layers more levels measured worse than
+            // the same levels everywhere, so the groups hold equal levels for now.
+            1 => (16, 16, 4, 4),
             2 => (8, 8, 3, 3),
             3 => (2, 2, 2, 2),
             _ => throw new ArgumentOutOfRangeException(nameof(level), level, $"cachegen levels are 1..{KvCodecSpec.MaxCacheGenLevel}."),
         };
         ArgumentOutOfRangeException.ThrowIfLessThan(layerCount, 1);
-        var keyEarlyLayers = Math.Max(1, (layerCount + 2) / 3);
+        var keyEarlyLayers = KeyEarlyLayers(layerCount);
         var valueEarlyLayers = Math.Max(1, layerCount / 16);
         var keys = new byte[layerCount];
         var values = new byte[layerCount];
@@ -88,6 +89,9 @@ internal sealed record CacheGenParameters
             ValueLevels = values,
         };
     }
+
+    /// <summary>CacheGen's early K group: the first third of the layers, at least one.</summary>
+    public static int KeyEarlyLayers(int layerCount) => Math.Max(1, (layerCount + 2) / 3);
 
     public int Length => 4 + (Statistics == CacheGenStatistics.Profile ? ProfileIdLength : 0) + 2 + (2 * LayerCount);
 

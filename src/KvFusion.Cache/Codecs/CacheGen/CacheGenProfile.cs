@@ -85,13 +85,20 @@ public sealed class CacheGenProfile
     /// the ones later coded give an honest profile). Every symbol keeps a nonzero frequency, so any chunk is encodable.
     /// </summary>
     /// <exception cref="ArgumentException">No entries, or entries of different models or shapes.</exception>
-    public static CacheGenProfile Build(IReadOnlyList<CachedKv> calibration, int level)
+    public static CacheGenProfile Build(IReadOnlyList<CachedKv> calibration, int level) => Build(calibration, level, null);
+
+    /// <summary>Measures the statistics of <paramref name="level"/>, or of <paramref name="tuning"/>'s quantization
+    /// when given (a profile applies only to containers of the same quantization).</summary>
+    /// <exception cref="ArgumentException">No entries, or entries of different models or shapes.</exception>
+    public static CacheGenProfile Build(IReadOnlyList<CachedKv> calibration, int level, CacheGenTuning? tuning)
     {
         ArgumentNullException.ThrowIfNull(calibration);
         if (calibration.Count == 0)
             throw new ArgumentException("A profile needs at least one calibration entry.", nameof(calibration));
         var first = calibration[0];
-        var parameters = CacheGenParameters.ForLevel(level, first.LayerCount);
+        var parameters = tuning is null
+            ? CacheGenParameters.ForLevel(level, first.LayerCount)
+            : tuning.ToParameters(first.LayerCount) with { Level = level };
         var channels = first.KvHeads * first.HeadDim;
         var sections = first.LayerCount * 2;
         var counts = new long[sections * channels * SymbolFrequencies.AlphabetSize];

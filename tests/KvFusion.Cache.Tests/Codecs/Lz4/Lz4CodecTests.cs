@@ -90,57 +90,104 @@ public sealed class Lz4CodecTests
         var noise = RandomBits(new Random(6), (int)shape.ValueCount);
         var payload = AssertRoundTrip(noise, shape);
         Assert.True(payload.Length <= Lz4Codec.HeaderLength + (2 * noise.Length));
+        Assert.Equal(Lz4Codec.Instance.MaxEncodedLength(shape), payload.Length);
     }
 
     [Fact]
-    public void Split_and_merge_match_the_byte_definition()
+    public void Shuffle_and_unshuffle_match_the_bit_plane_definition()
     {
         var random = new Random(8);
-        for (var n = 0; n < 100; n++)
+        for (var n = 0; n < 200; n++)
         {
-            var values = new ushort[n];
+            var padded = ((n + 31) / 32) * 4;
+            var values = new ushort[padded * 8];
             for (var i = 0; i < n; i++)
                 values[i] = (ushort)random.Next(65536);
-            var low = new byte[n];
-            var high = new byte[n];
-            Lz4Codec.Split(values, low, high);
-            for (var i = 0; i < n; i++)
+            var planes = new byte[Lz4Codec.Planes * padded];
+            Lz4Codec.Shuffle(values, planes, padded);
+            for (var b = 0; b < Lz4Codec.Planes; b++)
             {
-                Assert.Equal((byte)values[i], low[i]);
-                Assert.Equal((byte)(values[i] >> 8), high[i]);
+                for (var i = 0; i < padded * 8; i++)
+                    Assert.Equal((values[i] >> b) & 1, (planes[(b * padded) + (i >> 3)] >> (i & 7)) & 1);
             }
-            var merged = new ushort[n];
-            Lz4Codec.Merge(low, high, merged);
-            Assert.Equal(values, merged);
+            var back = new ushort[n];
+            Lz4Codec.Unshuffle(planes, padded, back);
+            Assert.Equal(values.AsSpan(0, n).ToArray(), back);
         }
+    }
+
+    [Fact]
+    public void Denormals_zeros_and_special_patterns_round_trip_with_odd_token_counts()
+    {
+        ushort[] special = [0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x83FF, 0x0400, 0x7BFF, 0xFBFF, 0x7C00, 0xFC00, 0x7C01, 0x7E00, 0xFFFF, 0x7FFF, 0x3C00];
+        foreach (var tokens in new[] { 1, 3, 17, 31, 33, 255 })
+        {
+            var shape = Shape(3, tokens, 7);
+            var values = new Half[shape.ValueCount];
+            var random = new Random(tokens);
+            for (var i = 0; i < values.Length; i++)
+                values[i] = BitConverter.UInt16BitsToHalf(special[random.Next(special.Length)]);
+            AssertRoundTrip(values, shape);
+        }
+    }
+
+    private static (int[] Lengths, int PlaneLength) PlaneLengths(byte[] payload, long count)
+    {
+        var lengths = new int[Lz4Codec.Planes];
+        for (var b = 0; b < lengths.Length; b++)
+            lengths[b] = (int)BinaryPrimitives.ReadUInt32LittleEndian(payload.AsSpan(1 + Lz4Codec.Exponents + (4 * b)));
+        return (lengths, (int)Lz4Codec.PlaneLength(count));
     }
 
     [Fact]
     public void The_payload_follows_the_documented_layout()
     {
-        var shape = Shape(2, 64, 32);
+        var shape = Shape(2, 63, 31);
         var values = KvLike(new Random(9), shape);
         var payload = AssertRoundTrip(values, shape);
         var n = (int)shape.ValueCount;
-        var lowLength = (int)BinaryPrimitives.ReadUInt32LittleEndian(payload);
-        var highLength = (int)BinaryPrimitives.ReadUInt32LittleEndian(payload.AsSpan(4));
-        Assert.Equal(payload.Length, Lz4Codec.HeaderLength + lowLength + highLength);
-        Assert.InRange(lowLength, 0, n);
-        Assert.InRange(highLength, 0, n);
+        Assert.Equal(Lz4Codec.LayoutBitshuffle, payload[0]);
+        var code = payload.AsSpan(1, Lz4Codec.Exponents).ToArray();
+        Assert.Equal(Enumerable.Range(0, 32).Select(x => (byte)x), code.Order());
+        var (lengths, p) = PlaneLengths(payload, n);
+        Assert.Equal(payload.Length, Lz4Codec.HeaderLength + lengths.Sum());
+        Assert.All(lengths, l => Assert.InRange(l, 0, p));
 
-        // A plane stored verbatim (length n) is taken as the raw bytes.
-        var bits = new ushort[n];
+        // Every plane stored verbatim (length p), built from the definition, decodes to the values.
+        var planes = new byte[Lz4Codec.Planes * p];
         for (var i = 0; i < n; i++)
-            bits[i] = BitConverter.HalfToUInt16Bits(values[i]);
-        var low = new byte[n];
-        var high = new byte[n];
-        Lz4Codec.Split(bits, low, high);
-        byte[] verbatim = [.. new byte[8], .. low, .. high];
-        BinaryPrimitives.WriteUInt32LittleEndian(verbatim, (uint)n);
-        BinaryPrimitives.WriteUInt32LittleEndian(verbatim.AsSpan(4), (uint)n);
+        {
+            var v = BitConverter.HalfToUInt16Bits(values[i]);
+            var coded = (v & 0x83FF) | (code[(v >> 10) & 31] << 10);
+            for (var b = 0; b < Lz4Codec.Planes; b++)
+                planes[(b * p) + (i >> 3)] |= (byte)(((coded >> b) & 1) << (i & 7));
+        }
+        var verbatim = new byte[Lz4Codec.HeaderLength + planes.Length];
+        verbatim[0] = Lz4Codec.LayoutBitshuffle;
+        code.CopyTo(verbatim, 1);
+        for (var b = 0; b < Lz4Codec.Planes; b++)
+            BinaryPrimitives.WriteUInt32LittleEndian(verbatim.AsSpan(1 + Lz4Codec.Exponents + (4 * b)), (uint)p);
+        planes.CopyTo(verbatim, Lz4Codec.HeaderLength);
         var decoded = new Half[n];
         Lz4Codec.Instance.Decode(verbatim, shape, decoded);
         AssertBitExact(values, decoded);
+
+        // A padding bit past the last value, an unknown layout, or codes that are not a permutation are corrupt.
+        var padded = (byte[])verbatim.Clone();
+        padded[Lz4Codec.HeaderLength + p - 1] |= 0x80;
+        Assert.Throws<KvCodecException>(() => Lz4Codec.Instance.Decode(padded, shape, decoded));
+        foreach (var layout in new byte[] { 0, 2, 255 })
+        {
+            var copy = (byte[])verbatim.Clone();
+            copy[0] = layout;
+            Assert.Throws<KvCodecException>(() => Lz4Codec.Instance.Decode(copy, shape, decoded));
+        }
+        var duplicate = (byte[])verbatim.Clone();
+        duplicate[2] = duplicate[1];
+        Assert.Throws<KvCodecException>(() => Lz4Codec.Instance.Decode(duplicate, shape, decoded));
+        var outOfRange = (byte[])verbatim.Clone();
+        outOfRange[1] = 32;
+        Assert.Throws<KvCodecException>(() => Lz4Codec.Instance.Decode(outOfRange, shape, decoded));
     }
 
     [Fact]
@@ -165,13 +212,15 @@ public sealed class Lz4CodecTests
         var n = (int)shape.ValueCount;
         var payload = AssertRoundTrip(KvLike(new Random(11), shape), shape);
         var decoded = new Half[n];
-        var lowLength = BinaryPrimitives.ReadUInt32LittleEndian(payload);
-        var highLength = BinaryPrimitives.ReadUInt32LittleEndian(payload.AsSpan(4));
-        foreach (var (lo, hi) in new (uint, uint)[] { (lowLength + 1, highLength - 1), (lowLength - 1, highLength + 1), ((uint)n + 1, 0), (uint.MaxValue, highLength), (lowLength, uint.MaxValue), (0x8000_0000, 0x8000_0000) })
+        var (lengths, p) = PlaneLengths(payload, n);
+        var compressed = Array.FindIndex(lengths, l => l < p);
+        Assert.True(compressed >= 0);
+        var next = (compressed + 1) % Lz4Codec.Planes;
+        foreach (var (first, second) in new (uint, uint)[] { ((uint)lengths[compressed] + 1, (uint)lengths[next] - 1), ((uint)lengths[compressed] - 1, (uint)lengths[next] + 1), ((uint)p + 1, 0), (uint.MaxValue, (uint)lengths[next]), (0x8000_0000, 0x8000_0000) })
         {
             var copy = (byte[])payload.Clone();
-            BinaryPrimitives.WriteUInt32LittleEndian(copy, lo);
-            BinaryPrimitives.WriteUInt32LittleEndian(copy.AsSpan(4), hi);
+            BinaryPrimitives.WriteUInt32LittleEndian(copy.AsSpan(1 + Lz4Codec.Exponents + (4 * compressed)), first);
+            BinaryPrimitives.WriteUInt32LittleEndian(copy.AsSpan(1 + Lz4Codec.Exponents + (4 * next)), second);
             Assert.Throws<KvCodecException>(() => Lz4Codec.Instance.Decode(copy, shape, decoded));
         }
     }
@@ -192,19 +241,28 @@ public sealed class Lz4CodecTests
             {
                 copy = new byte[random.Next(0, 2 * payload.Length)];
                 random.NextBytes(copy);
-                if (copy.Length >= 8)
+                var p = (int)Lz4Codec.PlaneLength(shape.ValueCount);
+                if (copy.Length >= Lz4Codec.HeaderLength)
                 {
-                    // Consistent lengths get the garbage past the header into the LZ4 decoder.
-                    var lo = random.Next(0, copy.Length - 7);
-                    BinaryPrimitives.WriteUInt32LittleEndian(copy, (uint)lo);
-                    BinaryPrimitives.WriteUInt32LittleEndian(copy.AsSpan(4), (uint)(copy.Length - 8 - lo));
+                    // A consistent header (layout, a permutation, lengths that add up) gets the garbage into the LZ4 decoder.
+                    copy[0] = Lz4Codec.LayoutBitshuffle;
+                    var codes = Enumerable.Range(0, Lz4Codec.Exponents).Select(x => (byte)x).ToArray();
+                    random.Shuffle(codes);
+                    codes.CopyTo(copy, 1);
+                    var left = copy.Length - Lz4Codec.HeaderLength;
+                    for (var b = 0; b < Lz4Codec.Planes; b++)
+                    {
+                        var length = b == Lz4Codec.Planes - 1 ? left : random.Next(0, Math.Min(p, left) + 1);
+                        BinaryPrimitives.WriteUInt32LittleEndian(copy.AsSpan(1 + Lz4Codec.Exponents + (4 * b)), (uint)length);
+                        left -= length;
+                    }
                 }
             }
             else
             {
                 copy = (byte[])payload.Clone();
                 for (var k = random.Next(1, 4); k > 0; k--)
-                    copy[random.Next(8, copy.Length)] ^= (byte)random.Next(1, 256);
+                    copy[random.Next(0, copy.Length)] ^= (byte)random.Next(1, 256);
             }
             try
             {

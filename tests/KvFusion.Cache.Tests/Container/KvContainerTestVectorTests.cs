@@ -30,7 +30,7 @@ public sealed class KvContainerTestVectorTests
     private const int HiddenSize = 16;
 
     /// <summary>One vector: its file name, codec and what the container carries.</summary>
-    private sealed record VectorCase(string File, KvCodecSpec Codec, bool TokenIds, bool HiddenStates, string Description);
+    private sealed record VectorCase(string File, KvCodecSpec Codec, bool TokenIds, bool HiddenStates, string Description, int Tokens = Tokens, bool OddTokensZero = false);
 
     private static readonly VectorCase[] Cases =
     [
@@ -43,6 +43,10 @@ public sealed class KvContainerTestVectorTests
         new("raw-token-ids.kvc", KvCodecSpec.Raw, true, false, "raw, with token ids"),
         new("raw-ecache.kvc", KvCodecSpec.Raw, true, true, "raw, with token ids and E-cache sections for layers 0 and 1"),
         new("cachegen-2-ecache.kvc", KvCodecSpec.CacheGen(2), true, true, "cachegen:2, with token ids and E-cache sections (coded lz4)"),
+
+        // The noisy planes above are too short for an LZ4 block to pay off, so they are all verbatim; zeroing every
+        // odd token (8 zero values in a row per head) makes the planes LZ4 blocks, so that path has a vector too.
+        new("lz4-blocks.kvc", KvCodecSpec.Lz4, false, false, "lz4, 16 tokens, odd tokens all zero, so that the planes are LZ4 blocks", 16, true),
     ];
 
     [Fact]
@@ -220,9 +224,10 @@ public sealed class KvContainerTestVectorTests
     /// <summary>The synthetic entry: token ids 1000 + 37·t, values from <see cref="Synth"/>, E-cache for layers 0 and 1.</summary>
     private static (CachedKv Entry, KvHiddenStates? Hidden) Input(VectorCase c)
     {
-        var ids = Enumerable.Range(0, Tokens).Select(t => 1000 + (37 * t)).ToArray();
+        var tokens = c.Tokens;
+        var ids = Enumerable.Range(0, tokens).Select(t => 1000 + (37 * t)).ToArray();
         var key = new CacheKey(CacheEntryKind.Chunk, ChunkId.Compute(Model, Tokenizer, ids).ToString(), Variant);
-        var n = Layers * Heads * Tokens * HeadDim;
+        var n = Layers * Heads * tokens * HeadDim;
         var keys = new Half[n];
         var values = new Half[n];
         var i = 0;
@@ -230,12 +235,13 @@ public sealed class KvContainerTestVectorTests
         {
             for (var h = 0; h < Heads; h++)
             {
-                for (var t = 0; t < Tokens; t++)
+                for (var t = 0; t < tokens; t++)
                 {
                     for (var d = 0; d < HeadDim; d++, i++)
                     {
-                        keys[i] = Synth(0, l, h, t, d);
-                        values[i] = Synth(1, l, h, t, d);
+                        var zero = c.OddTokensZero && (t & 1) == 1;
+                        keys[i] = zero ? (Half)0f : Synth(0, l, h, t, d);
+                        values[i] = zero ? (Half)0f : Synth(1, l, h, t, d);
                     }
                 }
             }
@@ -248,9 +254,9 @@ public sealed class KvContainerTestVectorTests
         }
 
         int[] layers = [0, 1];
-        var states = layers.Select(l => Enumerable.Range(0, Tokens * HiddenSize)
+        var states = layers.Select(l => Enumerable.Range(0, tokens * HiddenSize)
             .Select(j => HashToHalf(Mix((uint)(0x4000_0000 | (l << 20) | j)))).ToArray()).ToList();
-        return (entry, new KvHiddenStates(Tokens, HiddenSize, layers, states));
+        return (entry, new KvHiddenStates(tokens, HiddenSize, layers, states));
     }
 
     /// <summary>

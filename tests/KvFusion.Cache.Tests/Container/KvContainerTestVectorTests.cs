@@ -55,21 +55,6 @@ public sealed class KvContainerTestVectorTests
         var dir = VectorsDirectory();
         var generated = Cases.Select(c => (Case: c, Bytes: Encode(c))).ToList();
         var manifest = Manifest(generated);
-        if (Environment.GetEnvironmentVariable(WriteVariable) == "1")
-        {
-            Directory.CreateDirectory(dir);
-            foreach (var stale in Directory.GetFiles(dir, "*.kvc"))
-            {
-                File.Delete(stale);
-            }
-
-            foreach (var (c, bytes) in generated)
-            {
-                File.WriteAllBytes(Path.Combine(dir, c.File), bytes);
-            }
-
-            File.WriteAllBytes(Path.Combine(dir, "containers.json"), manifest);
-        }
 
         // Byte for byte: the encoders still write what is committed.
         foreach (var (c, bytes) in generated)
@@ -382,8 +367,36 @@ public sealed class KvContainerTestVectorTests
         return [.. buffer.WrittenSpan, (byte)'\n'];
     }
 
+    /// <summary>Written once per test run in write mode, before any test of this class reads the folder (whatever their order).</summary>
+    private static readonly Lazy<string> Folder = new(() =>
+    {
+        var dir = FindVectorsDirectory();
+        if (Environment.GetEnvironmentVariable(WriteVariable) == "1")
+        {
+            var generated = Cases.Select(c => (Case: c, Bytes: Encode(c))).ToList();
+            var manifest = Manifest(generated);
+            Directory.CreateDirectory(dir);
+            foreach (var stale in Directory.GetFiles(dir, "*.kvc"))
+            {
+                File.Delete(stale);
+            }
+
+            foreach (var (c, bytes) in generated)
+            {
+                File.WriteAllBytes(Path.Combine(dir, c.File), bytes);
+            }
+
+            File.WriteAllBytes(Path.Combine(dir, "containers.json"), manifest);
+        }
+
+        return dir;
+    });
+
+    /// <summary>The vectors folder; in write mode (KVF_WRITE_TEST_VECTORS=1) its files have just been rewritten.</summary>
+    private static string VectorsDirectory() => Folder.Value;
+
     /// <summary>docs/test-vectors/containers/ of the repository: walks up from the test binaries to the folder holding the .sln.</summary>
-    private static string VectorsDirectory()
+    private static string FindVectorsDirectory()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

@@ -69,12 +69,26 @@ def dec_raw(p, H, T, W):
 
 def dec_lz4(p, H, T, W):
     n = H * T * W
-    a, b = struct.unpack_from('<II', p)
-    assert a <= n and b <= n and len(p) == 8 + a + b
-    lo, hi = p[8:8 + a], p[8 + a:]
-    lo = lo if a == n else lz4_block(lo, n)
-    hi = hi if b == n else lz4_block(hi, n)
-    return [lo[i] | (hi[i] << 8) for i in range(n)]
+    q = (n + 7) // 8
+    assert p[0] == 1, 'lz4 layout'
+    code = list(p[1:33])
+    assert sorted(code) == list(range(32)), 'exponent codes are a permutation'
+    lengths = struct.unpack_from('<16I', p, 33)
+    assert all(l <= q for l in lengths) and len(p) == 97 + sum(lengths)
+    planes, at = [], 97
+    for l in lengths:
+        plane = p[at:at + l]; at += l
+        planes.append(plane if l == q else lz4_block(plane, q))
+    exponent = [0] * 32
+    for e, c in enumerate(code): exponent[c] = e
+    out = []
+    for i in range(n):
+        v = 0
+        for b in range(16): v |= ((planes[b][i >> 3] >> (i & 7)) & 1) << b
+        out.append((v & ~(31 << 10)) | (exponent[(v >> 10) & 31] << 10))
+    for b in range(16):
+        for i in range(n, 8 * q): assert (planes[b][i >> 3] >> (i & 7)) & 1 == 0, 'padding bits'
+    return out
 
 def e4m3(c):
     m = c & 0x7F

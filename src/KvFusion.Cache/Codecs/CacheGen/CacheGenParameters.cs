@@ -64,7 +64,8 @@ internal sealed record CacheGenParameters
             // the same levels everywhere, so the groups hold equal levels for now.
             1 => (16, 16, 4, 4),
             2 => (8, 8, 3, 3),
-            3 => (2, 2, 2, 2),
+            // The smallest level: at about 1.1-1.3 bits per value V tolerates 3 symbols better than K tolerates 5.
+            3 => (3, 3, 1, 1),
             _ => throw new ArgumentOutOfRangeException(nameof(level), level, $"cachegen levels are 1..{KvCodecSpec.MaxCacheGenLevel}."),
         };
         ArgumentOutOfRangeException.ThrowIfLessThan(layerCount, 1);

@@ -48,12 +48,7 @@ internal sealed class CacheGenCodec : KvSectionCodec
         CheckSection(shape);
         if (values.Length != shape.ValueCount)
             throw new ArgumentException($"The section holds {values.Length} values, its shape {shape.ValueCount}.", nameof(values));
-        var levels = _parameters.Levels(shape.Layer, shape.Kind);
-        var alphabet = (2 * levels) + 1;
-        var scaling = Scaling(shape.Kind);
-        var channels = shape.Channels;
-        var run = CacheGenQuantizer.RunLength(shape.Tokens);
-        var scaleCount = CacheGenQuantizer.ScaleCount(shape, scaling);
+        var (levels, alphabet, scaling, channels, run, scaleCount) = Layout(shape);
         var symbols = ArrayPool<byte>.Shared.Rent(channels * run);
         var scales = ArrayPool<Half>.Shared.Rent(scaleCount);
         var tables = ArrayPool<RansRunTable>.Shared.Rent(channels);
@@ -100,12 +95,7 @@ internal sealed class CacheGenCodec : KvSectionCodec
         }
 
         CheckSection(shape);
-        var levels = _parameters.Levels(shape.Layer, shape.Kind);
-        var alphabet = (2 * levels) + 1;
-        var scaling = Scaling(shape.Kind);
-        var channels = shape.Channels;
-        var run = CacheGenQuantizer.RunLength(shape.Tokens);
-        var scaleCount = CacheGenQuantizer.ScaleCount(shape, scaling);
+        var (levels, alphabet, scaling, channels, run, scaleCount) = Layout(shape);
         var head = HeadLength(shape);
         if (payload.Length < head + RansEncoder.HeaderLength)
             throw new KvCodecException($"A cachegen section of layer {shape.Layer} {shape.Kind} is {payload.Length} bytes; its scales and statistics alone take {head}.");
@@ -159,6 +149,15 @@ internal sealed class CacheGenCodec : KvSectionCodec
             ArrayPool<Half>.Shared.Return(scales);
             ArrayPool<RansRunTable>.Shared.Return(tables, clearArray: true);
         }
+    }
+
+    /// <summary>A section's quantization and symbol layout: levels B, alphabet 2B + 1, scaling, channels, run length
+    /// (tokens rounded up to 4) and scale count.</summary>
+    private (int Levels, int Alphabet, CacheGenScaling Scaling, int Channels, int Run, int ScaleCount) Layout(in KvSectionShape shape)
+    {
+        var levels = _parameters.Levels(shape.Layer, shape.Kind);
+        var scaling = Scaling(shape.Kind);
+        return (levels, (2 * levels) + 1, scaling, shape.Channels, CacheGenQuantizer.RunLength(shape.Tokens), CacheGenQuantizer.ScaleCount(shape, scaling));
     }
 
     private int HeadLength(in KvSectionShape shape) =>

@@ -234,11 +234,13 @@ internal static class FusionCharts
                 var text = plot.Add.Text(xy[k].Codec, xy[k].X, xy[k].Y);
                 text.LabelFontSize = PointLabelFontSize;
                 text.LabelFontColor = color;
-                // Points near the right edge (raw and lossless codecs at 16 bits) are labelled on their left.
+                // Points near the right edge (raw and lossless codecs at 16 bits) are labelled on their left. A
+                // "+profile" point has its inline twin's quality a little to its right: its label goes below.
                 bool labelLeft = xy[k].X > 12;
-                text.LabelAlignment = labelLeft ? Alignment.LowerRight : Alignment.LowerLeft;
+                bool below = xy[k].Codec.EndsWith("+profile", StringComparison.Ordinal);
+                text.LabelAlignment = labelLeft ? (below ? Alignment.UpperRight : Alignment.LowerRight) : (below ? Alignment.UpperLeft : Alignment.LowerLeft);
                 text.OffsetX = labelLeft ? -6 : 6;
-                text.OffsetY = -6;
+                text.OffsetY = below ? 6 : -6;
             }
 
             if (double.IsFinite(panel.Baseline))

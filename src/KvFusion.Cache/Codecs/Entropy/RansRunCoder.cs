@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -108,26 +109,45 @@ internal static class RansRunCoder
     public static void Decode(ReadOnlySpan<byte> encoded, int runLength, ReadOnlySpan<RansRunTable> tables, Span<byte> destination)
     {
         CheckShape(destination.Length, runLength, tables.Length);
-        if (encoded.Length < RansEncoder.HeaderLength)
-            throw new EntropyStreamException($"The entropy-coded stream is truncated: {encoded.Length} bytes, the states alone need {RansEncoder.HeaderLength}.");
-        var states = new RansStates(ReadState(encoded, 0), ReadState(encoded, 1), ReadState(encoded, 2), ReadState(encoded, 3));
+        var states = ReadStates(encoded);
         var pos = RansEncoder.HeaderLength;
         var runs = tables.Length;
         for (var r = 0; r < runs; r++)
-        {
-            var table = tables[r].Frequencies;
-            var j = DecodeUnchecked(encoded, table, ref Unsafe.Add(ref MemoryMarshal.GetReference(destination), r), runs, runLength, ref states, ref pos);
-            for (; j < runLength; j += Interleave)
-            {
-                destination[(j * runs) + r] = CheckedStep(ref states.X0, table, encoded, ref pos, r, j);
-                destination[((j + 1) * runs) + r] = CheckedStep(ref states.X1, table, encoded, ref pos, r, j + 1);
-                destination[((j + 2) * runs) + r] = CheckedStep(ref states.X2, table, encoded, ref pos, r, j + 2);
-                destination[((j + 3) * runs) + r] = CheckedStep(ref states.X3, table, encoded, ref pos, r, j + 3);
-            }
-        }
+            DecodeRun(encoded, tables[r].Frequencies, destination, r, runs, runLength, ref states, ref pos);
+        CheckEnd(encoded, pos, states, destination.Length);
+    }
 
+    /// <summary>The four initial states at the start of a stream, each checked to be in [2^23, 2^31).</summary>
+    /// <exception cref="EntropyStreamException">The stream is shorter than the states or a state is out of range.</exception>
+    internal static RansStates ReadStates(ReadOnlySpan<byte> encoded)
+    {
+        if (encoded.Length < RansEncoder.HeaderLength)
+            throw new EntropyStreamException($"The entropy-coded stream is truncated: {encoded.Length} bytes, the states alone need {RansEncoder.HeaderLength}.");
+        return new RansStates(ReadState(encoded, 0), ReadState(encoded, 1), ReadState(encoded, 2), ReadState(encoded, 3));
+    }
+
+    /// <summary>
+    /// Decodes <paramref name="count"/> symbols with one table, symbol j into destination[start + j · stride] and
+    /// state j mod 4 (a run starts at a multiple of 4 in the stream), advancing the states and the read position.
+    /// </summary>
+    /// <exception cref="EntropyStreamException">The stream ends before the run does.</exception>
+    internal static void DecodeRun(ReadOnlySpan<byte> encoded, SymbolFrequencies table, Span<byte> destination, int start, int stride, int count, ref RansStates states, ref int pos)
+    {
+        if (count == 0)
+            return;
+        if (start < 0 || stride < 1 || start + ((long)(count - 1) * stride) >= destination.Length)
+            throw new ArgumentException($"A run of {count} symbols from {start} every {stride} does not fit {destination.Length} bytes.", nameof(destination));
+        var j = DecodeUnchecked(encoded, table, ref Unsafe.Add(ref MemoryMarshal.GetReference(destination), start), stride, count, ref states, ref pos);
+        for (; j < count; j++)
+            destination[start + (j * stride)] = CheckedStep(ref states.At(j & (Interleave - 1)), table, encoded, ref pos, j);
+    }
+
+    /// <summary>Checks that a decoded stream was consumed exactly and ended in the encoder's initial states.</summary>
+    /// <exception cref="EntropyStreamException">It was not.</exception>
+    internal static void CheckEnd(ReadOnlySpan<byte> encoded, int pos, in RansStates states, int symbolCount)
+    {
         if (pos != encoded.Length)
-            throw new EntropyStreamException($"The entropy-coded stream has {encoded.Length - pos} bytes left after {destination.Length} symbols; it is corrupt or the symbol count is wrong.");
+            throw new EntropyStreamException($"The entropy-coded stream has {encoded.Length - pos} bytes left after {symbolCount} symbols; it is corrupt or the symbol count is wrong.");
         if (states.X0 != L || states.X1 != L || states.X2 != L || states.X3 != L)
             throw new EntropyStreamException("The entropy-coded stream does not end in the encoder's initial states; it is corrupt, or the tables or symbol count do not match.");
     }
@@ -227,7 +247,7 @@ internal static class RansRunCoder
     private static uint Slot(uint x, int scaleBits) =>
         Bmi2.IsSupported ? Bmi2.ZeroHighBits(x, (uint)scaleBits) : x & ((1u << scaleBits) - 1);
 
-    private static byte CheckedStep(ref uint x, SymbolFrequencies table, ReadOnlySpan<byte> encoded, ref int pos, int run, int index)
+    private static byte CheckedStep(ref uint x, SymbolFrequencies table, ReadOnlySpan<byte> encoded, ref int pos, int index)
     {
         var slot = x & ((uint)table.Total - 1);
         var symbol = table.SlotToSymbol[slot];
@@ -235,7 +255,7 @@ internal static class RansRunCoder
         while (x < L)
         {
             if (pos >= encoded.Length)
-                throw new EntropyStreamException($"The entropy-coded stream is truncated: it ends at byte {encoded.Length} while decoding symbol {index} of run {run}.");
+                throw new EntropyStreamException($"The entropy-coded stream is truncated: it ends at byte {encoded.Length} while decoding symbol {index} of a run.");
             x = (x << 8) | encoded[pos++];
         }
 
@@ -258,11 +278,25 @@ internal static class RansRunCoder
         return x;
     }
 
-    private struct RansStates(uint x0, uint x1, uint x2, uint x3)
+    /// <summary>The four interleaved states of a stream being decoded.</summary>
+    internal struct RansStates(uint x0, uint x1, uint x2, uint x3)
     {
         public uint X0 = x0;
         public uint X1 = x1;
         public uint X2 = x2;
         public uint X3 = x3;
+
+        /// <summary>State <paramref name="k"/> (0..3).</summary>
+        [UnscopedRef]
+        public ref uint At(int k)
+        {
+            switch (k)
+            {
+                case 0: return ref X0;
+                case 1: return ref X1;
+                case 2: return ref X2;
+                default: return ref X3;
+            }
+        }
     }
 }

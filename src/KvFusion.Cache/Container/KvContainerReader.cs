@@ -80,6 +80,25 @@ public static class KvContainerReader
         ReadHeader(blob, (options ?? KvContainerReadOptions.Default).Limits, null);
 
     /// <summary>
+    /// Checks a container's structure (header, every frame, the lengths) and every checksum without decoding the
+    /// sections: one hash pass over the bytes, what a storage tier runs before it trusts a blob it read back.
+    /// </summary>
+    /// <returns>The header.</returns>
+    /// <exception cref="KvContainerException">The container is invalid, or names a codec or profile this reader lacks
+    /// (<see cref="KvContainerError.UnknownCodec"/>, <see cref="KvContainerError.MissingProfile"/>).</exception>
+    public static KvContainerHeader Verify(ReadOnlySpan<byte> blob, KvContainerReadOptions? options = null)
+    {
+        options ??= KvContainerReadOptions.Default;
+        var sections = Locate(blob, null, options.Limits, options.Profiles, out var frames, out _);
+        for (var i = 0; i < frames.Length; i++)
+        {
+            sections.Verify(i, blob.Slice(frames[i].PayloadOffset, frames[i].PayloadLength), frames[i].Checksum, frames[i].FrameOffset);
+        }
+
+        return sections.Header;
+    }
+
+    /// <summary>
     /// Verifies a whole container, decoding every section, and says where each section is.
     /// </summary>
     /// <exception cref="KvContainerException">The container is invalid.</exception>

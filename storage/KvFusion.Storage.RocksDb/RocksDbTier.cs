@@ -58,6 +58,11 @@ public sealed class RocksDbTier : IKvTier
     private long _entries;
     private long _lastSequence;
 
+    // Every order key below this sequence is deleted: evictions take the oldest first, and a move or replace deletes
+    // its old key. Seeking here instead of to the first key skips the tombstones a queue-like column family piles up
+    // at its head until compaction drops them.
+    private long _orderFloor;
+
     private long _hits;
     private long _misses;
     private long _puts;
@@ -260,9 +265,11 @@ public sealed class RocksDbTier : IKvTier
                     .Put(names.Meta, MetaValue(blob.Length, sequence), _meta)
                     .Put(OrderKey(sequence, names.Meta), SizeValue(blob.Length), _order);
                 var bytesAfter = Interlocked.Read(ref _bytes) - (old?.Size ?? 0) + blob.Length;
-                var (evicted, freed) = budget > 0 && bytesAfter > budget ? AddEvictions(batch, bytesAfter - budget, names.Meta) : (0, 0L);
+                var floor = _orderFloor;
+                var (evicted, freed) = budget > 0 && bytesAfter > budget ? AddEvictions(batch, bytesAfter - budget, names.Meta, out floor) : (0, 0L);
                 Call(() => _db.Write(batch, _writes), "write");
-                _lastSequence = sequence;
+                Volatile.Write(ref _lastSequence, sequence);
+                _orderFloor = floor;
                 Commit(blob.Length - (old?.Size ?? 0) - freed, (old is null ? 1 : 0) - evicted);
                 Interlocked.Increment(ref _puts);
                 if (evicted > 0)
@@ -622,16 +629,19 @@ public sealed class RocksDbTier : IKvTier
 
     /// <summary>Adds to <paramref name="batch"/> the deletion of the least recently used entries until at least
     /// <paramref name="needed"/> bytes are freed, never the entry <paramref name="protectedMetaKey"/>.</summary>
-    private (int Count, long Bytes) AddEvictions(WriteBatch batch, long needed, byte[]? protectedMetaKey)
+    /// <remarks>The caller sets <see cref="_orderFloor"/> to <paramref name="floor"/> once the batch is written.</remarks>
+    private (int Count, long Bytes) AddEvictions(WriteBatch batch, long needed, byte[]? protectedMetaKey, out long floor)
     {
         var count = 0;
         var freed = 0L;
+        var lastVisited = -1L;
         try
         {
             using var order = _db.NewIterator(_order, null);
-            for (order.SeekToFirst(); order.Valid() && freed < needed; order.Next())
+            for (order.Seek(OrderKey(_orderFloor, [])); order.Valid() && freed < needed; order.Next())
             {
                 var orderKey = order.GetKeySpan();
+                lastVisited = SequenceOf(orderKey);
                 var metaKey = orderKey[Math.Min(SequenceBytes, orderKey.Length)..];
                 if (protectedMetaKey is not null && metaKey.SequenceEqual(protectedMetaKey))
                 {
@@ -653,6 +663,8 @@ public sealed class RocksDbTier : IKvTier
             throw Unavailable("read its access order", e);
         }
 
+        // Every key visited is deleted by the batch: evicted, or the protected entry's old key, which its put replaces.
+        floor = Math.Max(_orderFloor, lastVisited + 1);
         return (count, freed);
     }
 
@@ -666,8 +678,9 @@ public sealed class RocksDbTier : IKvTier
         }
 
         using var batch = new WriteBatch();
-        var (count, freed) = AddEvictions(batch, over, protectedMetaKey: null);
+        var (count, freed) = AddEvictions(batch, over, protectedMetaKey: null, out var floor);
         _db.Write(batch, _writes);
+        _orderFloor = floor;
         Commit(-freed, -count);
         Interlocked.Add(ref _evictions, count);
         _logger.LogInformation("The {Tier} tier evicted {Count} entries ({Bytes} bytes) to fit its budget of {Budget} bytes", TierName, count, freed, _options.ByteBudget);

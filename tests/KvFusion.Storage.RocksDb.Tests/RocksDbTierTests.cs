@@ -280,6 +280,24 @@ public sealed class RocksDbTierTests
     }
 
     [Fact]
+    public async Task A_cancelled_put_or_remove_changes_nothing()
+    {
+        using var temp = new TempDirectory();
+        await using var tier = Open(temp);
+        await tier.PutAsync(At(AliceA, 1), Bytes(10, 1));
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await tier.PutAsync(At(AliceA, 2), Bytes(10, 2), cancelled.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await tier.RemoveAsync(At(AliceA, 1), cancelled.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await tier.GetAsync(At(AliceA, 1), cancelled.Token));
+
+        Assert.True(await tier.ContainsAsync(At(AliceA, 1)));
+        Assert.False(await tier.ContainsAsync(At(AliceA, 2)));
+        Assert.Equal(1, (await tier.GetStatisticsAsync()).Entries);
+    }
+
+    [Fact]
     public async Task Probe_answers_on_an_open_tier()
     {
         using var temp = new TempDirectory();

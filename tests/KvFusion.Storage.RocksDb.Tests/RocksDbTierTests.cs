@@ -112,6 +112,37 @@ public sealed class RocksDbTierTests
     }
 
     [Fact]
+    public async Task List_skips_a_stored_key_it_cannot_parse_and_logs_a_warning()
+    {
+        using var temp = new TempDirectory();
+        await using (var tier = Open(temp))
+        {
+            await tier.PutAsync(At(AliceA, 1), Bytes(10, 1));
+        }
+
+        // A key no tier writes, put straight into the metadata family.
+        var path = temp.Combine("db");
+        var families = new RocksDbSharp.ColumnFamilies(new RocksDbSharp.ColumnFamilyOptions());
+        foreach (var name in RocksDbSharp.RocksDb.ListColumnFamilies(new RocksDbSharp.DbOptions(), path).Where(n => n != "default"))
+        {
+            families.Add(name, new RocksDbSharp.ColumnFamilyOptions());
+        }
+
+        using (var db = RocksDbSharp.RocksDb.Open(new RocksDbSharp.DbOptions(), path, families))
+        {
+            db.Put(System.Text.Encoding.UTF8.GetBytes($"{ModelA}\0alice/x/not-an-entry"), new byte[] { 1 }, db.GetColumnFamily("meta"), null);
+        }
+
+        var log = new ListLogger<RocksDbTier>();
+        await using var reopened = new RocksDbTier(new RocksDbTierOptions { Path = path }, log);
+
+        Assert.Equal([At(AliceA, 1)], await ListAsync(reopened));
+        Assert.Equal([At(AliceA, 1)], await ListAsync(reopened, AliceA));
+        Assert.Contains(log.Entries, e => e.Level == Microsoft.Extensions.Logging.LogLevel.Warning && e.Message.Contains("cannot parse", StringComparison.Ordinal));
+        Assert.Equal(1, (await reopened.GetStatisticsAsync()).Entries);
+    }
+
+    [Fact]
     public async Task Tenants_with_the_same_key_each_read_their_own_blob()
     {
         using var temp = new TempDirectory();

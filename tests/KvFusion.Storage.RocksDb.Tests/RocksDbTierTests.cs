@@ -369,6 +369,29 @@ public sealed class RocksDbTierTests
     }
 
     [Fact]
+    public async Task Writes_to_a_database_whose_folder_was_deleted_fail_as_unavailable_naming_the_tier()
+    {
+        using var temp = new TempDirectory();
+        var path = temp.Combine("db");
+        await using var tier = new RocksDbTier(new RocksDbTierOptions { Path = path, WriteBufferBytes = 1 << 20, BlobFileThresholdBytes = 0 });
+        await tier.PutAsync(At(AliceA, 0), Bytes(10, 0));
+        Directory.Delete(path, recursive: true);
+
+        // Filling the memtable makes RocksDB switch to a new log file, which it cannot create in a missing folder.
+        var e = await Assert.ThrowsAsync<KvTierUnavailableException>(async () =>
+        {
+            for (var i = 1; i <= 64; i++)
+            {
+                await tier.PutAsync(At(AliceA, i), Bytes(1 << 20, (byte)i));
+            }
+        });
+
+        Assert.Contains("rocksdb", e.Message, StringComparison.Ordinal);
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+        Assert.IsType<RocksDbSharp.RocksDbException>(e.InnerException);
+    }
+
+    [Fact]
     public async Task A_database_already_open_is_unavailable_to_a_second_tier()
     {
         using var temp = new TempDirectory();

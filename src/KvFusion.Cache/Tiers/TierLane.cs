@@ -1,0 +1,338 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using KvFusion.Cache.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace KvFusion.Cache.Tiers;
+
+/// <summary>
+/// One lower tier inside the manager: its health, its bounded write-behind queue (one consumer, so writes reach the
+/// tier in the order they were queued), the newest queued operation per key (so a superseded write is skipped and a
+/// queued remove hides the tier's old copy from reads), and what it must catch up with after an outage.
+/// </summary>
+internal sealed class TierLane
+{
+    private readonly KvTierManagerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Channel<WriteJob> _queue;
+    private readonly ByteGate _queuedBytes;
+    private readonly ConcurrentDictionary<TierKey, QueuedOp> _latest = new();
+    private readonly Lock _catchUpLock = new();
+    private readonly Dictionary<TierKey, bool> _catchUp = [];
+    private readonly Queue<TierKey> _catchUpOrder = new();
+    private int _state;
+    private int _queuedCount;
+    private string? _lastError;
+    private long _outages;
+    private long _catchUpLost;
+    private long _writesDone;
+    private long _failures;
+    private long _skippedReads;
+    private long _hits;
+
+    public TierLane(IKvTier tier, KvTierManagerOptions options, TimeProvider time, ILogger logger)
+    {
+        Tier = tier;
+        _options = options;
+        _time = time;
+        _logger = logger;
+        _queue = Channel.CreateBounded<WriteJob>(new BoundedChannelOptions(options.WriteQueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        _queuedBytes = new ByteGate(options.WriteQueueBytes);
+    }
+
+    public IKvTier Tier { get; }
+
+    public bool IsUp => Volatile.Read(ref _state) == 0;
+
+    public ChannelReader<WriteJob> Reader => _queue.Reader;
+
+    public int QueuedCount => Volatile.Read(ref _queuedCount);
+
+    public int CatchUpPending
+    {
+        get
+        {
+            lock (_catchUpLock)
+            {
+                return _catchUp.Count;
+            }
+        }
+    }
+
+    public void CountSkippedRead() => Interlocked.Increment(ref _skippedReads);
+
+    public void CountHit() => Interlocked.Increment(ref _hits);
+
+    public void CountLost(long count) => Interlocked.Add(ref _catchUpLost, count);
+
+    /// <summary>Whether the newest operation this lane has not yet applied to its tier for <paramref name="key"/> is a remove.</summary>
+    public bool HasPendingRemove(TierKey key)
+    {
+        if (_latest.TryGetValue(key, out var op))
+        {
+            return op.IsRemove;
+        }
+
+        lock (_catchUpLock)
+        {
+            return _catchUp.TryGetValue(key, out var isRemove) && isRemove;
+        }
+    }
+
+    /// <summary>
+    /// Queues a put or remove, waiting for room (back-pressure); while the tier is down the key is remembered for the
+    /// catch-up instead, holding no bytes.
+    /// </summary>
+    public async ValueTask EnqueueAsync(TierKey key, byte[]? blob, long sequence, CancellationToken cancellationToken)
+    {
+        if (!IsUp)
+        {
+            Park(key, blob is null);
+            return;
+        }
+
+        var bytes = blob?.LongLength ?? 0;
+        await _queuedBytes.WaitAsync(bytes, cancellationToken).ConfigureAwait(false);
+        _latest.AddOrUpdate(key, static (_, op) => op, static (_, old, op) => op.Sequence > old.Sequence ? op : old, new QueuedOp(sequence, blob is null));
+        try
+        {
+            // Counted once in the channel (the consumer's decrement may come first; the count is only read as a whole).
+            await _queue.Writer.WriteAsync(new WriteJob(key, blob, sequence), cancellationToken).ConfigureAwait(false);
+            Interlocked.Increment(ref _queuedCount);
+        }
+        catch
+        {
+            _queuedBytes.Release(bytes);
+            _latest.TryRemove(KeyValuePair.Create(key, new QueuedOp(sequence, blob is null)));
+            throw;
+        }
+    }
+
+    /// <summary>Queues a copy of a hit found below (promotion) only when there is room now; false when skipped.</summary>
+    public bool TryEnqueuePromotion(TierKey key, byte[] blob, long sequence)
+    {
+        if (!IsUp || QueuedCount >= _options.WriteQueueCapacity / 2 || _latest.ContainsKey(key))
+        {
+            return false;
+        }
+
+        // Promotions never wait: they are an optimization, and a reader must not stall behind writers.
+        if (!_queuedBytes.TryAcquire(blob.LongLength))
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref _queuedCount);
+        if (!_latest.TryAdd(key, new QueuedOp(sequence, false)) || !_queue.Writer.TryWrite(new WriteJob(key, blob, sequence)))
+        {
+            _latest.TryRemove(KeyValuePair.Create(key, new QueuedOp(sequence, false)));
+            Done(new WriteJob(key, blob, sequence));
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>Applies one queued job to the tier (the consumer's step); a failure parks it for the catch-up.</summary>
+    public async Task ApplyAsync(WriteJob job, CancellationToken stopping)
+    {
+        var op = new QueuedOp(job.Sequence, job.Blob is null);
+        try
+        {
+            if (!_latest.TryGetValue(job.Key, out var latest) || latest != op)
+            {
+                // A newer operation on the key is queued behind this one.
+                return;
+            }
+
+            if (!IsUp)
+            {
+                Park(job.Key, op.IsRemove);
+                return;
+            }
+
+            try
+            {
+                if (job.Blob is { } blob)
+                {
+                    await RunAsync((t, ct) => { return AsUnit(t.PutAsync(job.Key, blob, ct)); }, stopping).ConfigureAwait(false);
+                }
+                else
+                {
+                    await RunAsync((t, ct) => t.RemoveAsync(job.Key, ct), stopping).ConfigureAwait(false);
+                }
+
+                Interlocked.Increment(ref _writesDone);
+            }
+            catch (KvTierUnavailableException)
+            {
+                Park(job.Key, op.IsRemove);
+            }
+            catch (Exception e) when (e is ArgumentException or KvBlobException)
+            {
+                // The tier refuses this entry (e.g. larger than it stores): retrying cannot help.
+                Interlocked.Increment(ref _failures);
+                _logger.LogWarning(e, "Tier {Tier} refused {Key}; it will not hold that entry: {Reason}", Tier.Name, job.Key, e.Message);
+            }
+            catch (Exception e) when (!stopping.IsCancellationRequested)
+            {
+                // Whatever else went wrong, the consumer lives on and the entry waits for the catch-up.
+                MarkDown(e);
+                Park(job.Key, op.IsRemove);
+            }
+        }
+        finally
+        {
+            _latest.TryRemove(KeyValuePair.Create(job.Key, op));
+            Done(job);
+        }
+    }
+
+    /// <summary>
+    /// Runs one operation against the tier with the manager's timeout. A failure or timeout marks the tier down and is
+    /// rethrown as <see cref="KvTierUnavailableException"/>; an entry-level problem (<see cref="KvBlobException"/>,
+    /// <see cref="ArgumentException"/>) and the caller's cancellation pass through unchanged.
+    /// </summary>
+    public async ValueTask<T> RunAsync<T>(Func<IKvTier, CancellationToken, ValueTask<T>> operation, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.OperationTimeout);
+        Task<T> task;
+        try
+        {
+            task = operation(Tier, timeout.Token).AsTask();
+        }
+        catch (Exception e) when (e is not (KvBlobException or ArgumentException or OperationCanceledException or ObjectDisposedException))
+        {
+            throw MarkDown(e);
+        }
+
+        try
+        {
+            // WaitAsync bounds the wait even for a client that ignores the token.
+            return await task.WaitAsync(_options.OperationTimeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Observe(task);
+            throw;
+        }
+        catch (Exception e) when (e is KvBlobException or ArgumentException)
+        {
+            throw;
+        }
+        catch (Exception e)
+        {
+            Observe(task);
+            throw MarkDown(e is OperationCanceledException ? new TimeoutException($"no answer within {_options.OperationTimeout.TotalMilliseconds:0} ms", e) : e);
+        }
+    }
+
+    /// <summary>Marks the tier down (logging once per outage) and returns the exception to throw.</summary>
+    public KvTierUnavailableException MarkDown(Exception cause)
+    {
+        Interlocked.Increment(ref _failures);
+        var reason = cause is TimeoutException ? cause.Message : $"{cause.GetType().Name}: {cause.Message}";
+        Volatile.Write(ref _lastError, reason);
+        if (Interlocked.Exchange(ref _state, 1) == 0)
+        {
+            Interlocked.Increment(ref _outages);
+            _logger.LogWarning(cause, "Tier {Tier} is down ({Reason}); skipping it and probing every {Interval}", Tier.Name, reason, _options.ProbeInterval);
+        }
+
+        return cause as KvTierUnavailableException ?? new KvTierUnavailableException($"Tier {Tier.Name} is unavailable: {reason}", cause);
+    }
+
+    public void MarkUp()
+    {
+        if (Interlocked.Exchange(ref _state, 0) == 1)
+        {
+            _logger.LogInformation("Tier {Tier} is back; catching up {Pending} entries written or removed meanwhile", Tier.Name, CatchUpPending);
+        }
+    }
+
+    /// <summary>Takes every remembered key (oldest first) for the catch-up; each is either re-queued or counted lost by the caller.</summary>
+    public List<(TierKey Key, bool IsRemove)> TakeCatchUp()
+    {
+        lock (_catchUpLock)
+        {
+            var list = new List<(TierKey, bool)>(_catchUp.Count);
+            while (_catchUpOrder.TryDequeue(out var key))
+            {
+                if (_catchUp.Remove(key, out var isRemove))
+                {
+                    list.Add((key, isRemove));
+                }
+            }
+
+            return list;
+        }
+    }
+
+    /// <summary>Queues a catch-up operation unless a newer one for the key is queued already.</summary>
+    public ValueTask EnqueueCatchUpAsync(TierKey key, byte[]? blob, long sequence, CancellationToken cancellationToken) =>
+        _latest.ContainsKey(key) ? ValueTask.CompletedTask : EnqueueAsync(key, blob, sequence, cancellationToken);
+
+    /// <summary>Whether an operation on <paramref name="key"/> is queued and not yet applied.</summary>
+    public bool HasQueued(TierKey key) => _latest.ContainsKey(key);
+
+    public void Complete() => _queue.Writer.TryComplete();
+
+    public KvTierHealth Health() => new()
+    {
+        Tier = Tier.Name,
+        State = IsUp ? KvTierState.Up : KvTierState.Down,
+        LastError = Volatile.Read(ref _lastError),
+        Outages = Interlocked.Read(ref _outages),
+        QueuedWrites = QueuedCount,
+        QueuedBytes = _queuedBytes.Used,
+        CatchUpPending = CatchUpPending,
+        CatchUpLost = Interlocked.Read(ref _catchUpLost),
+        WritesDone = Interlocked.Read(ref _writesDone),
+        Failures = Interlocked.Read(ref _failures),
+        SkippedReads = Interlocked.Read(ref _skippedReads),
+        Hits = Interlocked.Read(ref _hits),
+    };
+
+    private void Park(TierKey key, bool isRemove)
+    {
+        lock (_catchUpLock)
+        {
+            if (!_catchUp.ContainsKey(key))
+            {
+                _catchUpOrder.Enqueue(key);
+            }
+
+            _catchUp[key] = isRemove;
+            while (_catchUp.Count > _options.MaxCatchUpEntries && _catchUpOrder.TryDequeue(out var oldest))
+            {
+                if (_catchUp.Remove(oldest))
+                {
+                    Interlocked.Increment(ref _catchUpLost);
+                    _logger.LogWarning("Tier {Tier} has been down for more than {Max} writes; it will lack {Key} until that entry is written again", Tier.Name, _options.MaxCatchUpEntries, oldest);
+                }
+            }
+        }
+    }
+
+    private void Done(WriteJob job)
+    {
+        _queuedBytes.Release(job.Blob?.LongLength ?? 0);
+        Interlocked.Decrement(ref _queuedCount);
+    }
+
+    private static async ValueTask<bool> AsUnit(ValueTask put)
+    {
+        await put.ConfigureAwait(false);
+        return true;
+    }
+
+    private static void Observe(Task task) =>
+        // An abandoned operation may still fail later; observe it so it is not reported as unobserved.
+        _ = task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+    internal readonly record struct WriteJob(TierKey Key, byte[]? Blob, long Sequence);
+
+    private readonly record struct QueuedOp(long Sequence, bool IsRemove);
+}

@@ -21,6 +21,8 @@ internal static class Program
         root.Subcommands.Add(EvalCommands.Create());
         root.Subcommands.Add(AskCommand.Create());
         root.Subcommands.Add(KvCommands.Create());
+        root.Subcommands.Add(IngestCommand.Create());
+        root.Subcommands.Add(StoreCommands.Create());
         root.Subcommands.Add(SelfTestCommand.Create());
         var parse = root.Parse(args);
         if (parse.Action is ParseErrorAction)

@@ -19,6 +19,7 @@ internal static class BenchCommands
         command.Subcommands.Add(BenchKernelsCommand.Create());
         command.Subcommands.Add(BenchCodecCommand.Create());
         command.Subcommands.Add(BenchEvictionCommand.Create());
+        command.Subcommands.Add(BenchStoreCommand.Create());
         return command;
     }
 

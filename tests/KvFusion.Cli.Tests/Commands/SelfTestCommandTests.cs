@@ -53,14 +53,23 @@ public sealed class SelfTestCommandTests
 /// </summary>
 internal sealed record Kvfusion(int ExitCode, string StandardOutput, string StandardError)
 {
-    public static async Task<Kvfusion> RunAsync(params string[] args)
+    public static Task<Kvfusion> RunAsync(params string[] args) => RunInAsync(null, null, args);
+
+    /// <summary>Runs in <paramref name="workingDirectory"/> (where <c>./data</c> and appsettings.json are looked for) with extra environment variables.</summary>
+    public static async Task<Kvfusion> RunInAsync(string? workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
         start.ArgumentList.Add("exec");
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "kvfusion.dll"));
         foreach (var a in args)

@@ -1,0 +1,106 @@
+using KvFusion.Cache.Codecs;
+using KvFusion.Cache.Storage;
+using KvFusion.Cache.Tiers;
+using KvFusion.Engine.Transformer;
+using KvFusion.Storage.Redis;
+using KvFusion.Storage.RocksDb;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace KvFusion.Storage.Hosting;
+
+/// <summary>
+/// The storage stack opened from <see cref="KvStorageOptions"/>: host memory over the configured lower tiers, under
+/// one <see cref="KvTierManager"/>. Every model and tenant is a namespace of the same stack; <see cref="CreateStore"/>
+/// gives the <see cref="IKvStore"/> a fusion engine reads and writes for one model. Disposing drains the write-behind
+/// queues and closes the tiers.
+/// </summary>
+public sealed class KvStorage : IAsyncDisposable
+{
+    private KvStorage(KvStorageOptions options, KvTierManager manager, KvCodecSpec codec, ILoggerFactory loggers)
+    {
+        Options = options;
+        Manager = manager;
+        Codec = codec;
+        Loggers = loggers;
+    }
+
+    /// <summary>The settings it was opened with.</summary>
+    public KvStorageOptions Options { get; }
+
+    /// <summary>The tier manager (statistics, health, flushing).</summary>
+    public KvTierManager Manager { get; }
+
+    /// <summary>The codec entries are encoded with.</summary>
+    public KvCodecSpec Codec { get; }
+
+    private ILoggerFactory Loggers { get; }
+
+    /// <summary>Opens the tiers <paramref name="options"/> name (RocksDB creates its folder; Redis connects, and comes up later if it is down now).</summary>
+    /// <exception cref="OptionsValidationException">A setting is invalid; the message names each one.</exception>
+    public static async Task<KvStorage> OpenAsync(KvStorageOptions options, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var result = new KvStorageOptionsValidator().Validate(null, options);
+        if (result.Failed)
+        {
+            throw new OptionsValidationException(KvStorageOptions.SectionName, typeof(KvStorageOptions), result.Failures);
+        }
+
+        var loggers = loggerFactory ?? NullLoggerFactory.Instance;
+        var lower = new List<IKvTier>();
+        try
+        {
+            foreach (var kind in KvStorageOptionsValidator.ParseTiers(options.Tiers))
+            {
+                lower.Add(kind switch
+                {
+                    KvStorageTierKind.RocksDb => new RocksDbTier(options.RocksDb, loggers.CreateLogger<RocksDbTier>()),
+                    _ => await RedisTier.ConnectAsync(options.Redis, loggers.CreateLogger<RedisTier>(), cancellationToken).ConfigureAwait(false),
+                });
+            }
+        }
+        catch
+        {
+            foreach (var tier in lower)
+            {
+                await tier.DisposeAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
+
+        var memory = new HostMemoryTier(options.Memory, null, loggers.CreateLogger<HostMemoryTier>());
+        var manager = new KvTierManager(memory, lower, options.Manager, loggers.CreateLogger<KvTierManager>());
+        return new KvStorage(options, manager, KvCodecSpec.Parse(options.Codec), loggers);
+    }
+
+    /// <summary>Opens the stack from <see cref="IOptions{TOptions}"/> (dependency injection).</summary>
+    public static Task<KvStorage> OpenAsync(IOptions<KvStorageOptions> options, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return OpenAsync(options.Value, loggerFactory, cancellationToken);
+    }
+
+    /// <summary>The namespace of <paramref name="model"/>'s entries for the configured tenant (or <paramref name="tenant"/>).</summary>
+    public KvNamespace NamespaceOf(TransformerModel model, string? tenant = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new KvNamespace(tenant ?? Options.Tenant, model.Fingerprint.Model);
+    }
+
+    /// <summary>The store of <paramref name="model"/>'s entries, encoded with the configured codec.</summary>
+    public ContainerKvStore CreateStore(TransformerModel model, string? tenant = null, KvCodecProfiles? profiles = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var storeOptions = new ContainerKvStoreOptions { Codec = Codec, Profiles = profiles ?? KvCodecProfiles.None };
+        return ContainerKvStore.ForModel(model, Manager.For(NamespaceOf(model, tenant)), storeOptions, Loggers.CreateLogger<ContainerKvStore>());
+    }
+
+    /// <summary>Waits for queued writes to reach the lower tiers.</summary>
+    public Task FlushAsync(CancellationToken cancellationToken = default) => Manager.FlushAsync(cancellationToken);
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync() => Manager.DisposeAsync();
+}

@@ -1,0 +1,37 @@
+using KvFusion.Cache.Tiers;
+using KvFusion.Storage.Redis;
+using KvFusion.Storage.RocksDb;
+
+namespace KvFusion.Storage.Hosting;
+
+/// <summary>
+/// The storage stack's settings, bound from the <c>Storage</c> section of appsettings.json and from environment
+/// variables (<c>KVFUSION_Storage__RocksDb__Path=/var/lib/kvfusion</c>). With nothing configured, entries go to
+/// host memory and RocksDB under <c>./data</c>.
+/// </summary>
+public sealed class KvStorageOptions
+{
+    /// <summary>The configuration section these settings are bound from.</summary>
+    public const string SectionName = "Storage";
+
+    /// <summary>The tenant entries are stored for (each tenant's entries are apart from every other's).</summary>
+    public string Tenant { get; set; } = KvNamespace.DefaultTenant;
+
+    /// <summary>The codec entries are encoded with (raw, lz4, fp8, cachegen:1..3); default lossless lz4.</summary>
+    public string Codec { get; set; } = "lz4";
+
+    /// <summary>The tiers under host memory, in read order, comma-separated: <c>rocksdb</c>, <c>redis</c>, both, or <c>none</c>.</summary>
+    public string Tiers { get; set; } = "rocksdb";
+
+    /// <summary>Host memory.</summary>
+    public HostMemoryTierOptions Memory { get; set; } = new();
+
+    /// <summary>RocksDB on local disk (when <see cref="Tiers"/> names it).</summary>
+    public RocksDbTierOptions RocksDb { get; set; } = new();
+
+    /// <summary>Redis or Redis Cluster (when <see cref="Tiers"/> names it; <see cref="RedisTierOptions.Configuration"/> is then required).</summary>
+    public RedisTierOptions Redis { get; set; } = new();
+
+    /// <summary>The tier manager (timeouts, write-behind queue, probing).</summary>
+    public KvTierManagerOptions Manager { get; set; } = new();
+}

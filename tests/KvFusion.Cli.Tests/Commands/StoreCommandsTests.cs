@@ -1,0 +1,157 @@
+using KvFusion.Cache.Tiers;
+using KvFusion.Storage.RocksDb;
+
+namespace KvFusion.Cli.Tests.Commands;
+
+/// <summary>
+/// <c>ingest</c>, <c>store stats</c> and <c>store verify</c> as a user runs them: the embedded default (RocksDB under
+/// ./data), resuming, verification that finds a bad entry, and settings that are refused by name.
+/// </summary>
+[Collection(ConsoleCommands.Name)]
+public sealed class StoreCommandsTests
+{
+    [SkippableFact]
+    public async Task Ingest_stores_every_chunk_under_data_and_a_second_run_skips_them_all()
+    {
+        using var work = new TempDirectory();
+        var docs = Documents(work);
+        var first = await Run(work, "ingest", docs, "--chunk-tokens", "64", "--model", SharedModels.Path("tiny-pydocs"));
+        Assert.True(first.ExitCode == 0, first.StandardError);
+        var chunks = Column(first.StandardOutput, "chunks");
+        Assert.True(chunks >= 4, first.StandardOutput);
+        Assert.Equal(chunks, Column(first.StandardOutput, "computed now"));
+        Assert.True(Directory.Exists(work.Combine("data")));
+
+        var again = await Run(work, "ingest", docs, "--chunk-tokens", "64", "--model", SharedModels.Path("tiny-pydocs"));
+        Assert.True(again.ExitCode == 0, again.StandardError);
+        Assert.Equal(0, Column(again.StandardOutput, "computed now"));
+        Assert.Equal(chunks, Column(again.StandardOutput, "already stored"));
+
+        var stats = await Run(work, "store", "stats");
+        Assert.True(stats.ExitCode == 0, stats.StandardError);
+        Assert.Contains("rocksdb", stats.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("default", stats.StandardOutput, StringComparison.Ordinal);
+
+        var verify = await Run(work, "store", "verify");
+        Assert.True(verify.ExitCode == 0, verify.StandardError);
+        Assert.Contains($"verified {chunks} entries", verify.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task An_ingest_of_more_documents_computes_only_the_chunks_not_stored_yet()
+    {
+        using var work = new TempDirectory();
+        var docs = Documents(work);
+        var one = Directory.GetFiles(docs).Order(StringComparer.Ordinal).First();
+        var part = await Run(work, "ingest", one, "--chunk-tokens", "64", "--model", SharedModels.Path("tiny-pydocs"));
+        Assert.True(part.ExitCode == 0, part.StandardError);
+        var stored = Column(part.StandardOutput, "computed now");
+
+        var all = await Run(work, "ingest", docs, "--chunk-tokens", "64", "--model", SharedModels.Path("tiny-pydocs"));
+        Assert.True(all.ExitCode == 0, all.StandardError);
+        Assert.Equal(stored, Column(all.StandardOutput, "already stored"));
+        Assert.Equal(Column(all.StandardOutput, "chunks") - stored, Column(all.StandardOutput, "computed now"));
+    }
+
+    [SkippableFact]
+    public async Task Verify_names_a_bad_entry_exits_1_and_removes_it_when_asked()
+    {
+        using var work = new TempDirectory();
+        var docs = Documents(work);
+        var ingest = await Run(work, "ingest", docs, "--chunk-tokens", "64", "--model", SharedModels.Path("tiny-pydocs"), "--store", work.Combine("kv"));
+        Assert.True(ingest.ExitCode == 0, ingest.StandardError);
+        TierKey victim;
+        await using (var tier = new RocksDbTier(new RocksDbTierOptions { Path = work.Combine("kv") }))
+        {
+            victim = await tier.ListAsync().FirstAsync();
+            var blob = (await tier.GetAsync(victim))!.Value.ToArray();
+            blob[blob.Length / 2] ^= 0x40;
+            await tier.PutAsync(victim, blob);
+        }
+
+        var verify = await Run(work, "store", "verify", "--store", work.Combine("kv"));
+        Assert.Equal(1, verify.ExitCode);
+        Assert.Contains(victim.Key.Id, verify.StandardError, StringComparison.Ordinal);
+        Assert.Contains("1 of", verify.StandardError, StringComparison.Ordinal);
+
+        var repair = await Run(work, "store", "verify", "--store", work.Combine("kv"), "--remove-bad");
+        Assert.Equal(1, repair.ExitCode);
+        var after = await Run(work, "store", "verify", "--store", work.Combine("kv"));
+        Assert.True(after.ExitCode == 0, after.StandardError);
+    }
+
+    [Theory]
+    [InlineData("""{ "Storage": { "Memory": { "ByteBudget": 0 } } }""", null, "Storage:Memory:ByteBudget")]
+    [InlineData("""{ "Storage": { "Tiers": "floppy" } }""", null, "Storage:Tiers")]
+    [InlineData("""{ "Storage": { "Tenant": "Not A Tenant" } }""", null, "Storage:Tenant")]
+    [InlineData("""{ "Storage": { "Codec": "zip" } }""", null, "Storage:Codec")]
+    [InlineData("""{ "Storage": { "Tiers": "redis" } }""", null, "Storage:Redis:Configuration")]
+    [InlineData("""{ "Storage": { "Manager": { "OperationTimeout": "soon" } } }""", null, "Storage:Manager:OperationTimeout")]
+    [InlineData("""{ "Storage": { "RocksDb": { "Colour": "blue" } } }""", null, "Colour")]
+    [InlineData("{}", "KVFUSION_Storage__RocksDb__ByteBudget=-5", "Storage:RocksDb:ByteBudget")]
+    public async Task A_bad_setting_is_refused_at_start_by_its_name(string appsettings, string? variable, string named)
+    {
+        using var work = new TempDirectory();
+        File.WriteAllText(work.Combine("appsettings.json"), appsettings);
+        var env = new Dictionary<string, string>();
+        if (variable is not null)
+        {
+            var eq = variable.IndexOf('=', StringComparison.Ordinal);
+            env[variable[..eq]] = variable[(eq + 1)..];
+        }
+
+        var run = await Kvfusion.RunInAsync(work.Path, env, "store", "stats");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains(named, run.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.StandardError, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(work.Combine("data")));
+    }
+
+    [Theory]
+    [InlineData("redis://", "--store")]
+    [InlineData("redis://host:notaport", "--store")]
+    public async Task A_malformed_store_address_is_refused(string store, string named)
+    {
+        using var work = new TempDirectory();
+        var run = await Kvfusion.RunInAsync(work.Path, null, "store", "stats", "--store", store);
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains(named, run.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Ingest_of_a_path_that_does_not_exist_names_it()
+    {
+        using var work = new TempDirectory();
+        var run = await Kvfusion.RunInAsync(work.Path, null, "ingest", work.Combine("absent.txt"));
+        run.AssertFailedWith($"{work.Combine("absent.txt")}: not found.");
+    }
+
+    private static Task<Kvfusion> Run(TempDirectory work, params string[] args) => Kvfusion.RunInAsync(work.Path, null, args);
+
+    /// <summary>Three short documents from the shared corpus's tutorial, as plain files.</summary>
+    private static string Documents(TempDirectory work)
+    {
+        var corpus = SharedData.Path("corpus", "pydocs.tar.xz");
+        var docs = work.Combine("docs");
+        Directory.CreateDirectory(docs);
+        var documents = new Cache.Evaluation.CorpusReader(corpus).ReadAll();
+        foreach (var d in documents.Where(d => d.Text.Length is > 1500 and < 4000).Take(3))
+        {
+            File.WriteAllText(Path.Combine(docs, Path.GetFileName(d.Path)), d.Text);
+        }
+
+        return docs;
+    }
+
+    /// <summary>The number in the ingest table's <paramref name="column"/> (the first data row).</summary>
+    private static int Column(string table, string column)
+    {
+        var lines = table.Split('\n');
+        var header = Array.FindIndex(lines, l => l.Contains(column, StringComparison.Ordinal) && l.Contains('│'));
+        Assert.True(header >= 0, $"no column '{column}' in:\n{table}");
+        var names = lines[header].Split('│').Select(c => c.Trim()).ToList();
+        var row = lines.Skip(header + 1).First(l => l.Contains('│') && !l.Contains('─'));
+        var cells = row.Split('│').Select(c => c.Trim()).ToList();
+        return int.Parse(cells[names.IndexOf(column)].Replace(",", string.Empty, StringComparison.Ordinal), System.Globalization.CultureInfo.InvariantCulture);
+    }
+}

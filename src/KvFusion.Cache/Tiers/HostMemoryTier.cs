@@ -169,7 +169,23 @@ public sealed class HostMemoryTier : IKvTier
     public bool TryPut(TierKey key, byte[] blob)
     {
         ArgumentNullException.ThrowIfNull(blob);
-        var costPerByte = blob.Length == 0 ? 0 : KvRecomputeCost.OfBlob(blob) / blob.Length;
+        return TryPut(key, blob, KvRecomputeCost.OfBlob(blob));
+    }
+
+    /// <summary>
+    /// As <see cref="TryPut(TierKey, byte[])"/>, with the entry's recompute cost given (in <see cref="KvRecomputeCost"/>'s
+    /// units) instead of read from the container header.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="recomputeCost"/> is negative or not finite.</exception>
+    public bool TryPut(TierKey key, byte[] blob, double recomputeCost)
+    {
+        ArgumentNullException.ThrowIfNull(blob);
+        if (!double.IsFinite(recomputeCost) || recomputeCost < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(recomputeCost), recomputeCost, "The recompute cost must be a finite number of at least 0.");
+        }
+
+        var costPerByte = blob.Length == 0 ? 0 : recomputeCost / blob.Length;
         lock (_lock)
         {
             ThrowIfDisposed();

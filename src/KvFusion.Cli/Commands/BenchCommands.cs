@@ -18,6 +18,7 @@ internal static class BenchCommands
         command.Subcommands.Add(BenchFusionCommand.Create());
         command.Subcommands.Add(BenchKernelsCommand.Create());
         command.Subcommands.Add(BenchCodecCommand.Create());
+        command.Subcommands.Add(BenchEvictionCommand.Create());
         return command;
     }
 

@@ -394,7 +394,16 @@ public sealed class RedisTier : IKvTier
     public async ValueTask ProbeAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        var pings = Primaries("probe").Select(s => (Server: s, Ping: s.PingAsync())).ToArray();
+        (IServer Server, Task<TimeSpan> Ping)[] pings;
+        try
+        {
+            pings = [.. Primaries("probe").Select(s => (s, s.PingAsync()))];
+        }
+        catch (Exception e) when (IsUnavailable(e))
+        {
+            throw new KvTierUnavailableException($"The Redis tier '{Name}' at {_endpoints} is unavailable (probe): {e.Message}", e);
+        }
+
         foreach (var (server, ping) in pings)
         {
             try

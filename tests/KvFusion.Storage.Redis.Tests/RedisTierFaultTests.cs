@@ -59,6 +59,11 @@ public sealed class RedisTierFaultTests
         Assert.False(tier.IsConnected);
         await Assert.ThrowsAsync<KvTierUnavailableException>(async () => await tier.GetAsync(Keys.Chunk(Keys.TenantA, 2)));
 
+        // Closing a tier whose Redis is down returns (the bound only keeps a hang from stalling the run).
+        var other = await RedisTier.ConnectAsync(OptionsFor(server.Address));
+        await other.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await other.GetAsync(Keys.Chunk(Keys.TenantA, 2)));
+
         await server.StartAsync();
         await WaitUntilServingAsync(tier);
         await tier.PutAsync(Keys.Chunk(Keys.TenantA, 2), new byte[] { 1 });

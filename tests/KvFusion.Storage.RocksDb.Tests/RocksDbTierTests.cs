@@ -112,6 +112,37 @@ public sealed class RocksDbTierTests
     }
 
     [Fact]
+    public async Task List_skips_a_stored_key_it_cannot_parse_and_logs_a_warning()
+    {
+        using var temp = new TempDirectory();
+        await using (var tier = Open(temp))
+        {
+            await tier.PutAsync(At(AliceA, 1), Bytes(10, 1));
+        }
+
+        // A key no tier writes, put straight into the metadata family.
+        var path = temp.Combine("db");
+        var families = new RocksDbSharp.ColumnFamilies(new RocksDbSharp.ColumnFamilyOptions());
+        foreach (var name in RocksDbSharp.RocksDb.ListColumnFamilies(new RocksDbSharp.DbOptions(), path).Where(n => n != "default"))
+        {
+            families.Add(name, new RocksDbSharp.ColumnFamilyOptions());
+        }
+
+        using (var db = RocksDbSharp.RocksDb.Open(new RocksDbSharp.DbOptions(), path, families))
+        {
+            db.Put(System.Text.Encoding.UTF8.GetBytes($"{ModelA}\0alice/x/not-an-entry"), new byte[] { 1 }, db.GetColumnFamily("meta"), null);
+        }
+
+        var log = new ListLogger<RocksDbTier>();
+        await using var reopened = new RocksDbTier(new RocksDbTierOptions { Path = path }, log);
+
+        Assert.Equal([At(AliceA, 1)], await ListAsync(reopened));
+        Assert.Equal([At(AliceA, 1)], await ListAsync(reopened, AliceA));
+        Assert.Contains(log.Entries, e => e.Level == Microsoft.Extensions.Logging.LogLevel.Warning && e.Message.Contains("cannot parse", StringComparison.Ordinal));
+        Assert.Equal(1, (await reopened.GetStatisticsAsync()).Entries);
+    }
+
+    [Fact]
     public async Task Tenants_with_the_same_key_each_read_their_own_blob()
     {
         using var temp = new TempDirectory();
@@ -280,6 +311,24 @@ public sealed class RocksDbTierTests
     }
 
     [Fact]
+    public async Task A_cancelled_put_or_remove_changes_nothing()
+    {
+        using var temp = new TempDirectory();
+        await using var tier = Open(temp);
+        await tier.PutAsync(At(AliceA, 1), Bytes(10, 1));
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await tier.PutAsync(At(AliceA, 2), Bytes(10, 2), cancelled.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await tier.RemoveAsync(At(AliceA, 1), cancelled.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await tier.GetAsync(At(AliceA, 1), cancelled.Token));
+
+        Assert.True(await tier.ContainsAsync(At(AliceA, 1)));
+        Assert.False(await tier.ContainsAsync(At(AliceA, 2)));
+        Assert.Equal(1, (await tier.GetStatisticsAsync()).Entries);
+    }
+
+    [Fact]
     public async Task Probe_answers_on_an_open_tier()
     {
         using var temp = new TempDirectory();
@@ -317,6 +366,29 @@ public sealed class RocksDbTierTests
         Assert.Contains("rocksdb", e.Message, StringComparison.Ordinal);
         Assert.Contains(file, e.Message, StringComparison.Ordinal);
         Assert.NotNull(e.InnerException);
+    }
+
+    [Fact]
+    public async Task Writes_to_a_database_whose_folder_was_deleted_fail_as_unavailable_naming_the_tier()
+    {
+        using var temp = new TempDirectory();
+        var path = temp.Combine("db");
+        await using var tier = new RocksDbTier(new RocksDbTierOptions { Path = path, WriteBufferBytes = 1 << 20, BlobFileThresholdBytes = 0 });
+        await tier.PutAsync(At(AliceA, 0), Bytes(10, 0));
+        Directory.Delete(path, recursive: true);
+
+        // Filling the memtable makes RocksDB switch to a new log file, which it cannot create in a missing folder.
+        var e = await Assert.ThrowsAsync<KvTierUnavailableException>(async () =>
+        {
+            for (var i = 1; i <= 64; i++)
+            {
+                await tier.PutAsync(At(AliceA, i), Bytes(1 << 20, (byte)i));
+            }
+        });
+
+        Assert.Contains("rocksdb", e.Message, StringComparison.Ordinal);
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+        Assert.IsType<RocksDbSharp.RocksDbException>(e.InnerException);
     }
 
     [Fact]

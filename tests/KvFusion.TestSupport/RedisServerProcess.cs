@@ -54,7 +54,9 @@ public sealed class RedisServerProcess : IAsyncDisposable
             throw new SkipException("redis-server is not installed (Debian: apt-get install redis-server)");
         }
 
-        var server = new RedisServerProcess(FreeLoopbackPort(), [.. extraArguments]);
+        // A cluster node also listens on its port + 10000 (the cluster bus), so it needs a pair of free ports.
+        var port = extraArguments.Contains("--cluster-enabled") ? FreeLoopbackPortPair(10000) : FreeLoopbackPort();
+        var server = new RedisServerProcess(port, [.. extraArguments]);
         try
         {
             await server.StartAsync(cancellationToken);
@@ -189,6 +191,39 @@ public sealed class RedisServerProcess : IAsyncDisposable
         finally
         {
             listener.Stop();
+        }
+    }
+
+    /// <summary>A loopback port p below 55536 with p and p + <paramref name="offset"/> both free now.</summary>
+    public static int FreeLoopbackPortPair(int offset)
+    {
+        for (var attempt = 0; attempt < 1000; attempt++)
+        {
+            var port = Random.Shared.Next(20000, 65536 - offset);
+            if (IsFree(port) && IsFree(port + offset))
+            {
+                return port;
+            }
+        }
+
+        throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture, $"found no free loopback port pair {offset} apart"));
+
+        static bool IsFree(int port)
+        {
+            var listener = new TcpListener(IPAddress.Loopback, port);
+            try
+            {
+                listener.Start();
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+            finally
+            {
+                listener.Stop();
+            }
         }
     }
 

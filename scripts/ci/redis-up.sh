@@ -18,6 +18,13 @@ for tool in redis-server redis-cli; do
   fi
 done
 
+# The tier needs SET ... GET and GETDEL (Redis 6.2).
+version="$(redis-server --version | sed -n 's/.* v=\([0-9][0-9.]*\).*/\1/p')"
+if [ -n "$version" ] && [ "$(printf '%s\n6.2\n' "$version" | sort -V | head -n1)" != "6.2" ]; then
+  echo "redis-up: redis-server $version is older than 6.2, which the Redis tier needs" >&2
+  exit 1
+fi
+
 ping() { redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null | grep -q PONG; }
 
 start() { # port, extra args...

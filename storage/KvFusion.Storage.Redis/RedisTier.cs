@@ -394,7 +394,16 @@ public sealed class RedisTier : IKvTier
     public async ValueTask ProbeAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        var pings = Primaries("probe").Select(s => (Server: s, Ping: s.PingAsync())).ToArray();
+        (IServer Server, Task<TimeSpan> Ping)[] pings;
+        try
+        {
+            pings = [.. Primaries("probe").Select(s => (s, s.PingAsync()))];
+        }
+        catch (Exception e) when (IsUnavailable(e))
+        {
+            throw new KvTierUnavailableException($"The Redis tier '{Name}' at {_endpoints} is unavailable (probe): {e.Message}", e);
+        }
+
         foreach (var (server, ping) in pings)
         {
             try
@@ -561,10 +570,26 @@ public sealed class RedisTier : IKvTier
         return (entries, bytes);
     }
 
-    /// <summary>The primaries to SCAN or PING: every server the client knows that is not a replica, all connected.</summary>
+    /// <summary>
+    /// The primaries to SCAN or PING, all connected: in a cluster, the servers that own slots in the cluster's current
+    /// view (so an old primary that failed over and stays unreachable does not hold the tier down); otherwise every
+    /// server the client knows that is not a replica.
+    /// </summary>
     private IServer[] Primaries(string operation)
     {
-        var servers = _connection.GetServers().Where(s => !s.IsReplica).ToArray();
+        var known = _connection.GetServers();
+        var servers = known.Where(s => !s.IsReplica).ToArray();
+        var cluster = known.Where(s => s.IsConnected && s.ServerType == ServerType.Cluster).Select(s => s.ClusterConfiguration).FirstOrDefault(c => c is not null);
+        if (cluster is not null)
+        {
+            var owners = cluster.Nodes.Where(n => !n.IsReplica && n.Slots.Count > 0 && n.EndPoint is not null).Select(n => n.EndPoint!.ToString()).ToHashSet(StringComparer.OrdinalIgnoreCase);
+            var owning = servers.Where(s => owners.Contains(s.EndPoint.ToString() ?? string.Empty)).ToArray();
+            if (owning.Length == owners.Count)
+            {
+                servers = owning;
+            }
+        }
+
         if (servers.Length == 0)
         {
             throw new KvTierUnavailableException($"The Redis tier '{Name}' at {_endpoints} is unavailable ({operation}): no primary is known.");

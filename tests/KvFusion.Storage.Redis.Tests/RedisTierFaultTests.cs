@@ -59,6 +59,11 @@ public sealed class RedisTierFaultTests
         Assert.False(tier.IsConnected);
         await Assert.ThrowsAsync<KvTierUnavailableException>(async () => await tier.GetAsync(Keys.Chunk(Keys.TenantA, 2)));
 
+        // Closing a tier whose Redis is down returns (the bound only keeps a hang from stalling the run).
+        var other = await RedisTier.ConnectAsync(OptionsFor(server.Address));
+        await other.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await other.GetAsync(Keys.Chunk(Keys.TenantA, 2)));
+
         await server.StartAsync();
         await WaitUntilServingAsync(tier);
         await tier.PutAsync(Keys.Chunk(Keys.TenantA, 2), new byte[] { 1 });
@@ -94,4 +99,57 @@ public sealed class RedisTierFaultTests
             return false;
         }
     }, "the tier to serve again");
+}
+
+/// <summary>The tier when one node of its cluster goes away and comes back.</summary>
+public sealed class RedisTierClusterFaultTests
+{
+    [SkippableFact]
+    public async Task A_lost_cluster_node_makes_the_tier_unavailable_until_it_rejoins()
+    {
+        await using var cluster = await PrivateRedisCluster.StartAsync();
+        await using var tier = await RedisTier.ConnectAsync(new RedisTierOptions
+        {
+            Configuration = cluster.Configuration,
+            KeyPrefix = "kvt-node",
+            ConnectTimeout = TimeSpan.FromSeconds(1),
+            OperationTimeout = TimeSpan.FromSeconds(1),
+            PieceBytes = 1024,
+        });
+
+        // 64 pieces: some on every node.
+        var key = Keys.Chunk(Keys.TenantA, 1);
+        var value = Keys.Random(64 * 1024, 1);
+        await tier.PutAsync(key, value);
+        Assert.Equal(value, (await tier.GetAsync(key))!.Value.ToArray());
+        await tier.ProbeAsync();
+
+        var lost = cluster.Nodes[1];
+        await lost.StopAsync();
+
+        var get = await Assert.ThrowsAsync<KvTierUnavailableException>(async () => await tier.GetAsync(key));
+        Assert.Contains("'redis'", get.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<KvTierUnavailableException>(async () => await tier.PutAsync(key, value));
+        var probe = await Assert.ThrowsAsync<KvTierUnavailableException>(async () => await tier.ProbeAsync());
+        Assert.Contains(lost.Address, probe.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<KvTierUnavailableException>(async () => await RedisTierTests.ToSetAsync(tier.ListAsync()));
+
+        await lost.StartAsync();
+        await cluster.WaitHealthyAsync();
+        await RedisTierTests.WaitUntilAsync(async () =>
+        {
+            try
+            {
+                await tier.ProbeAsync();
+                await tier.PutAsync(key, value);
+                return true;
+            }
+            catch (KvTierUnavailableException)
+            {
+                return false;
+            }
+        }, "the tier to serve again after the node rejoined");
+        Assert.Equal(value, (await tier.GetAsync(key))!.Value.ToArray());
+        Assert.Equal([key], await RedisTierTests.ToSetAsync(tier.ListAsync()));
+    }
 }

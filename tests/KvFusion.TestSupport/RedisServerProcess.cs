@@ -17,11 +17,13 @@ public sealed class RedisServerProcess : IAsyncDisposable
 {
     private static readonly Lazy<string?> Located = new(() => FindOnPath("redis-server"));
     private readonly TempDirectory _directory = new();
+    private readonly string[] _extraArguments;
     private Process? _process;
 
-    private RedisServerProcess(int port)
+    private RedisServerProcess(int port, string[] extraArguments)
     {
         Port = port;
+        _extraArguments = extraArguments;
     }
 
     /// <summary>The redis-server executable on PATH, or null.</summary>
@@ -36,16 +38,25 @@ public sealed class RedisServerProcess : IAsyncDisposable
     /// <summary>Whether the server process is running.</summary>
     public bool IsRunning => _process is { HasExited: false };
 
+    /// <summary>The folder the server runs in (its log, and its nodes.conf when it is a cluster node).</summary>
+    public string DataDirectory => _directory.Path;
+
     /// <summary>Starts a server on a free loopback port and waits until it answers PING.</summary>
     /// <exception cref="SkipException">redis-server is not installed.</exception>
-    public static async Task<RedisServerProcess> StartNewAsync(CancellationToken cancellationToken = default)
+    public static Task<RedisServerProcess> StartNewAsync(CancellationToken cancellationToken = default) => StartNewAsync([], cancellationToken);
+
+    /// <summary>Starts a server with more redis-server arguments (kept for restarts; e.g. <c>--cluster-enabled yes</c>).</summary>
+    /// <exception cref="SkipException">redis-server is not installed.</exception>
+    public static async Task<RedisServerProcess> StartNewAsync(IReadOnlyList<string> extraArguments, CancellationToken cancellationToken = default)
     {
         if (Executable is null)
         {
             throw new SkipException("redis-server is not installed (Debian: apt-get install redis-server)");
         }
 
-        var server = new RedisServerProcess(FreeLoopbackPort());
+        // A cluster node also listens on its port + 10000 (the cluster bus), so it needs a pair of free ports.
+        var port = extraArguments.Contains("--cluster-enabled") ? FreeLoopbackPortPair(10000) : FreeLoopbackPort();
+        var server = new RedisServerProcess(port, [.. extraArguments]);
         try
         {
             await server.StartAsync(cancellationToken);
@@ -78,6 +89,11 @@ public sealed class RedisServerProcess : IAsyncDisposable
                      "--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--daemonize", "no",
                      "--dir", _directory.Path, "--logfile", _directory.Combine("redis.log"), "--save", string.Empty, "--appendonly", "no",
                  })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        foreach (var arg in _extraArguments)
         {
             info.ArgumentList.Add(arg);
         }
@@ -175,6 +191,39 @@ public sealed class RedisServerProcess : IAsyncDisposable
         finally
         {
             listener.Stop();
+        }
+    }
+
+    /// <summary>A loopback port p below 55536 with p and p + <paramref name="offset"/> both free now.</summary>
+    public static int FreeLoopbackPortPair(int offset)
+    {
+        for (var attempt = 0; attempt < 1000; attempt++)
+        {
+            var port = Random.Shared.Next(20000, 65536 - offset);
+            if (IsFree(port) && IsFree(port + offset))
+            {
+                return port;
+            }
+        }
+
+        throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture, $"found no free loopback port pair {offset} apart"));
+
+        static bool IsFree(int port)
+        {
+            var listener = new TcpListener(IPAddress.Loopback, port);
+            try
+            {
+                listener.Start();
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+            finally
+            {
+                listener.Stop();
+            }
         }
     }
 

@@ -297,7 +297,7 @@ public sealed class KvTierManager : IKvTier
             var idle = true;
             foreach (var lane in _lanes)
             {
-                if (lane.QueuedCount > 0 || (lane.IsUp && lane.CatchUpPending > 0))
+                if (lane.QueuedCount > 0 || lane.IsCatchingUp || (lane.IsUp && lane.CatchUpPending > 0))
                 {
                     idle = false;
                     break;
@@ -524,7 +524,20 @@ public sealed class KvTierManager : IKvTier
     /// <summary>Queues, for a tier that is back, every remembered put (reread from memory or another tier) and remove.</summary>
     private async Task CatchUpAsync(TierLane lane, CancellationToken cancellationToken)
     {
-        var pending = lane.TakeCatchUp();
+        // Marked before the keys are taken, so FlushAsync never sees them neither pending nor queued.
+        lane.BeginCatchUp();
+        try
+        {
+            await CatchUpTakenAsync(lane, lane.TakeCatchUp(), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            lane.EndCatchUp();
+        }
+    }
+
+    private async Task CatchUpTakenAsync(TierLane lane, List<(TierKey Key, bool IsRemove)> pending, CancellationToken cancellationToken)
+    {
         var lost = 0L;
         foreach (var (key, isRemove) in pending)
         {

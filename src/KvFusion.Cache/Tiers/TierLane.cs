@@ -23,6 +23,7 @@ internal sealed class TierLane
     private readonly Queue<TierKey> _catchUpOrder = new();
     private int _state;
     private int _queuedCount;
+    private int _catchingUp;
     private string? _lastError;
     private long _outages;
     private long _catchUpLost;
@@ -59,6 +60,13 @@ internal sealed class TierLane
             }
         }
     }
+
+    /// <summary>Whether a catch-up is taking remembered keys and queueing them now (they are then neither pending nor queued).</summary>
+    public bool IsCatchingUp => Volatile.Read(ref _catchingUp) != 0;
+
+    public void BeginCatchUp() => Interlocked.Increment(ref _catchingUp);
+
+    public void EndCatchUp() => Interlocked.Decrement(ref _catchingUp);
 
     public void CountSkippedRead() => Interlocked.Increment(ref _skippedReads);
 

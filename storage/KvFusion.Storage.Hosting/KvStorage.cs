@@ -49,23 +49,24 @@ public sealed class KvStorage : IAsyncDisposable
         }
 
         var loggers = loggerFactory ?? NullLoggerFactory.Instance;
-        var lower = new List<IKvTier>();
+        var lower = new List<KvLowerTier>();
         try
         {
             foreach (var kind in KvStorageOptionsValidator.ParseTiers(options.Tiers))
             {
-                lower.Add(kind switch
+                IKvTier tier = kind switch
                 {
                     KvStorageTierKind.RocksDb => new RocksDbTier(options.RocksDb, loggers.CreateLogger<RocksDbTier>()),
                     _ => await RedisTier.ConnectAsync(options.Redis, loggers.CreateLogger<RedisTier>(), cancellationToken).ConfigureAwait(false),
-                });
+                };
+                lower.Add(new KvLowerTier(tier, CodecOf(options, kind)));
             }
         }
         catch
         {
             foreach (var tier in lower)
             {
-                await tier.DisposeAsync().ConfigureAwait(false);
+                await tier.Tier.DisposeAsync().ConfigureAwait(false);
             }
 
             throw;
@@ -74,6 +75,19 @@ public sealed class KvStorage : IAsyncDisposable
         var memory = new HostMemoryTier(options.Memory, null, loggers.CreateLogger<HostMemoryTier>());
         var manager = new KvTierManager(memory, lower, options.Manager, loggers.CreateLogger<KvTierManager>());
         return new KvStorage(options, manager, KvCodecSpec.Parse(options.Codec), loggers);
+    }
+
+    private static KvCodecSpec? CodecOf(KvStorageOptions options, KvStorageTierKind kind)
+    {
+        foreach (var (tier, codec) in options.TierCodecs)
+        {
+            if (string.Equals(tier, kind.ToString(), StringComparison.OrdinalIgnoreCase))
+            {
+                return KvCodecSpec.Parse(codec);
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Opens the stack from <see cref="IOptions{TOptions}"/> (dependency injection).</summary>

@@ -23,6 +23,12 @@ public sealed class KvStorageOptions
     /// <summary>The tiers under host memory, in read order, comma-separated: <c>rocksdb</c>, <c>redis</c>, both, or <c>none</c>.</summary>
     public string Tiers { get; set; } = "rocksdb";
 
+    /// <summary>
+    /// A codec per lower tier, by tier name (<c>"TierCodecs": { "redis": "cachegen:2" }</c>): entries written down to
+    /// that tier are re-encoded with it. A tier not named stores entries as written, with <see cref="Codec"/>.
+    /// </summary>
+    public Dictionary<string, string> TierCodecs { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
     /// <summary>Host memory.</summary>
     public HostMemoryTierOptions Memory { get; set; } = new();
 

@@ -36,6 +36,18 @@ public sealed class KvStorageOptionsValidator : IValidateOptions<KvStorageOption
             failures.Add($"{root}:Tiers: {e.Message}");
         }
 
+        foreach (var (tier, codec) in options.TierCodecs ?? [])
+        {
+            if (!Enum.TryParse<KvStorageTierKind>(tier, ignoreCase: true, out var kind) || !tiers.Contains(kind))
+            {
+                failures.Add($"{root}:TierCodecs:{tier}: '{tier}' is not one of the configured tiers ({options.Tiers}).");
+            }
+            else if (!KvCodecSpec.TryParse(codec, out _, out var error))
+            {
+                failures.Add($"{root}:TierCodecs:{tier}: {error}");
+            }
+        }
+
         Check(failures, $"{root}:Memory", options.Memory is null ? null : options.Memory.Validate);
         Check(failures, $"{root}:Manager", options.Manager is null ? null : options.Manager.Validate);
         if (tiers.Contains(KvStorageTierKind.RocksDb))

@@ -48,6 +48,8 @@ public sealed class KvStorageConfigurationTests
     [InlineData("Storage:Tenant", "UPPER", "Storage:Tenant")]
     [InlineData("Storage:Memory:TimeToLive", "yesterday", "Storage:Memory:TimeToLive")]
     [InlineData("Storage:Memory:Budget", "1", "Budget")]
+    [InlineData("Storage:TierCodecs:redis", "lz4", "Storage:TierCodecs:redis")]
+    [InlineData("Storage:TierCodecs:rocksdb", "gzip", "Storage:TierCodecs:rocksdb")]
     public void A_bad_setting_fails_naming_its_path(string key, string value, string named)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection([new(key, value)]).Build();

@@ -42,6 +42,13 @@ public sealed class KvTierManager : IKvTier
     /// <summary>Stacks <paramref name="memory"/> over <paramref name="lowerTiers"/> (read in that order).</summary>
     /// <exception cref="ArgumentException">The options are invalid, or a tier is listed twice.</exception>
     public KvTierManager(HostMemoryTier memory, IReadOnlyList<IKvTier> lowerTiers, KvTierManagerOptions? options = null, ILogger<KvTierManager>? logger = null, TimeProvider? timeProvider = null)
+        : this(memory, ToLowerTiers(lowerTiers), options, logger, timeProvider)
+    {
+    }
+
+    /// <summary>Stacks <paramref name="memory"/> over <paramref name="lowerTiers"/> (read in that order), each stored with its own codec where it names one.</summary>
+    /// <exception cref="ArgumentException">The options are invalid, a tier is listed twice, or a tier's codec is not a codec.</exception>
+    public KvTierManager(HostMemoryTier memory, IReadOnlyList<KvLowerTier> lowerTiers, KvTierManagerOptions? options = null, ILogger<KvTierManager>? logger = null, TimeProvider? timeProvider = null)
     {
         Memory = memory ?? throw new ArgumentNullException(nameof(memory));
         ArgumentNullException.ThrowIfNull(lowerTiers);
@@ -54,16 +61,21 @@ public sealed class KvTierManager : IKvTier
         _lanes = new TierLane[lowerTiers.Count];
         for (var i = 0; i < _lanes.Length; i++)
         {
-            var tier = lowerTiers[i] ?? throw new ArgumentException($"Lower tier {i} is null.", nameof(lowerTiers));
+            var tier = lowerTiers[i]?.Tier ?? throw new ArgumentException($"Lower tier {i} is null.", nameof(lowerTiers));
             if (!seen.Add(tier))
             {
                 throw new ArgumentException($"Tier {tier.Name} is listed twice.", nameof(lowerTiers));
             }
 
-            _lanes[i] = new TierLane(tier, Options, _time, _logger);
+            if (lowerTiers[i].Codec is { IsValid: false } bad)
+            {
+                throw new ArgumentException($"Tier {tier.Name}'s codec '{bad}' is not a codec.", nameof(lowerTiers));
+            }
+
+            _lanes[i] = new TierLane(tier, lowerTiers[i].Codec, Options, _time, _logger);
         }
 
-        LowerTiers = [.. lowerTiers];
+        LowerTiers = [.. lowerTiers.Select(t => t.Tier)];
         _consumers = new Task[_lanes.Length];
         for (var i = 0; i < _lanes.Length; i++)
         {
@@ -594,6 +606,18 @@ public sealed class KvTierManager : IKvTier
         }
 
         return null;
+    }
+
+    private static List<KvLowerTier> ToLowerTiers(IReadOnlyList<IKvTier> tiers)
+    {
+        ArgumentNullException.ThrowIfNull(tiers);
+        var list = new List<KvLowerTier>(tiers.Count);
+        foreach (var tier in tiers)
+        {
+            list.Add(new KvLowerTier(tier));
+        }
+
+        return list;
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);

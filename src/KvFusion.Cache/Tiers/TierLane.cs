@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using KvFusion.Cache.Codecs;
+using KvFusion.Cache.Container;
 using KvFusion.Cache.Storage;
 using Microsoft.Extensions.Logging;
 
@@ -13,6 +15,7 @@ namespace KvFusion.Cache.Tiers;
 internal sealed class TierLane
 {
     private readonly KvTierManagerOptions _options;
+    private readonly KvContainerReadOptions _readOptions;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Channel<WriteJob> _queue;
@@ -32,9 +35,11 @@ internal sealed class TierLane
     private long _skippedReads;
     private long _hits;
 
-    public TierLane(IKvTier tier, KvTierManagerOptions options, TimeProvider time, ILogger logger)
+    public TierLane(IKvTier tier, KvCodecSpec? codec, KvTierManagerOptions options, TimeProvider time, ILogger logger)
     {
         Tier = tier;
+        Codec = codec;
+        _readOptions = KvContainerReadOptions.Default with { Limits = options.Limits, Profiles = options.Profiles };
         _options = options;
         _time = time;
         _logger = logger;
@@ -43,6 +48,9 @@ internal sealed class TierLane
     }
 
     public IKvTier Tier { get; }
+
+    /// <summary>The codec the tier stores entries with; null to store blobs as given.</summary>
+    public KvCodecSpec? Codec { get; }
 
     public bool IsUp => Volatile.Read(ref _state) == 0;
 
@@ -162,9 +170,10 @@ internal sealed class TierLane
 
             try
             {
-                if (job.Blob is { } blob)
+                if (job.Blob is { } original)
                 {
-                    await RunAsync((t, ct) => { return AsUnit(t.PutAsync(job.Key, blob, ct)); }, stopping).ConfigureAwait(false);
+                    var blob = InTierCodec(job.Key, original);
+                    await RunAsync((t, ct) => AsUnit(t.PutAsync(job.Key, blob, ct)), stopping).ConfigureAwait(false);
                 }
                 else
                 {
@@ -302,6 +311,35 @@ internal sealed class TierLane
         SkippedReads = Interlocked.Read(ref _skippedReads),
         Hits = Interlocked.Read(ref _hits),
     };
+
+    /// <summary>
+    /// The blob re-encoded with the tier's codec when it names one and the container uses another; the blob itself
+    /// otherwise, and when it is not a container this process can decode (it is stored as it is, and judged on read).
+    /// </summary>
+    private byte[] InTierCodec(TierKey key, byte[] blob)
+    {
+        if (Codec is not { } codec)
+        {
+            return blob;
+        }
+
+        try
+        {
+            if (KvContainerReader.ReadHeader(blob, _readOptions).Codec == codec)
+            {
+                return blob;
+            }
+
+            var contents = KvContainerReader.ReadWithHiddenStates(blob, null, _readOptions);
+            var writeOptions = KvContainerWriteOptions.Default with { IncludeTokenIds = contents.Entry.HasTokenIds, Profiles = _options.Profiles };
+            return KvContainerWriter.ToArray(contents.Entry, contents.HiddenStates, codec, writeOptions);
+        }
+        catch (Exception e) when (e is KvContainerException or NotSupportedException)
+        {
+            _logger.LogWarning(e, "Stored {Key} in tier {Tier} as written, not as {Codec}: {Reason}", key, Tier.Name, codec, e.Message);
+            return blob;
+        }
+    }
 
     private void Park(TierKey key, bool isRemove)
     {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using KvFusion.Cache.Codecs;
 using KvFusion.Cache.Container;
 using KvFusion.Cache.Storage;
 using KvFusion.Cache.Tests.Container;
@@ -278,6 +279,37 @@ public sealed class KvTierManagerTests
         Assert.Equal(1, manager.GetStatistics().CorruptRemoved);
     }
 
+    [Fact]
+    public async Task A_tier_with_its_own_codec_stores_entries_re_encoded_and_memory_keeps_them_as_written()
+    {
+        var disk = new ControllableTier("disk");
+        var shared = new ControllableTier("shared");
+        await using var manager = new KvTierManager(new HostMemoryTier(), [new KvLowerTier(disk, KvCodecSpec.Lz4), new KvLowerTier(shared, KvCodecSpec.CacheGen(2))], Fast);
+        var entry = ContainerTestData.Entry(tokens: 32, headDim: 16, seed: 21);
+        var key = new TierKey(Alice, entry.Key);
+        var raw = KvContainerWriter.ToArray(entry, KvCodecSpec.Raw);
+        await manager.PutAsync(key, raw);
+        await manager.FlushAsync();
+        Assert.True(manager.Memory.TryPeek(key, out var held));
+        Assert.Equal(raw, held.ToArray());
+        var onDisk = (await disk.Inner.GetAsync(key))!.Value;
+        Assert.Equal(KvCodecSpec.Lz4, KvContainerReader.ReadHeader(onDisk.Span).Codec);
+        var back = KvContainerReader.Read(onDisk);
+        Assert.Equal(entry.Keys.ToArray(), back.Keys.ToArray());
+        Assert.Equal(entry.Tokens, back.Tokens);
+        var shared2 = (await shared.Inner.GetAsync(key))!.Value;
+        Assert.Equal(KvCodecSpec.CacheGen(2), KvContainerReader.ReadHeader(shared2.Span).Codec);
+        Assert.True(shared2.Length < raw.Length / 3);
+    }
+
+    [Fact]
+    public async Task A_tier_codec_that_is_not_a_codec_is_refused()
+    {
+        await using var memory = new HostMemoryTier();
+        var e = Assert.Throws<ArgumentException>(() => new KvTierManager(memory, [new KvLowerTier(new ControllableTier("disk"), new KvCodecSpec(KvCodecKind.CacheGen, 9))]));
+        Assert.Contains("disk", e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("OperationTimeout")]
     [InlineData("ProbeInterval")]
@@ -295,7 +327,7 @@ public sealed class KvTierManagerTests
             _ => new KvTierManagerOptions { MaxCatchUpEntries = -1 },
         };
         await using var memory = new HostMemoryTier();
-        var e = Assert.Throws<ArgumentException>(() => new KvTierManager(memory, [], options));
+        var e = Assert.Throws<ArgumentException>(() => new KvTierManager(memory, Array.Empty<IKvTier>(), options));
         Assert.Contains(setting, e.Message, StringComparison.Ordinal);
     }
 

@@ -296,23 +296,7 @@ public sealed class HostMemoryTier : IKvTier
         lock (_lock)
         {
             ThrowIfDisposed();
-            var now = _time.GetUtcNow();
-            var expired = new List<Node>();
-            foreach (var node in _nodes.Values)
-            {
-                if (node.ExpiresAt <= now && !IsPinned(node, now))
-                {
-                    expired.Add(node);
-                }
-            }
-
-            foreach (var node in expired)
-            {
-                RemoveNode(node);
-                _expirations++;
-            }
-
-            return expired.Count;
+            return DropExpired(_time.GetUtcNow());
         }
     }
 
@@ -428,7 +412,13 @@ public sealed class HostMemoryTier : IKvTier
         }
 
         _nextExpiryScan = now + TimeSpan.FromSeconds(1);
+        DropExpired(now);
+        return _bytes + needed <= Options.ByteBudget;
+    }
 
+    /// <summary>Removes every expired entry no lease pins; called under the lock.</summary>
+    private int DropExpired(DateTimeOffset now)
+    {
         var expired = new List<Node>();
         foreach (var node in _nodes.Values)
         {
@@ -444,7 +434,7 @@ public sealed class HostMemoryTier : IKvTier
             _expirations++;
         }
 
-        return _bytes + needed <= Options.ByteBudget;
+        return expired.Count;
     }
 
     private void Touch(Node node)

@@ -80,6 +80,46 @@ public sealed class StoreCommandsTests
         Assert.True(after.ExitCode == 0, after.StandardError);
     }
 
+    [SkippableFact]
+    public async Task Ingest_into_a_redis_cluster_is_found_by_stats_and_verify_and_a_second_run_skips_it()
+    {
+        const string variable = "KVF_TEST_REDIS_CLUSTER";
+        var address = Environment.GetEnvironmentVariable(variable) is { Length: > 0 } set ? set : "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103";
+        Skip.IfNot(await RedisServerProcess.AnswersPingAsync(address.Split(',')[0], TimeSpan.FromSeconds(2)),
+            $"{variable}: no Redis answers at {address} (start the servers with scripts/ci/redis-up.sh, or set {variable})");
+        using var work = new TempDirectory();
+        var docs = Documents(work);
+        var prefix = "kvcli-" + Guid.NewGuid().ToString("N")[..10];
+        var env = new Dictionary<string, string> { ["KVFUSION_Storage__Redis__KeyPrefix"] = prefix };
+        var store = "redis://" + address;
+        try
+        {
+            var ingest = await Kvfusion.RunInAsync(work.Path, env, "ingest", docs, "--chunk-tokens", "64", "--store", store, "--model", SharedModels.Path("tiny-pydocs"));
+            Assert.True(ingest.ExitCode == 0, ingest.StandardError);
+            var chunks = Column(ingest.StandardOutput, "computed now");
+            Assert.False(Directory.Exists(work.Combine("data")));
+
+            var stats = await Kvfusion.RunInAsync(work.Path, env, "store", "stats", "--store", store);
+            Assert.True(stats.ExitCode == 0, stats.StandardError);
+            Assert.Contains("redis", stats.StandardOutput, StringComparison.Ordinal);
+            var verify = await Kvfusion.RunInAsync(work.Path, env, "store", "verify", "--store", store);
+            Assert.True(verify.ExitCode == 0, verify.StandardError);
+            Assert.Contains($"verified {chunks} entries", verify.StandardOutput, StringComparison.Ordinal);
+
+            var again = await Kvfusion.RunInAsync(work.Path, env, "ingest", docs, "--chunk-tokens", "64", "--store", store, "--model", SharedModels.Path("tiny-pydocs"));
+            Assert.True(again.ExitCode == 0, again.StandardError);
+            Assert.Equal(chunks, Column(again.StandardOutput, "already stored"));
+        }
+        finally
+        {
+            await using var tier = await KvFusion.Storage.Redis.RedisTier.ConnectAsync(new KvFusion.Storage.Redis.RedisTierOptions { Configuration = address, KeyPrefix = prefix });
+            await foreach (var key in tier.ListAsync())
+            {
+                await tier.RemoveAsync(key);
+            }
+        }
+    }
+
     [Theory]
     [InlineData("""{ "Storage": { "Memory": { "ByteBudget": 0 } } }""", null, "Storage:Memory:ByteBudget")]
     [InlineData("""{ "Storage": { "Tiers": "floppy" } }""", null, "Storage:Tiers")]

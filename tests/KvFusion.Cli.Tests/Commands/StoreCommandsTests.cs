@@ -54,6 +54,53 @@ public sealed class StoreCommandsTests
     }
 
     [SkippableFact]
+    public async Task An_ingest_killed_mid_run_resumes_and_leaves_nothing_corrupt()
+    {
+        using var work = new TempDirectory();
+        var docs = Documents(work, count: 12);
+        var model = SharedModels.Path("tiny-pydocs");
+        var start = new System.Diagnostics.ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = work.Path,
+        };
+        foreach (var a in new[] { "exec", Path.Combine(AppContext.BaseDirectory, "kvfusion.dll"), "ingest", docs, "--chunk-tokens", "64", "--model", model })
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using (var process = System.Diagnostics.Process.Start(start)!)
+        {
+            // Killed (SIGKILL) once the progress line shows some chunks computed: hundreds of chunks take many seconds.
+            var progress = new System.Text.RegularExpressions.Regex(@"(\d+) computed");
+            var killed = false;
+            _ = process.StandardOutput.ReadToEndAsync();
+            while (await process.StandardError.ReadLineAsync() is { } line)
+            {
+                if (progress.Match(line) is { Success: true } m && int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) >= 10)
+                {
+                    process.Kill();
+                    killed = true;
+                    break;
+                }
+            }
+
+            await process.WaitForExitAsync();
+            Assert.True(killed, $"ingest exited with {process.ExitCode} before its progress showed 10 chunks computed");
+        }
+
+        var resumed = await Run(work, "ingest", docs, "--chunk-tokens", "64", "--model", model);
+        Assert.True(resumed.ExitCode == 0, resumed.StandardError);
+        var chunks = Column(resumed.StandardOutput, "chunks");
+        Assert.Equal(chunks, Column(resumed.StandardOutput, "computed now") + Column(resumed.StandardOutput, "already stored"));
+        var verify = await Run(work, "store", "verify");
+        Assert.True(verify.ExitCode == 0, verify.StandardError);
+        Assert.Contains($"verified {chunks} entries", verify.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
     public async Task Verify_names_a_bad_entry_exits_1_and_removes_it_when_asked()
     {
         using var work = new TempDirectory();
@@ -168,14 +215,14 @@ public sealed class StoreCommandsTests
 
     private static Task<Kvfusion> Run(TempDirectory work, params string[] args) => Kvfusion.RunInAsync(work.Path, null, args);
 
-    /// <summary>Three short documents from the shared corpus's tutorial, as plain files.</summary>
-    private static string Documents(TempDirectory work)
+    /// <summary>Short documents (three by default) from the shared corpus, as plain files.</summary>
+    private static string Documents(TempDirectory work, int count = 3)
     {
         var corpus = SharedData.Path("corpus", "pydocs.tar.xz");
         var docs = work.Combine("docs");
         Directory.CreateDirectory(docs);
         var documents = new Cache.Evaluation.CorpusReader(corpus).ReadAll();
-        foreach (var d in documents.Where(d => d.Text.Length is > 1500 and < 4000).Take(3))
+        foreach (var d in documents.Where(d => d.Text.Length is > 1500 and < 4000).Take(count))
         {
             File.WriteAllText(Path.Combine(docs, Path.GetFileName(d.Path)), d.Text);
         }

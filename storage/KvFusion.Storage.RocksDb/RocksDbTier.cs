@@ -46,7 +46,7 @@ public sealed class RocksDbTier : IKvTier
     private readonly ColumnFamilyHandle _order;
     private readonly WriteOptions _writes;
     private readonly WriteOptions _hints;
-    private readonly ValueReader _valueReader;
+    private readonly ReadOptions _reads = new();
     private readonly ConcurrentDictionary<string, ColumnFamilyHandle> _models = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _pendingRefreshes = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _writeGate = new(1, 1);
@@ -80,7 +80,6 @@ public sealed class RocksDbTier : IKvTier
         _options.Validate();
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         DatabasePath = System.IO.Path.GetFullPath(_options.Path);
-        _valueReader = new ValueReader(_options.MaxValueBytes);
 
         _blockCache = _options.BlockCacheBytes > 0 ? RocksDbSharp.Cache.CreateLru((ulong)_options.BlockCacheBytes) : null;
         var table = new BlockBasedTableOptions();
@@ -198,7 +197,7 @@ public sealed class RocksDbTier : IKvTier
                 return ValueTask.FromResult<ReadOnlyMemory<byte>?>(null);
             }
 
-            var value = Call(() => _db.Get(names.Data, _valueReader, family, null), "read");
+            var value = Call(() => ReadValue(names.Data, family), "read");
             if (value is null)
             {
                 Interlocked.Increment(ref _misses);
@@ -781,12 +780,45 @@ public sealed class RocksDbTier : IKvTier
         }
     }
 
+    /// <summary>
+    /// The value under <paramref name="dataKey"/>, read through a pinnable slice: RocksDB hands out its own buffer (the
+    /// memtable's, the block cache's, or the one a blob was read into), and the bytes are copied once, into the array
+    /// returned, which is not zeroed first. (A plain get copies into a malloc'd buffer first, and the span
+    /// deserializer then copies again.) The length is checked on RocksDB's buffer before anything is allocated.
+    /// </summary>
+    private StoredValue? ReadValue(byte[] dataKey, ColumnFamilyHandle family)
+    {
+        var slice = Native.Instance.rocksdb_get_pinned_cf(_db.Handle, _reads.Handle, family.Handle, dataKey, (UIntPtr)dataKey.Length);
+        if (slice == IntPtr.Zero)
+        {
+            return null;
+        }
+
+        try
+        {
+            var data = Native.Instance.rocksdb_pinnableslice_value(slice, out var length);
+            // A slice is only returned for a key that exists; an empty value may come without a data pointer.
+            var size = checked((long)(ulong)length);
+            if (size == 0 || data == IntPtr.Zero)
+            {
+                return new StoredValue([], 0);
+            }
+
+            if (size > _options.MaxValueBytes)
+            {
+                return new StoredValue(null, size);
+            }
+
+            var bytes = GC.AllocateUninitializedArray<byte>((int)size);
+            System.Runtime.InteropServices.Marshal.Copy(data, bytes, 0, bytes.Length);
+            return new StoredValue(bytes, size);
+        }
+        finally
+        {
+            Native.Instance.rocksdb_pinnableslice_destroy(slice);
+        }
+    }
+
     /// <summary>A stored value: its bytes, or only its length when it is over the limit (never copied then).</summary>
     private sealed record StoredValue(byte[]? Bytes, long Length);
-
-    /// <summary>Checks a value's length on RocksDB's own buffer before anything is allocated for it.</summary>
-    private sealed class ValueReader(long maxBytes) : ISpanDeserializer<StoredValue>
-    {
-        public StoredValue Deserialize(ReadOnlySpan<byte> buffer) => buffer.Length > maxBytes ? new StoredValue(null, buffer.Length) : new StoredValue(buffer.ToArray(), buffer.Length);
-    }
 }

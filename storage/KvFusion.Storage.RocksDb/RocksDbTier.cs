@@ -96,6 +96,10 @@ public sealed class RocksDbTier : IKvTier
             .SetCompression(Compression.No)
             .SetWriteBufferSize((ulong)_options.WriteBufferBytes)
             .SetBlockBasedTableFactory(table);
+        // Full memtables queue for their flush (each flushed on its own, not merged) instead of stopping writes at
+        // RocksDB's default of two: bench store showed "Stopping writes because we have 2 immutable memtables".
+        Native.Instance.rocksdb_options_set_max_write_buffer_number(_dataOptions.Handle, _options.WriteBufferCount);
+        Native.Instance.rocksdb_options_set_min_write_buffer_number_to_merge(_dataOptions.Handle, 1);
         if (_options.BlobFileThresholdBytes > 0)
         {
             Native.Instance.rocksdb_options_set_enable_blob_files(_dataOptions.Handle, 1);
@@ -233,23 +237,40 @@ public sealed class RocksDbTier : IKvTier
                 $"A blob of {blob.Length} bytes is larger than {nameof(RocksDbTierOptions.MaxValueBytes)} ({_options.MaxValueBytes}) of the {TierName} tier."), nameof(blob));
         }
 
+        var budget = _options.ByteBudget;
+        var refused = budget > 0 && blob.Length > budget;
         Enter();
         try
         {
+            // The value is copied into the batch before the gate when its model's column family exists, so concurrent
+            // writers make that copy in parallel and hold the gate only to read metadata and write. The data key is
+            // the batch's first operation; nothing added under the gate touches it (evictions never take the entry
+            // being written), so the batch means what it meant when built in one piece.
+            using var batch = new WriteBatch();
+            var valueAdded = false;
+            if (!refused && _models.TryGetValue(names.Fingerprint, out var knownFamily))
+            {
+                batch.Put(names.Data, blob.Span, knownFamily);
+                valueAdded = true;
+            }
+
             await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
                 ApplyPendingRefreshes();
                 var family = ModelFamily(names.Fingerprint);
+                if (!refused && !valueAdded)
+                {
+                    batch.Put(names.Data, blob.Span, family);
+                }
+
                 var old = ReadMeta(names.Meta);
-                using var batch = new WriteBatch();
                 if (old is { } previous)
                 {
                     batch.Delete(OrderKey(previous.Sequence, names.Meta), _order);
                 }
 
-                var budget = _options.ByteBudget;
-                if (budget > 0 && blob.Length > budget)
+                if (refused)
                 {
                     batch.Delete(names.Data, family).Delete(names.Meta, _meta);
                     Call(() => _db.Write(batch, _writes), "write");
@@ -260,8 +281,7 @@ public sealed class RocksDbTier : IKvTier
                 }
 
                 var sequence = _lastSequence + 1;
-                batch.Put(names.Data, blob.Span, family)
-                    .Put(names.Meta, MetaValue(blob.Length, sequence), _meta)
+                batch.Put(names.Meta, MetaValue(blob.Length, sequence), _meta)
                     .Put(OrderKey(sequence, names.Meta), SizeValue(blob.Length), _order);
                 var bytesAfter = Interlocked.Read(ref _bytes) - (old?.Size ?? 0) + blob.Length;
                 var floor = _orderFloor;

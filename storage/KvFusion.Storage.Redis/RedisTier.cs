@@ -35,8 +35,10 @@ public sealed class RedisTier : IKvTier
     // removes a newer one written meanwhile.
     private const string DeleteIfUnchangedScript = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
-    private readonly ConnectionMultiplexer _connection;
-    private readonly IDatabase _db;
+    // The pool (RedisTierOptions.Connections): each multiplexer is one socket per server with its own reader and
+    // writer, so several of them move large values in parallel where one would serialize every caller's bytes.
+    private readonly ConnectionMultiplexer[] _connections;
+    private readonly IDatabase[] _dbs;
     private readonly RedisKeyLayout _keys;
     private readonly ILogger _logger;
     private readonly string _endpoints;
@@ -46,17 +48,21 @@ public sealed class RedisTier : IKvTier
     private long _rejections;
     private long _incompleteDropped;
     private int _disposed;
+    private int _nextConnection = -1;
 
-    private RedisTier(ConnectionMultiplexer connection, RedisTierOptions options, ILogger logger)
+    private RedisTier(ConnectionMultiplexer[] connections, RedisTierOptions options, ILogger logger)
     {
-        _connection = connection;
+        _connections = connections;
         Options = options;
         _logger = logger;
-        _db = connection.GetDatabase();
+        _dbs = [.. connections.Select(c => c.GetDatabase())];
         _keys = new RedisKeyLayout(options.KeyPrefix);
         _endpoints = options.DescribeEndpoints();
-        connection.ConnectionFailed += OnConnectionFailed;
-        connection.ConnectionRestored += OnConnectionRestored;
+        foreach (var connection in connections)
+        {
+            connection.ConnectionFailed += OnConnectionFailed;
+            connection.ConnectionRestored += OnConnectionRestored;
+        }
     }
 
     /// <inheritdoc />
@@ -68,13 +74,13 @@ public sealed class RedisTier : IKvTier
     /// <summary>The endpoints the tier was configured with (<c>host:port,…</c>), as its messages name them.</summary>
     public string Endpoints => _endpoints;
 
-    /// <summary>Whether the client is connected to at least one server now.</summary>
-    public bool IsConnected => _connection.IsConnected;
+    /// <summary>Whether at least one connection of the pool is connected to at least one server now.</summary>
+    public bool IsConnected => _connections.Any(c => c.IsConnected);
 
     /// <summary>
-    /// Creates the tier and starts connecting. Waits up to <see cref="RedisTierOptions.ConnectTimeout"/> for the
-    /// first connection, and returns the tier even when Redis does not answer (operations then fail as unavailable
-    /// until it does; the client keeps reconnecting).
+    /// Creates the tier and starts connecting its <see cref="RedisTierOptions.Connections"/> connections. Waits up to
+    /// <see cref="RedisTierOptions.ConnectTimeout"/> for them, and returns the tier even when Redis does not answer
+    /// (operations then fail as unavailable until it does; the client keeps reconnecting).
     /// </summary>
     /// <exception cref="ArgumentException">The options are invalid.</exception>
     public static async Task<RedisTier> ConnectAsync(RedisTierOptions options, ILogger<RedisTier>? logger = null, CancellationToken cancellationToken = default)
@@ -82,25 +88,34 @@ public sealed class RedisTier : IKvTier
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var log = (ILogger?)logger ?? NullLogger.Instance;
-        var connecting = ConnectionMultiplexer.ConnectAsync(options.ToConfigurationOptions());
-        ConnectionMultiplexer connection;
+        var connecting = new Task<ConnectionMultiplexer>[options.Connections];
+        for (var i = 0; i < connecting.Length; i++)
+        {
+            connecting[i] = ConnectionMultiplexer.ConnectAsync(options.ToConfigurationOptions());
+        }
+
+        ConnectionMultiplexer[] connections;
         try
         {
-            connection = await connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
+            connections = await Task.WhenAll(connecting).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            _ = connecting.ContinueWith(static t => t.Result.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
-            Observe(connecting);
+            foreach (var pending in connecting)
+            {
+                _ = pending.ContinueWith(static t => t.Result.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+                Observe(pending);
+            }
+
             throw;
         }
 
-        if (!connection.IsConnected)
+        if (!connections.Any(c => c.IsConnected))
         {
             log.LogWarning("Redis tier: no server at {Endpoints} answered within {ConnectTimeout}; retrying in the background", options.DescribeEndpoints(), options.ConnectTimeout);
         }
 
-        return new RedisTier(connection, options, log);
+        return new RedisTier(connections, options, log);
     }
 
     /// <summary>Creates the tier from options bound by Microsoft.Extensions.Options.</summary>
@@ -119,11 +134,12 @@ public sealed class RedisTier : IKvTier
         ThrowIfDisposed();
         cancellationToken.ThrowIfCancellationRequested();
         var manifestKey = _keys.Manifest(key);
+        var first = PickConnection();
         try
         {
             for (var attempt = 0; ; attempt++)
             {
-                var raw = await WaitAsync(_db.StringGetAsync(manifestKey), cancellationToken).ConfigureAwait(false);
+                var raw = await WaitAsync(_dbs[first].StringGetAsync(manifestKey), cancellationToken).ConfigureAwait(false);
                 if (raw.IsNull)
                 {
                     Interlocked.Increment(ref _misses);
@@ -131,7 +147,7 @@ public sealed class RedisTier : IKvTier
                 }
 
                 var manifest = RedisManifest.Parse((byte[])raw!, Options.MaxValueBytes, key.ToString());
-                var value = await ReadPiecesAsync(key, manifest, cancellationToken).ConfigureAwait(false);
+                var value = await ReadPiecesAsync(key, manifest, first, cancellationToken).ConfigureAwait(false);
                 if (value is not null)
                 {
                     Interlocked.Increment(ref _hits);
@@ -141,7 +157,7 @@ public sealed class RedisTier : IKvTier
                 if (attempt >= 1)
                 {
                     // Twice a piece was missing: expired or evicted, not overwritten meanwhile. The entry is gone.
-                    await DropIncompleteAsync(key, manifestKey, raw, manifest, cancellationToken).ConfigureAwait(false);
+                    await DropIncompleteAsync(key, manifestKey, raw, manifest, first, cancellationToken).ConfigureAwait(false);
                     Interlocked.Increment(ref _misses);
                     return null;
                 }
@@ -177,14 +193,16 @@ public sealed class RedisTier : IKvTier
         var manifest = RedisManifest.For(generation, blob.Span, Options.PieceBytes);
         var pieceTtl = Options.TimeToLive + Options.PieceExpiryGrace;
         var started = Stopwatch.GetTimestamp();
+        var first = PickConnection();
         try
         {
-            // Every piece first (issued together: the client pipelines them, and a cluster routes each to its node).
+            // Every piece first, issued together and spread over the pool's connections (each pipelines its share, and
+            // a cluster routes each piece to its node). The pieces are slices of the caller's memory, not copies.
             var writes = new Task<bool>[manifest.PieceCount];
             for (var i = 0; i < writes.Length; i++)
             {
                 var offset = (int)((long)i * manifest.PieceBytes);
-                writes[i] = _db.StringSetAsync(_keys.Piece(key, generation, i), blob.Slice(offset, manifest.PieceLength(i)), pieceTtl);
+                writes[i] = Database(first, i).StringSetAsync(_keys.Piece(key, generation, i), blob.Slice(offset, manifest.PieceLength(i)), pieceTtl);
             }
 
             try
@@ -193,7 +211,7 @@ public sealed class RedisTier : IKvTier
             }
             catch
             {
-                DeletePiecesInBackground(key, manifest);
+                DeletePiecesInBackground(key, manifest, first);
                 throw;
             }
 
@@ -208,15 +226,17 @@ public sealed class RedisTier : IKvTier
 
             if (manifestTtl < TimeSpan.FromMilliseconds(1))
             {
-                DeletePiecesInBackground(key, manifest);
+                DeletePiecesInBackground(key, manifest, first);
                 throw new KvTierUnavailableException($"The Redis tier '{Name}' at {_endpoints} took {elapsed} to write the pieces of {key}, longer than PieceExpiryGrace allows; the value was not published.");
             }
 
-            var previous = await WaitAsync(_db.StringSetAndGetAsync(_keys.Manifest(key), manifest.ToBytes(), manifestTtl, When.Always, CommandFlags.None), cancellationToken).ConfigureAwait(false);
+            // Published only after every piece was acknowledged (on whichever connection): a reader that finds the
+            // manifest finds its pieces.
+            var previous = await WaitAsync(_dbs[first].StringSetAndGetAsync(_keys.Manifest(key), manifest.ToBytes(), manifestTtl, When.Always, CommandFlags.None), cancellationToken).ConfigureAwait(false);
             Interlocked.Increment(ref _puts);
             if (!previous.IsNull && RedisManifest.TryParse((byte[])previous!, long.MaxValue, out var old, out _) && old.Generation != generation)
             {
-                await DeletePiecesAsync(key, old, cancellationToken).ConfigureAwait(false);
+                await DeletePiecesAsync(key, old, first, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (IsUnavailable(e))
@@ -231,18 +251,20 @@ public sealed class RedisTier : IKvTier
     {
         ThrowIfDisposed();
         cancellationToken.ThrowIfCancellationRequested();
+        var first = PickConnection();
+        var db = _dbs[first];
         try
         {
             // GETDEL: the manifest is gone at once for every reader; its pieces follow.
             RedisValue raw;
             try
             {
-                raw = await WaitAsync(_db.StringGetDeleteAsync(_keys.Manifest(key)), cancellationToken).ConfigureAwait(false);
+                raw = await WaitAsync(db.StringGetDeleteAsync(_keys.Manifest(key)), cancellationToken).ConfigureAwait(false);
             }
             catch (RedisServerException e) when (IsWrongType(e))
             {
                 // Not a manifest at all (a key of another type under the manifest's name): removing the entry removes it.
-                return await WaitAsync(_db.KeyDeleteAsync(_keys.Manifest(key)), cancellationToken).ConfigureAwait(false);
+                return await WaitAsync(db.KeyDeleteAsync(_keys.Manifest(key)), cancellationToken).ConfigureAwait(false);
             }
 
             if (raw.IsNull)
@@ -252,7 +274,7 @@ public sealed class RedisTier : IKvTier
 
             if (RedisManifest.TryParse((byte[])raw!, long.MaxValue, out var manifest, out _))
             {
-                await DeletePiecesAsync(key, manifest, cancellationToken).ConfigureAwait(false);
+                await DeletePiecesAsync(key, manifest, first, cancellationToken).ConfigureAwait(false);
             }
 
             return true;
@@ -271,9 +293,10 @@ public sealed class RedisTier : IKvTier
     {
         ThrowIfDisposed();
         cancellationToken.ThrowIfCancellationRequested();
+        var first = PickConnection();
         try
         {
-            var raw = await WaitAsync(_db.StringGetAsync(_keys.Manifest(key)), cancellationToken).ConfigureAwait(false);
+            var raw = await WaitAsync(_dbs[first].StringGetAsync(_keys.Manifest(key)), cancellationToken).ConfigureAwait(false);
             if (raw.IsNull || !RedisManifest.TryParse((byte[])raw!, Options.MaxValueBytes, out var manifest, out _))
             {
                 return false;
@@ -282,7 +305,7 @@ public sealed class RedisTier : IKvTier
             var exists = new Task<bool>[manifest.PieceCount];
             for (var i = 0; i < exists.Length; i++)
             {
-                exists[i] = _db.KeyExistsAsync(_keys.Piece(key, manifest.Generation, i));
+                exists[i] = Database(first, i).KeyExistsAsync(_keys.Piece(key, manifest.Generation, i));
             }
 
             await WaitAllAsync(exists, cancellationToken).ConfigureAwait(false);
@@ -305,9 +328,10 @@ public sealed class RedisTier : IKvTier
     {
         ThrowIfDisposed();
         var pattern = _keys.ManifestPattern(ns);
-        foreach (var server in Primaries("list"))
+        var first = PickConnection();
+        foreach (var server in Primaries("list", first))
         {
-            var keys = server.KeysAsync(_db.Database, pattern, ScanPageSize).GetAsyncEnumerator(cancellationToken);
+            var keys = server.KeysAsync(_dbs[first].Database, pattern, ScanPageSize).GetAsyncEnumerator(cancellationToken);
             try
             {
                 while (true)
@@ -350,21 +374,22 @@ public sealed class RedisTier : IKvTier
         ThrowIfDisposed();
         long entries = 0, bytes = 0;
         var batch = new List<RedisKey>(StatisticsBatch);
-        foreach (var server in Primaries("statistics"))
+        var first = PickConnection();
+        foreach (var server in Primaries("statistics", first))
         {
             try
             {
-                await foreach (var redisKey in server.KeysAsync(_db.Database, _keys.ManifestPattern(null), ScanPageSize).WithCancellation(cancellationToken).ConfigureAwait(false))
+                await foreach (var redisKey in server.KeysAsync(_dbs[first].Database, _keys.ManifestPattern(null), ScanPageSize).WithCancellation(cancellationToken).ConfigureAwait(false))
                 {
                     batch.Add(redisKey);
                     if (batch.Count == StatisticsBatch)
                     {
-                        (entries, bytes) = Add(await SumManifestsAsync(batch, cancellationToken).ConfigureAwait(false), entries, bytes);
+                        (entries, bytes) = Add(await SumManifestsAsync(batch, first, cancellationToken).ConfigureAwait(false), entries, bytes);
                         batch.Clear();
                     }
                 }
 
-                (entries, bytes) = Add(await SumManifestsAsync(batch, cancellationToken).ConfigureAwait(false), entries, bytes);
+                (entries, bytes) = Add(await SumManifestsAsync(batch, first, cancellationToken).ConfigureAwait(false), entries, bytes);
                 batch.Clear();
             }
             catch (Exception e) when (IsUnavailable(e))
@@ -389,7 +414,9 @@ public sealed class RedisTier : IKvTier
     }
 
     /// <inheritdoc />
-    /// <remarks>PINGs every primary (one server when standalone).</remarks>
+    /// <remarks>PINGs every primary (one server when standalone) through every connection of the pool that is
+    /// connected, so a slow connection shows here as it would to the operations that use it; a connection that is down
+    /// while others serve is skipped, as operations skip it.</remarks>
     /// <exception cref="KvTierUnavailableException">A primary is not connected or does not answer in time.</exception>
     public async ValueTask ProbeAsync(CancellationToken cancellationToken = default)
     {
@@ -397,7 +424,8 @@ public sealed class RedisTier : IKvTier
         (IServer Server, Task<TimeSpan> Ping)[] pings;
         try
         {
-            pings = [.. Primaries("probe").Select(s => (s, s.PingAsync()))];
+            var connected = Enumerable.Range(0, _connections.Length).Where(c => _connections[c].IsConnected).ToArray();
+            pings = [.. (connected.Length > 0 ? connected : [PickConnection()]).SelectMany(c => Primaries("probe", c)).Select(s => (s, s.PingAsync()))];
         }
         catch (Exception e) when (IsUnavailable(e))
         {
@@ -430,10 +458,17 @@ public sealed class RedisTier : IKvTier
             return;
         }
 
-        _connection.ConnectionFailed -= OnConnectionFailed;
-        _connection.ConnectionRestored -= OnConnectionRestored;
-        await _connection.CloseAsync().ConfigureAwait(false);
-        await _connection.DisposeAsync().ConfigureAwait(false);
+        foreach (var connection in _connections)
+        {
+            connection.ConnectionFailed -= OnConnectionFailed;
+            connection.ConnectionRestored -= OnConnectionRestored;
+        }
+
+        await Task.WhenAll(_connections.Select(c => c.CloseAsync())).ConfigureAwait(false);
+        foreach (var connection in _connections)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     /// <summary>Whether <paramref name="e"/> says Redis cannot serve now (as opposed to a bug or bad data).</summary>
@@ -454,12 +489,14 @@ public sealed class RedisTier : IKvTier
     }
 
     /// <summary>The value the pieces hold, or null when one is missing.</summary>
-    private async Task<byte[]?> ReadPiecesAsync(TierKey key, RedisManifest manifest, CancellationToken cancellationToken)
+    /// <remarks>The pieces are read in parallel over the pool's connections, from <paramref name="first"/> on (so
+    /// even one caller's value streams over several sockets), each into a pooled lease copied once into the value.</remarks>
+    private async Task<byte[]?> ReadPiecesAsync(TierKey key, RedisManifest manifest, int first, CancellationToken cancellationToken)
     {
         var reads = new Task<Lease<byte>?>[manifest.PieceCount];
         for (var i = 0; i < reads.Length; i++)
         {
-            reads[i] = _db.StringGetLeaseAsync(_keys.Piece(key, manifest.Generation, i));
+            reads[i] = Database(first, i).StringGetLeaseAsync(_keys.Piece(key, manifest.Generation, i));
         }
 
         try
@@ -514,25 +551,25 @@ public sealed class RedisTier : IKvTier
         }
     }
 
-    private async Task DropIncompleteAsync(TierKey key, string manifestKey, RedisValue raw, RedisManifest manifest, CancellationToken cancellationToken)
+    private async Task DropIncompleteAsync(TierKey key, string manifestKey, RedisValue raw, RedisManifest manifest, int first, CancellationToken cancellationToken)
     {
-        var deleted = await WaitAsync(_db.ScriptEvaluateAsync(DeleteIfUnchangedScript, [manifestKey], [raw]), cancellationToken).ConfigureAwait(false);
+        var deleted = await WaitAsync(_dbs[first].ScriptEvaluateAsync(DeleteIfUnchangedScript, [manifestKey], [raw]), cancellationToken).ConfigureAwait(false);
         if ((long)deleted == 1)
         {
             Interlocked.Increment(ref _incompleteDropped);
             _logger.LogInformation("Redis tier dropped {Key}: a piece of it expired or was evicted", key);
-            await DeletePiecesAsync(key, manifest, cancellationToken).ConfigureAwait(false);
+            await DeletePiecesAsync(key, manifest, first, cancellationToken).ConfigureAwait(false);
         }
     }
 
     /// <summary>Deletes a generation's pieces (one DEL per key: in a cluster they live in different slots). A failure
     /// only leaves them until their expiry, so it is logged, not thrown.</summary>
-    private async Task DeletePiecesAsync(TierKey key, RedisManifest manifest, CancellationToken cancellationToken)
+    private async Task DeletePiecesAsync(TierKey key, RedisManifest manifest, int first, CancellationToken cancellationToken)
     {
         var deletes = new Task<bool>[manifest.PieceCount];
         for (var i = 0; i < deletes.Length; i++)
         {
-            deletes[i] = _db.KeyDeleteAsync(_keys.Piece(key, manifest.Generation, i));
+            deletes[i] = Database(first, i).KeyDeleteAsync(_keys.Piece(key, manifest.Generation, i));
         }
 
         try
@@ -545,17 +582,17 @@ public sealed class RedisTier : IKvTier
         }
     }
 
-    private void DeletePiecesInBackground(TierKey key, RedisManifest manifest)
+    private void DeletePiecesInBackground(TierKey key, RedisManifest manifest, int first)
     {
         for (var i = 0; i < manifest.PieceCount; i++)
         {
-            _db.KeyDelete(_keys.Piece(key, manifest.Generation, i), CommandFlags.FireAndForget);
+            Database(first, i).KeyDelete(_keys.Piece(key, manifest.Generation, i), CommandFlags.FireAndForget);
         }
     }
 
-    private async Task<(long Entries, long Bytes)> SumManifestsAsync(List<RedisKey> keys, CancellationToken cancellationToken)
+    private async Task<(long Entries, long Bytes)> SumManifestsAsync(List<RedisKey> keys, int first, CancellationToken cancellationToken)
     {
-        var reads = keys.Select(k => _db.StringGetAsync(k)).ToArray();
+        var reads = keys.Select((k, i) => Database(first, i).StringGetAsync(k)).ToArray();
         await WaitAllAsync(reads, cancellationToken).ConfigureAwait(false);
         long entries = 0, bytes = 0;
         foreach (var read in reads)
@@ -575,9 +612,9 @@ public sealed class RedisTier : IKvTier
     /// view (so an old primary that failed over and stays unreachable does not hold the tier down); otherwise every
     /// server the client knows that is not a replica.
     /// </summary>
-    private IServer[] Primaries(string operation)
+    private IServer[] Primaries(string operation, int connection)
     {
-        var known = _connection.GetServers();
+        var known = _connections[connection].GetServers();
         var servers = known.Where(s => !s.IsReplica).ToArray();
         var cluster = known.Where(s => s.IsConnected && s.ServerType == ServerType.Cluster).Select(s => s.ClusterConfiguration).FirstOrDefault(c => c is not null);
         if (cluster is not null)
@@ -604,6 +641,46 @@ public sealed class RedisTier : IKvTier
         }
 
         return servers;
+    }
+
+    /// <summary>
+    /// The connection an operation starts on: the next in turn that is connected (the first in turn when none is, so
+    /// the operation fails as unavailable the usual way). Round-robin rather than least-loaded: every operation
+    /// spreads its pieces over all connections from there, so the load evens out without bookkeeping per command.
+    /// </summary>
+    private int PickConnection()
+    {
+        var count = _connections.Length;
+        if (count == 1)
+        {
+            return 0;
+        }
+
+        var start = (int)((uint)Interlocked.Increment(ref _nextConnection) % (uint)count);
+        for (var i = 0; i < count; i++)
+        {
+            var candidate = (start + i) % count;
+            if (_connections[candidate].IsConnected)
+            {
+                return candidate;
+            }
+        }
+
+        return start;
+    }
+
+    /// <summary>The connection for the <paramref name="index"/>th command of an operation that started on
+    /// <paramref name="first"/>: the next ones in turn, or <paramref name="first"/> again when that one is down.</summary>
+    private IDatabase Database(int first, int index)
+    {
+        var count = _connections.Length;
+        if (count == 1)
+        {
+            return _dbs[0];
+        }
+
+        var candidate = (first + index) % count;
+        return candidate == first || _connections[candidate].IsConnected ? _dbs[candidate] : _dbs[first];
     }
 
     private KvTierUnavailableException Unavailable(string operation, TierKey key, Exception e) =>

@@ -46,7 +46,7 @@ public sealed class RocksDbTier : IKvTier
     private readonly ColumnFamilyHandle _order;
     private readonly WriteOptions _writes;
     private readonly WriteOptions _hints;
-    private readonly ValueReader _valueReader;
+    private readonly ReadOptions _reads = new();
     private readonly ConcurrentDictionary<string, ColumnFamilyHandle> _models = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _pendingRefreshes = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _writeGate = new(1, 1);
@@ -80,7 +80,6 @@ public sealed class RocksDbTier : IKvTier
         _options.Validate();
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         DatabasePath = System.IO.Path.GetFullPath(_options.Path);
-        _valueReader = new ValueReader(_options.MaxValueBytes);
 
         _blockCache = _options.BlockCacheBytes > 0 ? RocksDbSharp.Cache.CreateLru((ulong)_options.BlockCacheBytes) : null;
         var table = new BlockBasedTableOptions();
@@ -97,6 +96,10 @@ public sealed class RocksDbTier : IKvTier
             .SetCompression(Compression.No)
             .SetWriteBufferSize((ulong)_options.WriteBufferBytes)
             .SetBlockBasedTableFactory(table);
+        // Full memtables queue for their flush (each flushed on its own, not merged) instead of stopping writes at
+        // RocksDB's default of two: bench store showed "Stopping writes because we have 2 immutable memtables".
+        Native.Instance.rocksdb_options_set_max_write_buffer_number(_dataOptions.Handle, _options.WriteBufferCount);
+        Native.Instance.rocksdb_options_set_min_write_buffer_number_to_merge(_dataOptions.Handle, 1);
         if (_options.BlobFileThresholdBytes > 0)
         {
             Native.Instance.rocksdb_options_set_enable_blob_files(_dataOptions.Handle, 1);
@@ -198,7 +201,7 @@ public sealed class RocksDbTier : IKvTier
                 return ValueTask.FromResult<ReadOnlyMemory<byte>?>(null);
             }
 
-            var value = Call(() => _db.Get(names.Data, _valueReader, family, null), "read");
+            var value = Call(() => ReadValue(names.Data, family), "read");
             if (value is null)
             {
                 Interlocked.Increment(ref _misses);
@@ -234,23 +237,40 @@ public sealed class RocksDbTier : IKvTier
                 $"A blob of {blob.Length} bytes is larger than {nameof(RocksDbTierOptions.MaxValueBytes)} ({_options.MaxValueBytes}) of the {TierName} tier."), nameof(blob));
         }
 
+        var budget = _options.ByteBudget;
+        var refused = budget > 0 && blob.Length > budget;
         Enter();
         try
         {
+            // The value is copied into the batch before the gate when its model's column family exists, so concurrent
+            // writers make that copy in parallel and hold the gate only to read metadata and write. The data key is
+            // the batch's first operation; nothing added under the gate touches it (evictions never take the entry
+            // being written), so the batch means what it meant when built in one piece.
+            using var batch = new WriteBatch();
+            var valueAdded = false;
+            if (!refused && _models.TryGetValue(names.Fingerprint, out var knownFamily))
+            {
+                batch.Put(names.Data, blob.Span, knownFamily);
+                valueAdded = true;
+            }
+
             await _writeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
                 ApplyPendingRefreshes();
                 var family = ModelFamily(names.Fingerprint);
+                if (!refused && !valueAdded)
+                {
+                    batch.Put(names.Data, blob.Span, family);
+                }
+
                 var old = ReadMeta(names.Meta);
-                using var batch = new WriteBatch();
                 if (old is { } previous)
                 {
                     batch.Delete(OrderKey(previous.Sequence, names.Meta), _order);
                 }
 
-                var budget = _options.ByteBudget;
-                if (budget > 0 && blob.Length > budget)
+                if (refused)
                 {
                     batch.Delete(names.Data, family).Delete(names.Meta, _meta);
                     Call(() => _db.Write(batch, _writes), "write");
@@ -261,8 +281,7 @@ public sealed class RocksDbTier : IKvTier
                 }
 
                 var sequence = _lastSequence + 1;
-                batch.Put(names.Data, blob.Span, family)
-                    .Put(names.Meta, MetaValue(blob.Length, sequence), _meta)
+                batch.Put(names.Meta, MetaValue(blob.Length, sequence), _meta)
                     .Put(OrderKey(sequence, names.Meta), SizeValue(blob.Length), _order);
                 var bytesAfter = Interlocked.Read(ref _bytes) - (old?.Size ?? 0) + blob.Length;
                 var floor = _orderFloor;
@@ -781,12 +800,45 @@ public sealed class RocksDbTier : IKvTier
         }
     }
 
+    /// <summary>
+    /// The value under <paramref name="dataKey"/>, read through a pinnable slice: RocksDB hands out its own buffer (the
+    /// memtable's, the block cache's, or the one a blob was read into), and the bytes are copied once, into the array
+    /// returned, which is not zeroed first. (A plain get copies into a malloc'd buffer first, and the span
+    /// deserializer then copies again.) The length is checked on RocksDB's buffer before anything is allocated.
+    /// </summary>
+    private StoredValue? ReadValue(byte[] dataKey, ColumnFamilyHandle family)
+    {
+        var slice = Native.Instance.rocksdb_get_pinned_cf(_db.Handle, _reads.Handle, family.Handle, dataKey, (UIntPtr)dataKey.Length);
+        if (slice == IntPtr.Zero)
+        {
+            return null;
+        }
+
+        try
+        {
+            var data = Native.Instance.rocksdb_pinnableslice_value(slice, out var length);
+            // A slice is only returned for a key that exists; an empty value may come without a data pointer.
+            var size = checked((long)(ulong)length);
+            if (size == 0 || data == IntPtr.Zero)
+            {
+                return new StoredValue([], 0);
+            }
+
+            if (size > _options.MaxValueBytes)
+            {
+                return new StoredValue(null, size);
+            }
+
+            var bytes = GC.AllocateUninitializedArray<byte>((int)size);
+            System.Runtime.InteropServices.Marshal.Copy(data, bytes, 0, bytes.Length);
+            return new StoredValue(bytes, size);
+        }
+        finally
+        {
+            Native.Instance.rocksdb_pinnableslice_destroy(slice);
+        }
+    }
+
     /// <summary>A stored value: its bytes, or only its length when it is over the limit (never copied then).</summary>
     private sealed record StoredValue(byte[]? Bytes, long Length);
-
-    /// <summary>Checks a value's length on RocksDB's own buffer before anything is allocated for it.</summary>
-    private sealed class ValueReader(long maxBytes) : ISpanDeserializer<StoredValue>
-    {
-        public StoredValue Deserialize(ReadOnlySpan<byte> buffer) => buffer.Length > maxBytes ? new StoredValue(null, buffer.Length) : new StoredValue(buffer.ToArray(), buffer.Length);
-    }
 }

@@ -34,6 +34,14 @@ public sealed record RocksDbTierOptions
     /// <summary>Bytes one column family buffers in memory before it is flushed to a table file.</summary>
     public long WriteBufferBytes { get; init; } = 64L << 20;
 
+    /// <summary>
+    /// Memtables of <see cref="WriteBufferBytes"/> a data column family may hold (2 to 16): the one being written and
+    /// the full ones waiting for their flush. A flush syncs its blob files to the disk, so a burst of large puts
+    /// outruns it; when every memtable is full, RocksDB stops writes until one flush ends. More memtables absorb
+    /// longer bursts at the cost of up to this many times <see cref="WriteBufferBytes"/> of memory per busy model.
+    /// </summary>
+    public int WriteBufferCount { get; init; } = 4;
+
     /// <summary>Background threads for flushes and compactions together.</summary>
     public int MaxBackgroundJobs { get; init; } = 2;
 
@@ -71,6 +79,11 @@ public sealed record RocksDbTierOptions
             throw new ArgumentException(Invariant($"{nameof(WriteBufferBytes)} must be at least {MinWriteBufferBytes}; got {WriteBufferBytes}."));
         }
 
+        if (WriteBufferCount is < MinWriteBufferCount or > MaxWriteBufferCount)
+        {
+            throw new ArgumentException(Invariant($"{nameof(WriteBufferCount)} must be from {MinWriteBufferCount} to {MaxWriteBufferCount}; got {WriteBufferCount}."));
+        }
+
         if (MaxBackgroundJobs is < 1 or > MaxBackgroundJobsLimit)
         {
             throw new ArgumentException(Invariant($"{nameof(MaxBackgroundJobs)} must be from 1 to {MaxBackgroundJobsLimit}; got {MaxBackgroundJobs}."));
@@ -81,6 +94,10 @@ public sealed record RocksDbTierOptions
     private const long MinWriteBufferBytes = 1L << 20;
 
     private const int MaxBackgroundJobsLimit = 256;
+
+    // One memtable being written plus at least one being flushed; past 16 a burst is better slowed than held in memory.
+    private const int MinWriteBufferCount = 2;
+    private const int MaxWriteBufferCount = 16;
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 }

@@ -15,6 +15,8 @@ public sealed class RedisTierOptionsTests
         { "KeyPrefix", Good with { KeyPrefix = new string('k', 65) } },
         { "PieceBytes", Good with { PieceBytes = 1023 } },
         { "PieceBytes", Good with { PieceBytes = (64 << 20) + 1 } },
+        { "Connections", Good with { Connections = 0 } },
+        { "Connections", Good with { Connections = 65 } },
         { "TimeToLive", Good with { TimeToLive = TimeSpan.Zero } },
         { "TimeToLive", Good with { TimeToLive = TimeSpan.FromSeconds(-1) } },
         { "PieceExpiryGrace", Good with { PieceExpiryGrace = TimeSpan.FromSeconds(5) } },

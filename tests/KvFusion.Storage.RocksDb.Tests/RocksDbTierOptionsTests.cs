@@ -12,6 +12,8 @@ public sealed class RocksDbTierOptionsTests
         { nameof(RocksDbTierOptions.Path), new RocksDbTierOptions { Path = "a\0b" } },
         { nameof(RocksDbTierOptions.ByteBudget), new RocksDbTierOptions { ByteBudget = -1 } },
         { nameof(RocksDbTierOptions.MaxValueBytes), new RocksDbTierOptions { MaxValueBytes = 0 } },
+        { nameof(RocksDbTierOptions.WriteBufferCount), new RocksDbTierOptions { WriteBufferCount = 1 } },
+        { nameof(RocksDbTierOptions.WriteBufferCount), new RocksDbTierOptions { WriteBufferCount = 17 } },
         { nameof(RocksDbTierOptions.MaxValueBytes), new RocksDbTierOptions { MaxValueBytes = long.MaxValue } },
         { nameof(RocksDbTierOptions.BlockCacheBytes), new RocksDbTierOptions { BlockCacheBytes = -1 } },
         { nameof(RocksDbTierOptions.BlobFileThresholdBytes), new RocksDbTierOptions { BlobFileThresholdBytes = -1 } },

@@ -24,9 +24,10 @@ internal static class BenchStoreCommand
         var megabytes = new Option<int>("--megabytes") { Description = "MiB moved per measurement (at least 2 operations per caller).", DefaultValueFactory = _ => 512 }.AtLeast(1);
         var tiers = new Option<string>("--tiers") { Description = "Comma-separated tiers to measure: memory, rocksdb, redis.", DefaultValueFactory = _ => "memory,rocksdb,redis" };
         var json = new Option<string?>("--json") { Description = "Write the results as JSON to this file." };
+        var redisConnections = new Option<int>("--redis-connections") { Description = "Connections of the Redis tier's pool (its Connections setting).", DefaultValueFactory = _ => RedisTierOptions.DefaultConnections };
         var command = new Command("store", "Storage tiers: put/get GB/s and p50/p99 latency per value size and caller count, against raw files (RocksDB) and redis-benchmark (Redis) in the same run.")
         {
-            dir, redis, sizes, callers, megabytes, tiers, json,
+            dir, redis, sizes, callers, megabytes, tiers, json, redisConnections,
         };
         command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
         {
@@ -73,7 +74,7 @@ internal static class BenchStoreCommand
 
                     if (wanted.Contains("redis"))
                     {
-                        await MeasureRedisAsync(parse.GetValue(redis), options, cells, skipped, progress, ct).ConfigureAwait(false);
+                        await MeasureRedisAsync(parse.GetValue(redis), parse.GetValue(redisConnections), options, cells, skipped, progress, ct).ConfigureAwait(false);
                     }
 
                     task.Value = task.MaxValue;
@@ -103,7 +104,7 @@ internal static class BenchStoreCommand
         return command;
     }
 
-    private static async Task MeasureRedisAsync(string? uri, StoreBenchmarkOptions options, List<StoreBenchmarkCell> cells, List<StoreBenchmarkSkip> skipped, IProgress<string> progress, CancellationToken ct)
+    private static async Task MeasureRedisAsync(string? uri, int connections, StoreBenchmarkOptions options, List<StoreBenchmarkCell> cells, List<StoreBenchmarkSkip> skipped, IProgress<string> progress, CancellationToken ct)
     {
         if (uri is null)
         {
@@ -119,6 +120,16 @@ internal static class BenchStoreCommand
         catch (ArgumentException e)
         {
             throw new CliException($"--redis: {e.Message}");
+        }
+
+        redisOptions = redisOptions with { Connections = connections };
+        try
+        {
+            redisOptions.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException($"--redis-connections: {e.Message}");
         }
 
         var endpoints = redisOptions.Configuration.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(p => !p.Contains('=', StringComparison.Ordinal)).ToList();

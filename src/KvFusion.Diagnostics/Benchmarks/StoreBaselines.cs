@@ -17,6 +17,14 @@ public static class FileBaseline
         options.Validate();
         Directory.CreateDirectory(directory);
         var cells = new List<StoreBenchmarkCell>();
+        progress?.Report("file: warm-up");
+        await StoreBenchmark.WarmUpAsync(options, async (value, i) =>
+        {
+            var path = Path.Combine(directory, "warm-" + i.ToString("x8", CultureInfo.InvariantCulture) + ".bin");
+            await File.WriteAllBytesAsync(path, value, cancellationToken).ConfigureAwait(false);
+            _ = await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+            File.Delete(path);
+        }).ConfigureAwait(false);
         foreach (var size in options.ValueBytes)
         {
             var value = StoreBenchmark.RandomValue(size);

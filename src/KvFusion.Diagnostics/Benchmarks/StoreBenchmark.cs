@@ -89,6 +89,15 @@ public static class StoreBenchmark
         options.Validate();
         var cells = new List<StoreBenchmarkCell>();
         var ns = new KvNamespace("bench", "00");
+        // Warm-up keys sit far above the cells' (cell index << 32 | operation).
+        var warmUpKey = (int i) => new TierKey(ns, new CacheKey(CacheEntryKind.Chunk, (0x7fffffffL << 32 | (uint)i).ToString("x16", CultureInfo.InvariantCulture), "bench"));
+        progress?.Report($"{tier.Name}: warm-up");
+        await WarmUpAsync(options, async (value, i) =>
+        {
+            await tier.PutAsync(warmUpKey(i), value, cancellationToken).ConfigureAwait(false);
+            _ = await tier.GetAsync(warmUpKey(i), cancellationToken).ConfigureAwait(false);
+            await tier.RemoveAsync(warmUpKey(i), cancellationToken).ConfigureAwait(false);
+        }).ConfigureAwait(false);
         var cellIndex = 0;
         foreach (var size in options.ValueBytes)
         {
@@ -164,6 +173,43 @@ public static class StoreBenchmark
             P50Milliseconds = Percentile(latencies, 0.50),
             P99Milliseconds = Percentile(latencies, 0.99),
         };
+    }
+
+    /// <summary>
+    /// Untimed round trips (put, get, remove) before the first cell: a .NET process runs its first calls of a code path
+    /// unoptimized until tiered compilation replaces them, and opens connections and files lazily. Without this the
+    /// first cells of a tier (and of the file baseline) measure the JIT, while redis-benchmark is native code. Small
+    /// values first (enough calls for the optimized code to be compiled, which happens in the background), then one
+    /// round trip per size and caller.
+    /// </summary>
+    internal static async Task WarmUpAsync(StoreBenchmarkOptions options, Func<byte[], int, Task> roundTrip)
+    {
+        const int SmallRoundTrips = 64;
+        const int SmallCallers = 4;
+        var small = RandomValue(4096);
+        var next = -1;
+        await Task.WhenAll(Enumerable.Range(0, SmallCallers).Select(_ => Task.Run(async () =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < SmallRoundTrips)
+            {
+                await roundTrip(small, i).ConfigureAwait(false);
+            }
+        }))).ConfigureAwait(false);
+
+        // Tiered compilation promotes hot methods in the background shortly after they pass their call count.
+        await Task.Delay(TimeSpan.FromMilliseconds(250)).ConfigureAwait(false);
+        var index = SmallRoundTrips;
+        foreach (var size in options.ValueBytes)
+        {
+            var value = RandomValue(size);
+            foreach (var callers in options.Callers)
+            {
+                var first = index;
+                index += Math.Min(callers, 4);
+                await Task.WhenAll(Enumerable.Range(first, index - first).Select(i => roundTrip(value, i))).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>Writes cells and skips as JSON properties of the open object.</summary>

@@ -229,22 +229,18 @@ public sealed class KvTierManager : IKvTier
                 continue;
             }
 
-            List<TierKey> keys;
+            // No operation timeout: a listing takes as long as the tier is large. A failure marks the tier down.
+            var keys = new List<TierKey>();
             try
             {
-                keys = await lane.RunAsync(async (t, ct) =>
+                await foreach (var k in lane.Tier.ListAsync(ns, cancellationToken).ConfigureAwait(false))
                 {
-                    var list = new List<TierKey>();
-                    await foreach (var k in t.ListAsync(ns, ct).ConfigureAwait(false))
-                    {
-                        list.Add(k);
-                    }
-
-                    return list;
-                }, cancellationToken).ConfigureAwait(false);
+                    keys.Add(k);
+                }
             }
-            catch (KvTierUnavailableException)
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
+                lane.MarkDown(e);
                 continue;
             }
 

@@ -1,7 +1,5 @@
 using System.Reflection;
 using KvFusion.Cache.Chunks;
-using KvFusion.Cache.Codecs;
-using KvFusion.Cache.Container;
 using KvFusion.Cache.Keys;
 using KvFusion.Cache.Tiers;
 using KvFusion.Storage.RocksDb;
@@ -11,9 +9,9 @@ namespace KvFusion.Storage.RocksDb.Tests;
 /// <summary>Namespaces, keys and real containers of random fp16 for the tier tests.</summary>
 internal static class TestData
 {
-    public const string ModelA = "946484eb195bda404a4661999618030d7146ec263a962b584cd4ec38b205323f";
+    public const string ModelA = KvTestEntries.Model;
     public const string ModelB = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    public const string Tokenizer = "905ec451befb6560e7f841540178d2f6fd6aab8276f26ffa3429ebd2e599f20b";
+    public const string Tokenizer = KvTestEntries.Tokenizer;
 
     public static readonly KvNamespace AliceA = new("alice", ModelA);
     public static readonly KvNamespace BobA = new("bob", ModelA);
@@ -27,31 +25,11 @@ internal static class TestData
 
     /// <summary>A raw container of random fp16 for model <paramref name="model"/>.</summary>
     public static byte[] Container(int seed, int tokens = 8, string model = ModelA, int headDim = 16) =>
-        KvContainerWriter.ToArray(Entry(seed, tokens, model, headDim), KvCodecSpec.Raw);
+        KvTestEntries.RawContainer(Entry(seed, tokens, model, headDim));
 
     /// <summary>An entry of random fp16 (2 layers, 2 KV heads) under <see cref="Key"/>(<paramref name="seed"/>).</summary>
-    public static CachedKv Entry(int seed, int tokens = 8, string model = ModelA, int headDim = 16)
-    {
-        var rng = new Random(seed);
-        var ids = new int[tokens];
-        for (var i = 0; i < ids.Length; i++)
-        {
-            ids[i] = rng.Next(0, 50_000);
-        }
-
-        const int layers = 2;
-        const int heads = 2;
-        var n = layers * heads * tokens * headDim;
-        var keys = new Half[n];
-        var values = new Half[n];
-        for (var i = 0; i < n; i++)
-        {
-            keys[i] = (Half)((rng.NextSingle() * 8) - 4);
-            values[i] = (Half)((rng.NextSingle() * 8) - 4);
-        }
-
-        return new CachedKv(Key(seed), model, Tokenizer, ids, layers, heads, headDim, keys, values);
-    }
+    public static CachedKv Entry(int seed, int tokens = 8, string model = ModelA, int headDim = 16) =>
+        KvTestEntries.Random(seed, tokens, headDim: headDim, model: model, key: Key(seed), amplitude: 4);
 
     /// <summary><paramref name="length"/> bytes filled with <paramref name="fill"/> (the tier never looks inside a blob).</summary>
     public static byte[] Bytes(int length, byte fill) => Enumerable.Repeat(fill, length).ToArray();

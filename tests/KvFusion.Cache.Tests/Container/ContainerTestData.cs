@@ -8,8 +8,8 @@ namespace KvFusion.Cache.Tests.Container;
 /// <summary>Synthetic entries with deterministic values, and sources that deliver bytes awkwardly.</summary>
 internal static class ContainerTestData
 {
-    public const string Model = "946484eb195bda404a4661999618030d7146ec263a962b584cd4ec38b205323f";
-    public const string Tokenizer = "905ec451befb6560e7f841540178d2f6fd6aab8276f26ffa3429ebd2e599f20b";
+    public const string Model = KvTestEntries.Model;
+    public const string Tokenizer = KvTestEntries.Tokenizer;
 
     /// <summary>An entry whose values look like KV: smooth across tokens, a few outlier channels, all finite.</summary>
     public static CachedKv Entry(int layers = 3, int heads = 2, int tokens = 7, int headDim = 8, int seed = 1, bool tokenIds = true)

@@ -1,4 +1,8 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using System.Threading.RateLimiting;
+using KvFusion.Client.Contracts;
+using Microsoft.AspNetCore.DataProtection;
 using KvFusion.Engine.Compute.Cpu;
 using KvFusion.Server.Auth;
 using KvFusion.Server.Chunks;
@@ -58,10 +62,21 @@ public static class KvFusionServerExtensions
         services.AddSingleton<KvFusionMetrics>();
         services.AddSingleton<ApiKeyDirectory>();
 
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            // The wire types serialize through the client's context, so both sides agree on every name.
+            o.SerializerOptions.TypeInfoResolverChain.Insert(0, KvFusionJsonContext.Default);
+            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+        });
+
+        // Nothing here uses cookies or protected payloads; keys in memory keep the host from writing key files.
+        services.AddDataProtection().UseEphemeralDataProtectionProvider();
         services.AddProblemDetails();
         services.AddExceptionHandler<ApiExceptionHandler>();
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddRouting();
         services.AddAuthorization();
         services.AddRateLimiter(o =>
         {
@@ -123,6 +138,7 @@ public static class KvFusionServerExtensions
             {
                 404 => ApiProblemException.NotFound($"There is no endpoint at {http.Request.Method} {http.Request.Path}."),
                 405 => new ApiProblemException(405, "Method not allowed", $"{http.Request.Method} is not allowed on {http.Request.Path}.", "method_not_allowed"),
+                415 => new ApiProblemException(415, "Unsupported media type", $"{http.Request.Path} takes a body of another media type than {http.Request.ContentType}; see the API reference at {DocsPath}.", "unsupported_media_type"),
                 _ => new ApiProblemException(status, "Request failed", $"The request failed with status {status}.", "request_failed"),
             };
             await writer.WriteAsync(http, problem, http.RequestAborted).ConfigureAwait(false);

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using OpenAI;
 using OpenAI.Chat;
+using OpenAI.Models;
 
 namespace KvFusion.EndToEnd.Tests;
 
@@ -115,6 +116,19 @@ public sealed class OpenAiSdkTests(KeyedServer fixture)
 
         Assert.Equal(404, e.Status);
         Assert.Contains("tiny-pydocs", e.Message, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task The_sdks_model_list_names_the_served_model()
+    {
+        var models = new OpenAIModelClient(new ApiKeyCredential(KeyedServer.ApiKey), new OpenAIClientOptions { Endpoint = new Uri(fixture.Server.BaseAddress, "v1") });
+
+        OpenAIModelCollection list = await models.GetModelsAsync();
+
+        var model = Assert.Single(list);
+        Assert.Equal(KeyedServer.ModelId, model.Id);
+        Assert.Equal("kvfusion", model.OwnedBy);
+        Assert.True(model.CreatedAt > DateTimeOffset.UnixEpoch);
     }
 
     private ChatClient Client(string apiKey) =>

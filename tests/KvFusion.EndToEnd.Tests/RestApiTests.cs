@@ -112,7 +112,12 @@ public sealed class RestApiTests(KeyedServer fixture)
         Assert.Equal(0, completion.Kvfusion.ChunksPrecomputed);
         Assert.True(completion.Usage.PromptTokens > document.Tokens);
         Assert.True(completion.Kvfusion.TtftMs > 0);
-        Assert.False(string.IsNullOrEmpty(Assert.Single(completion.Choices).Message.Content));
+        Assert.NotNull(Assert.Single(completion.Choices).Message.Content);
+
+        // What the fusion did also reaches the Prometheus scrape an operator would graph.
+        var metrics = await http.GetStringAsync(new Uri("metrics", UriKind.Relative));
+        Assert.Contains("kvfusion_tokens_reused", metrics, StringComparison.Ordinal);
+        Assert.Contains("kvfusion_ttft", metrics, StringComparison.Ordinal);
     }
 
     [SkippableFact]

@@ -426,6 +426,7 @@ public sealed class KvFusionClient : IDisposable
         {
             await foreach (var item in ServerSentEventReader.ReadNamedAsync<DocumentStreamItem>(stream, DocumentStreamItem.Parse, cancellationToken).ConfigureAwait(false))
             {
+                cancellationToken.ThrowIfCancellationRequested(); // events already buffered are not read after a cancel
                 var e = item.Data;
                 switch (e.Kind)
                 {
@@ -457,6 +458,7 @@ public sealed class KvFusionClient : IDisposable
         {
             await foreach (var item in ServerSentEventReader.ReadOpenAIStyleAsync(stream, itemType, cancellationToken).ConfigureAwait(false))
             {
+                cancellationToken.ThrowIfCancellationRequested(); // events already buffered are not read after a cancel
                 var e = item.Data;
                 switch (e.Kind)
                 {

@@ -24,6 +24,7 @@ internal static class Program
         root.Subcommands.Add(IngestCommand.Create());
         root.Subcommands.Add(StoreCommands.Create());
         root.Subcommands.Add(SelfTestCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         var parse = root.Parse(args);
         if (parse.Action is ParseErrorAction)
         {

@@ -23,7 +23,9 @@ namespace KvFusion.Cache.Fusion;
 public sealed class FusionEngine : IAsyncDisposable, IDisposable
 {
     private readonly ILogger _logger;
-    private readonly ComputeGate _gate = new();
+    private readonly ComputeGate _gate;
+    private readonly bool _ownsGate;
+    private readonly FusionEngineOptions _options;
     private readonly SingleFlight<CacheKey> _precomputes = new();
     private readonly FusionPlanner _planner;
     private readonly Dictionary<FusionMode, IFusionModeRunner> _runners;
@@ -32,11 +34,18 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
 
     /// <summary>Creates an engine over a loaded model and a store.</summary>
     public FusionEngine(TransformerModel model, IKvStore store, FusionEngineOptions? options = null, ILogger<FusionEngine>? logger = null)
+        : this(model, store, options ?? new FusionEngineOptions(), (ILogger?)logger ?? NullLogger.Instance, new ComputeGate(), ownsGate: true)
+    {
+    }
+
+    private FusionEngine(TransformerModel model, IKvStore store, FusionEngineOptions options, ILogger logger, ComputeGate gate, bool ownsGate)
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));
         Store = store ?? throw new ArgumentNullException(nameof(store));
-        options ??= new FusionEngineOptions();
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _options = options;
+        _logger = logger;
+        _gate = gate;
+        _ownsGate = ownsGate;
         _planner = new FusionPlanner(model, store, options);
         var chunks = new ChunkCaches(model, store);
         var prefixBlocks = new PrefixBlocks(model, store, options.StorePrefixBlocks);
@@ -64,6 +73,12 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
 
     /// <summary>The id of a chunk's tokens under this model and tokenizer.</summary>
     public ChunkId ChunkIdOf(ReadOnlySpan<int> tokens) => _planner.ChunkIdOf(tokens);
+
+    /// <summary>
+    /// The store key of a chunk precomputed behind <paramref name="sink"/> (default: the engine's) and, for the prefix
+    /// sink, <paramref name="prefix"/>: the key <see cref="PutChunkAsync"/> writes and fusion reads.
+    /// </summary>
+    public CacheKey ChunkKeyOf(ChunkId id, SinkKind? sink = null, string? prefix = null) => _planner.ChunkKeyOf(id, sink, prefix);
 
     /// <summary>Tokenizes text with the model's tokenizer.</summary>
     public int[] Tokenize(string text) => _planner.Tokenize(text);
@@ -120,14 +135,28 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>
+    /// An engine over the same model and the same compute queue that stores in <paramref name="store"/> (another
+    /// tenant's namespace, say): requests of every such engine take turns on the one backend. Concurrent puts of one
+    /// chunk are shared within the returned engine only, since the same chunk is a different entry in another store.
+    /// Disposing the returned engine does nothing; disposing this one closes the queue for all of them.
+    /// </summary>
+    public FusionEngine WithStore(IKvStore store) => new(Model, store, _options, _logger, _gate, ownsGate: false);
+
     /// <summary>Refuses new work, fails queued work, and waits for the computation in progress to finish.</summary>
-    public ValueTask DisposeAsync() => _gate.DisposeAsync();
+    public ValueTask DisposeAsync() => _ownsGate ? _gate.DisposeAsync() : ValueTask.CompletedTask;
 
     /// <summary>
     /// Refuses new work, fails queued work, and blocks until the computation in progress (one fusion, precompute or
     /// decode step) has finished. Do not call it from inside a store callback of this engine.
     /// </summary>
-    public void Dispose() => _gate.Dispose();
+    public void Dispose()
+    {
+        if (_ownsGate)
+        {
+            _gate.Dispose();
+        }
+    }
 
     private async Task PrecomputeAsync(ChunkTarget target, CancellationToken ct)
     {

@@ -23,6 +23,20 @@ internal static class StorageOptions
     /// <exception cref="CliException">A setting or option is invalid; the message names it.</exception>
     public static KvStorageOptions Resolve(string? store, string? tenant)
     {
+        try
+        {
+            return KvStorageConfiguration.Bind(KvStorageConfiguration.Build(null, Overrides(store, tenant)));
+        }
+        catch (OptionsValidationException e)
+        {
+            throw new CliException("invalid storage settings: " + string.Join(" ", e.Failures));
+        }
+    }
+
+    /// <summary>The configuration keys <paramref name="store"/> and <paramref name="tenant"/> set (section <c>Storage</c>).</summary>
+    /// <exception cref="CliException">The store is neither a folder nor a redis:// address.</exception>
+    public static Dictionary<string, string?> Overrides(string? store, string? tenant)
+    {
         var overrides = new Dictionary<string, string?>(StringComparer.Ordinal);
         const string root = KvStorageOptions.SectionName;
         if (store is not null)
@@ -58,14 +72,7 @@ internal static class StorageOptions
             overrides[$"{root}:Tenant"] = tenant;
         }
 
-        try
-        {
-            return KvStorageConfiguration.Bind(KvStorageConfiguration.Build(null, overrides));
-        }
-        catch (OptionsValidationException e)
-        {
-            throw new CliException("invalid storage settings: " + string.Join(" ", e.Failures));
-        }
+        return overrides;
     }
 
     /// <summary>Opens the stack; a tier that cannot be opened is a <see cref="CliException"/> naming it.</summary>

@@ -32,6 +32,13 @@ internal sealed class FusionPlanner(TransformerModel model, IKvStore store, Fusi
         return new ChunkTarget(id, new CacheKey(CacheEntryKind.Chunk, id.ToString(), Variant(sinkKind, prefixTokens)), tokens, sinkTokens);
     }
 
+    /// <summary>The store key of a stored chunk behind the sink (default: the engine's).</summary>
+    public CacheKey ChunkKeyOf(ChunkId id, SinkKind? sink, string? prefix)
+    {
+        var prefixTokens = string.IsNullOrEmpty(prefix) ? [] : Tokenize(prefix);
+        return new CacheKey(CacheEntryKind.Chunk, id.ToString(), Variant(sink ?? options.DefaultSink, prefixTokens));
+    }
+
     /// <summary>Plans a request; stored chunks named by id are loaded on the way.</summary>
     /// <exception cref="FusionException">Unknown chunk, chunk of another model, empty query, or a prompt beyond the context.</exception>
     public async Task<FusionPlan> PlanAsync(FusionRequest request, CancellationToken ct)

@@ -1,0 +1,291 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using KvFusion.Cache.Fusion;
+using KvFusion.Cache.Keys;
+using KvFusion.Client.Contracts;
+using KvFusion.Engine.Generation;
+using KvFusion.Server.Chunks;
+using KvFusion.Server.Errors;
+using KvFusion.Server.Hosting;
+using KvFusion.Server.Inference;
+using KvFusion.Server.Telemetry;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+
+namespace KvFusion.Server.Generation;
+
+/// <summary>What a completion request asks for, checked: the fusion, the sampling and how to answer.</summary>
+internal sealed record GenerationPlan(FusionRequest Fusion, SamplingOptions Sampling, IReadOnlyList<string> Stops, bool Stream, bool IncludeUsage);
+
+/// <summary>
+/// Runs completions: checks the request, waits for a place in the queue, fuses the prompt from the tenant's stored
+/// chunks, and generates, whole or as server-sent events. A client that goes away cancels everything it started.
+/// </summary>
+public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics metrics, IOptions<KvFusionServerOptions> options)
+{
+    private static readonly byte[] DataPrefix = "data: "u8.ToArray();
+    private static readonly byte[] EventEnd = "\n\n"u8.ToArray();
+    private static readonly byte[] Done = "data: [DONE]\n\n"u8.ToArray();
+
+    /// <summary>Checks the shared fields and builds the plan; 400 (or 404 for another model) on anything off.</summary>
+    internal GenerationPlan Plan(GenerationRequest request, int? maxCompletionTokens, string? prefix, string query, ModelRuntime runtime)
+    {
+        var limits = options.Value.Limits;
+        if (!string.IsNullOrEmpty(request.Model) && request.Model != runtime.ModelId)
+        {
+            throw ApiProblemException.NotFound($"The model '{Clip(request.Model)}' is not served here; GET /v1/models lists '{runtime.ModelId}'.");
+        }
+
+        if (request.N is { } n && n != 1)
+        {
+            throw ApiProblemException.BadRequest($"n must be 1 (got {n}): one choice per request.");
+        }
+
+        if (request.MaxTokens is not null && maxCompletionTokens is not null && request.MaxTokens != maxCompletionTokens)
+        {
+            throw ApiProblemException.BadRequest("max_tokens and max_completion_tokens disagree; send one.");
+        }
+
+        var max = maxCompletionTokens ?? request.MaxTokens ?? limits.DefaultCompletionTokens;
+        if (max < 1 || max > limits.MaxCompletionTokens)
+        {
+            throw ApiProblemException.BadRequest($"max_tokens must be between 1 and {limits.MaxCompletionTokens}, got {max}.");
+        }
+
+        var temperature = request.Temperature ?? 1f;
+        if (!(temperature >= 0 && temperature <= 2))
+        {
+            throw ApiProblemException.BadRequest($"temperature must be between 0 and 2, got {temperature.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        var topP = request.TopP ?? 1f;
+        if (!(topP > 0 && topP <= 1))
+        {
+            throw ApiProblemException.BadRequest($"top_p must be in (0, 1], got {topP.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        var stops = request.Stop ?? [];
+        if (stops.Count > 4 || stops.Any(string.IsNullOrEmpty))
+        {
+            throw ApiProblemException.BadRequest("stop takes up to 4 non-empty strings.");
+        }
+
+        if (request.StreamOptions is not null && request.Stream != true)
+        {
+            throw ApiProblemException.BadRequest("stream_options is only allowed with stream: true.");
+        }
+
+        var fusion = FusionOf(request.Kvfusion, limits.MaxChunksPerRequest) with
+        {
+            Prefix = prefix,
+            Query = query,
+            ReserveTokens = max,
+        };
+        var sampling = new SamplingOptions
+        {
+            Temperature = temperature,
+            TopP = topP,
+            Seed = request.Seed is { } seed ? unchecked((ulong)seed) : (ulong)Random.Shared.NextInt64(),
+            MaxTokens = max,
+        };
+        return new GenerationPlan(fusion, sampling, stops, request.Stream == true, request.StreamOptions?.IncludeUsage == true);
+    }
+
+    /// <summary>Runs the plan and writes the answer in <paramref name="format"/>.</summary>
+    internal async Task RunAsync(HttpContext http, TenantEngine tenant, GenerationPlan plan, CompletionFormat format, long arrived)
+    {
+        var ct = http.RequestAborted;
+        using var lease = await queue.EnterAsync(ct).ConfigureAwait(false);
+        using var context = await tenant.Engine.FuseAsync(plan.Fusion, ct).ConfigureAwait(false);
+        var report = context.Report;
+        var filter = new StopSequenceFilter(plan.Stops);
+        var stats = new GenerationStats();
+        var text = new StringBuilder();
+        FusionUsage? fusion = null;
+        var generated = 0;
+        var started = false;
+        await foreach (var token in context.GenerateAsync(plan.Sampling, stats, ct).ConfigureAwait(false))
+        {
+            if (fusion is null)
+            {
+                fusion = Usage(report, lease, arrived);
+                metrics.RecordFusion(report, fusion.TtftMs);
+            }
+
+            if (token.Id >= 0)
+            {
+                generated++;
+            }
+
+            var visible = filter.Add(token.Text);
+            if (plan.Stream)
+            {
+                if (!started)
+                {
+                    started = true;
+                    await StartStreamAsync(http, format.Start(fusion)).ConfigureAwait(false);
+                }
+
+                if (visible.Length > 0)
+                {
+                    await WriteEventAsync(http, format.Delta(visible)).ConfigureAwait(false);
+                }
+            }
+            else
+            {
+                text.Append(visible);
+            }
+
+            if (filter.Stopped)
+            {
+                break;
+            }
+        }
+
+        fusion ??= Usage(report, lease, arrived);
+        if (generated == 0)
+        {
+            metrics.RecordFusion(report, fusion.TtftMs);
+        }
+
+        metrics.RecordGenerated(generated);
+        var rest = filter.Flush();
+        var reason = filter.Stopped || stats.FinishReason == FinishReason.Stop ? "stop" : "length";
+        var usage = new CompletionUsage
+        {
+            PromptTokens = report.TotalTokens,
+            CompletionTokens = generated,
+            TotalTokens = report.TotalTokens + generated,
+            PromptTokensDetails = new PromptTokensDetails { CachedTokens = report.ReusedTokens },
+        };
+        if (!plan.Stream)
+        {
+            text.Append(rest);
+            http.Response.ContentType = "application/json";
+            await http.Response.Body.WriteAsync(format.Whole(text.ToString(), reason, usage, fusion), ct).ConfigureAwait(false);
+            return;
+        }
+
+        if (!started)
+        {
+            await StartStreamAsync(http, format.Start(fusion)).ConfigureAwait(false);
+        }
+
+        if (rest.Length > 0)
+        {
+            await WriteEventAsync(http, format.Delta(rest)).ConfigureAwait(false);
+        }
+
+        await WriteEventAsync(http, format.Finish(reason)).ConfigureAwait(false);
+        if (plan.IncludeUsage)
+        {
+            await WriteEventAsync(http, format.Usage(usage, fusion)).ConfigureAwait(false);
+        }
+
+        await http.Response.Body.WriteAsync(Done, ct).ConfigureAwait(false);
+        await http.Response.Body.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Starts a server-sent event stream (headers, then the first event when there is one).</summary>
+    internal static async Task StartStreamAsync(HttpContext http, byte[]? first)
+    {
+        http.Response.ContentType = "text/event-stream";
+        http.Response.Headers.CacheControl = "no-cache";
+        http.Response.Headers["X-Accel-Buffering"] = "no";
+        if (first is not null)
+        {
+            await WriteEventAsync(http, first).ConfigureAwait(false);
+        }
+        else
+        {
+            await http.Response.StartAsync(http.RequestAborted).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Writes one <c>data:</c> event and flushes it to the client.</summary>
+    internal static async Task WriteEventAsync(HttpContext http, byte[] json, string? eventName = null)
+    {
+        var body = http.Response.Body;
+        var ct = http.RequestAborted;
+        if (eventName is not null)
+        {
+            await body.WriteAsync(Encoding.ASCII.GetBytes("event: " + eventName + "\n"), ct).ConfigureAwait(false);
+        }
+
+        await body.WriteAsync(DataPrefix, ct).ConfigureAwait(false);
+        await body.WriteAsync(json, ct).ConfigureAwait(false);
+        await body.WriteAsync(EventEnd, ct).ConfigureAwait(false);
+        await body.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    private static FusionRequest FusionOf(FusionOptions? kv, int maxChunks)
+    {
+        var mode = FusionMode.Blend;
+        var ratio = BlendOptions.DefaultRatio;
+        var chunks = new List<ChunkInput>();
+        if (kv is null)
+        {
+            // A plain OpenAI request: exact prefix reuse, which changes no output and serves repeated system prompts from the store.
+            return new FusionRequest { Mode = FusionMode.Prefix, Chunks = chunks };
+        }
+
+        if (kv.Mode is { } name)
+        {
+            mode = name switch
+            {
+                "blend" => FusionMode.Blend,
+                "reuse" => FusionMode.Reuse,
+                "prefix" => FusionMode.Prefix,
+                "full" => FusionMode.Full,
+                _ => throw ApiProblemException.BadRequest($"kvfusion.mode '{Clip(name)}' is not one of blend, reuse, prefix, full."),
+            };
+        }
+
+        if (kv.RecomputeRatio is { } r)
+        {
+            if (mode != FusionMode.Blend)
+            {
+                throw ApiProblemException.BadRequest("kvfusion.recompute_ratio applies to mode blend only.");
+            }
+
+            ratio = r > 0 && r <= 1 ? r : throw ApiProblemException.BadRequest($"kvfusion.recompute_ratio must be in (0, 1], got {r.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        var ids = kv.Chunks ?? [];
+        if (ids.Count > maxChunks)
+        {
+            throw ApiProblemException.BadRequest($"kvfusion.chunks names {ids.Count} chunks; at most {maxChunks} are accepted.");
+        }
+
+        foreach (var id in ids)
+        {
+            chunks.Add(ChunkInput.FromId(ChunkService.ParseId(id)));
+        }
+
+        return new FusionRequest { Mode = mode, Blend = new BlendOptions { Ratio = ratio }, Chunks = chunks };
+    }
+
+    private static FusionUsage Usage(FusionReport report, RequestSlot lease, long arrived)
+    {
+        var stages = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var (name, time) in report.StageTimes)
+        {
+            stages[name] = Math.Round(time.TotalMilliseconds, 3);
+        }
+
+        return new FusionUsage
+        {
+            Mode = report.Mode,
+            ReusedTokens = report.ReusedTokens,
+            RecomputedTokens = report.RecomputedPerLayer.Count == 0 ? report.TotalTokens : report.RecomputedPerLayer[^1],
+            ChunksPrecomputed = report.ChunksPrecomputed,
+            ComputeFraction = Math.Round(report.ComputeFraction, 4),
+            TtftMs = Math.Round(Stopwatch.GetElapsedTime(arrived).TotalMilliseconds, 3),
+            QueueMs = Math.Round(lease.Waited.TotalMilliseconds, 3),
+            StageMs = stages,
+        };
+    }
+
+    private static string Clip(string text) => text.Length <= 80 ? text : text[..80] + "…";
+}

@@ -1,0 +1,110 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace KvFusion.Server.Hosting;
+
+/// <summary>
+/// Settings of the service, section <c>KvFusion</c> (appsettings.json, then environment variables such as
+/// <c>KvFusion__Auth__Keys__0__Key</c>, then the command line). Storage is the separate section <c>Storage</c>.
+/// </summary>
+public sealed class KvFusionServerOptions
+{
+    /// <summary>The configuration section.</summary>
+    public const string SectionName = "KvFusion";
+
+    /// <summary>The model folder (Hugging Face layout). Empty: <c>KVFUSION_MODEL</c>, else ../shared/models/tiny-pydocs.</summary>
+    public string? Model { get; set; }
+
+    /// <summary>Where document manifests (the chunk list of each document) are kept.</summary>
+    public string DocumentsPath { get; set; } = "data/documents";
+
+    /// <summary>API keys and their tenants.</summary>
+    public ApiKeyOptions Auth { get; set; } = new();
+
+    /// <summary>Request size and token limits.</summary>
+    public RequestLimitOptions Limits { get; set; } = new();
+
+    /// <summary>Rate limit per API key (or per client address when anonymous).</summary>
+    public RateLimitOptions RateLimit { get; set; } = new();
+
+    /// <summary>The queue in front of the engine.</summary>
+    public RequestQueueOptions Queue { get; set; } = new();
+}
+
+/// <summary>Section <c>KvFusion:Auth</c>.</summary>
+public sealed class ApiKeyOptions
+{
+    /// <summary>The keys. None: only loopback clients are served, as one anonymous tenant.</summary>
+    public List<ApiKeyEntry> Keys { get; set; } = [];
+
+    /// <summary>The tenant of anonymous loopback clients when no keys are configured.</summary>
+    public string AnonymousTenant { get; set; } = "default";
+}
+
+/// <summary>One API key: <c>KvFusion:Auth:Keys:N</c>.</summary>
+public sealed class ApiKeyEntry
+{
+    /// <summary>The secret sent as <c>Authorization: Bearer KEY</c> (at least 16 characters).</summary>
+    public string Key { get; set; } = "";
+
+    /// <summary>The tenant whose namespace this key reads and writes.</summary>
+    public string Tenant { get; set; } = "";
+
+    /// <summary>May pin and delete chunks of any tenant (with <c>?tenant=</c>).</summary>
+    public bool Admin { get; set; }
+}
+
+/// <summary>Section <c>KvFusion:Limits</c>.</summary>
+public sealed class RequestLimitOptions
+{
+    /// <summary>Largest JSON request body in bytes.</summary>
+    [Range(1024, int.MaxValue)]
+    public long MaxRequestBodyBytes { get; set; } = 8L << 20;
+
+    /// <summary>Largest uploaded KV container in bytes.</summary>
+    [Range(1024, long.MaxValue)]
+    public long MaxKvUploadBytes { get; set; } = 256L << 20;
+
+    /// <summary>Most tokens a completion may generate.</summary>
+    [Range(1, 1 << 20)]
+    public int MaxCompletionTokens { get; set; } = 2048;
+
+    /// <summary>Tokens generated when a request names no limit.</summary>
+    [Range(1, 1 << 20)]
+    public int DefaultCompletionTokens { get; set; } = 256;
+
+    /// <summary>Most chunks in one request (chunk creation or fusion).</summary>
+    [Range(1, 100_000)]
+    public int MaxChunksPerRequest { get; set; } = 256;
+
+    /// <summary>Most messages in one chat request.</summary>
+    [Range(1, 100_000)]
+    public int MaxMessages { get; set; } = 512;
+}
+
+/// <summary>Section <c>KvFusion:RateLimit</c>: a token bucket per key.</summary>
+public sealed class RateLimitOptions
+{
+    /// <summary>Requests a key may make at once before it is limited (the bucket's size).</summary>
+    [Range(1, 1_000_000)]
+    public int Burst { get; set; } = 200;
+
+    /// <summary>Requests per second the bucket refills with.</summary>
+    [Range(1, 1_000_000)]
+    public int PerSecond { get; set; } = 100;
+}
+
+/// <summary>Section <c>KvFusion:Queue</c>.</summary>
+public sealed class RequestQueueOptions
+{
+    /// <summary>Requests running on the engine at once (they take turns step by step on the one backend).</summary>
+    [Range(1, 1024)]
+    public int MaxActive { get; set; } = 4;
+
+    /// <summary>Requests waiting for a place; beyond that the service answers 503 with Retry-After.</summary>
+    [Range(0, 100_000)]
+    public int Capacity { get; set; } = 64;
+
+    /// <summary>Seconds a 503 tells the client to wait.</summary>
+    [Range(1, 3600)]
+    public int RetryAfterSeconds { get; set; } = 1;
+}

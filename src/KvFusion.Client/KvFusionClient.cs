@@ -209,7 +209,7 @@ public sealed class KvFusionClient : IDisposable
     /// <param name="id">The chunk id: 64 hex digits.</param>
     /// <param name="tenant">Another tenant's chunk (admin keys only); null for the key's own tenant.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>True when the service unpinned it, false when the chunk is not stored (404).</returns>
+    /// <returns>True when the service released the pin, false when the chunk is not pinned (or not stored): 404.</returns>
     public Task<bool> UnpinChunkAsync(string id, string? tenant = null, CancellationToken cancellationToken = default)
     {
         var path = ChunkPath(id, "/pin", tenant);

@@ -68,6 +68,7 @@ public static class KvFusionServerExtensions
             o.SerializerOptions.TypeInfoResolverChain.Insert(0, KvFusionJsonContext.Default);
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
             o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+            o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
         });
 
         // Nothing here uses cookies or protected payloads; keys in memory keep the host from writing key files.

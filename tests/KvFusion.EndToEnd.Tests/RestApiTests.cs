@@ -178,14 +178,20 @@ public sealed class RestApiTests(KeyedServer fixture)
         return (progress, document);
     }
 
-    /// <summary>A few paragraphs, different per call so a rerun computes its chunks again.</summary>
-    internal static string DocumentText() => $"""
-        Run {Guid.NewGuid():N}.
-        sorted(iterable, /, *, key=None, reverse=False) returns a new sorted list from the items in iterable.
-        The key argument specifies a function of one argument that is used to extract a comparison key from each element.
-        The reverse argument is a boolean value; if set to True, the list elements are sorted as if each comparison were reversed.
-        list.sort() sorts the list in place and returns None; it is stable, so items that compare equal keep their order.
-        len(s) returns the length (the number of items) of an object: a sequence such as a string, bytes, tuple, list or range.
-        dict.items() returns a new view of the dictionary's items, (key, value) pairs, which reflects later changes.
-        """;
+    /// <summary>A few paragraphs, tagged with a run id throughout, so no chunk of it is stored before (chunk ids hash the tokens).</summary>
+    internal static string DocumentText()
+    {
+        var run = Guid.NewGuid().ToString("N")[..8];
+        string[] lines =
+        [
+            "sorted(iterable, /, *, key=None, reverse=False) returns a new sorted list from the items in iterable.",
+            "The key argument specifies a function of one argument that is used to extract a comparison key from each element.",
+            "The reverse argument is a boolean value; if set to True, the list elements are sorted as if each comparison were reversed.",
+            "list.sort() sorts the list in place and returns None; it is stable, so items that compare equal keep their order.",
+            "len(s) returns the length (the number of items) of an object: a sequence such as a string, bytes, tuple, list or range.",
+            "dict.items() returns a new view of the dictionary's items, (key, value) pairs, which reflects later changes.",
+        ];
+        // The tag every six words: any chunk of 32 tokens or more holds one, wherever the chunker cuts.
+        return string.Join('\n', lines.Select(l => string.Join(' ', l.Split(' ').Chunk(6).Select(words => $"[{run}] {string.Join(' ', words)}"))));
+    }
 }

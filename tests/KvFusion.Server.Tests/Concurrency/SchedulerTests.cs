@@ -80,3 +80,69 @@ public sealed class SchedulerTests(SchedulerTests.Server server) : IClassFixture
         Assert.Equal(0, scheduler.Active);
     }
 }
+
+/// <summary>One place and one seat in the queue: a waiting request runs when the place frees, or leaves when cancelled.</summary>
+public sealed class QueueTests(QueueTests.Server server) : IClassFixture<QueueTests.Server>
+{
+    public sealed class Server() : ServerFixture(new Dictionary<string, string?>
+    {
+        ["KvFusion:Queue:MaxActive"] = "1",
+        ["KvFusion:Queue:Capacity"] = "1",
+    });
+
+    [SkippableFact]
+    public async Task A_queued_request_runs_when_the_place_frees_and_reports_its_wait()
+    {
+        using var client = server.Client();
+        var scheduler = server.Factory.Services.GetRequiredService<IRequestScheduler>();
+        Task<HttpResponseMessage> queued;
+        // Hold the one place directly, so the request must wait in the queue.
+        using (await scheduler.EnterAsync(CancellationToken.None))
+        {
+            queued = client.PostAsync("/v1/chat/completions", Api.Chat("Hi?", maxTokens: 2));
+            await PollAsync(() => scheduler.Waiting == 1);
+            await Task.Delay(50);
+        }
+
+        using var response = await queued;
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.True((await response.ReadJsonAsync()).GetProperty("kvfusion").GetProperty("queue_ms").GetDouble() > 0);
+    }
+
+    [SkippableFact]
+    public async Task A_queued_request_whose_client_leaves_gives_its_seat_back()
+    {
+        using var client = server.Client();
+        var scheduler = server.Factory.Services.GetRequiredService<IRequestScheduler>();
+        Task<HttpResponseMessage> next;
+        using (await scheduler.EnterAsync(CancellationToken.None))
+        {
+            using var cts = new CancellationTokenSource();
+            var queued = client.PostAsync(Api.Url("/v1/chat/completions"), Api.Json(Api.Serialize(Api.Chat("Hi?", maxTokens: 2))), cts.Token);
+            await PollAsync(() => scheduler.Waiting == 1);
+            await cts.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => queued);
+            await PollAsync(() => scheduler.Waiting == 0);
+
+            // The seat is free again: the next request waits in it, and only the one after that is refused.
+            next = client.PostAsync("/v1/chat/completions", Api.Chat("Hi?", maxTokens: 2));
+            await PollAsync(() => scheduler.Waiting == 1);
+            using var refused = await client.PostAsync("/v1/chat/completions", Api.Chat("Hi?", maxTokens: 2));
+            await Api.AssertProblemAsync(refused, HttpStatusCode.ServiceUnavailable);
+        }
+
+        using var served = await next;
+        Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+    }
+
+    private static async Task PollAsync(Func<bool> condition)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!condition() && watch.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.True(condition(), "condition not met within 15 s");
+    }
+}

@@ -122,6 +122,45 @@ public sealed class CompletionEndpointTests(ServerFixture server) : IClassFixtur
     }
 
     [SkippableFact]
+    public async Task A_stop_sequence_cuts_a_streamed_text_the_same_way()
+    {
+        using var client = server.Client();
+        var full = Text(await ChatAsync(client, Api.Chat(Question, maxTokens: 8)));
+        Assert.True(full.Trim().Length >= 4, $"greedy output too short to cut: '{full}'");
+        var stop = full.Substring(full.Length / 2, 2);
+        var expected = full[..full.IndexOf(stop, StringComparison.Ordinal)];
+
+        var body = Api.Chat(Question, maxTokens: 8);
+        body["stop"] = stop;
+        body["stream"] = true;
+        using var response = await client.SendStreamingAsync("/v1/chat/completions", body);
+        var chunks = (await Api.ReadEventsAsync(response)).SkipLast(1).Select(e => JsonDocument.Parse(e.Data).RootElement).ToList();
+        var text = string.Concat(chunks.Select(c => c.GetProperty("choices")[0].GetProperty("delta").TryGetProperty("content", out var t) ? t.GetString() : ""));
+        Assert.Equal(expected, text);
+        Assert.Equal("stop", chunks[^1].GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+    }
+
+    [SkippableFact]
+    public async Task A_chat_without_kvfusion_uses_exact_prefix_reuse()
+    {
+        using var client = server.Client();
+        var answer = await ChatAsync(client, Api.Chat(Question));
+        Assert.StartsWith("prefix", answer.GetProperty("kvfusion").GetProperty("mode").GetString(), StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task A_streamed_text_completion_with_include_usage_ends_with_a_usage_chunk()
+    {
+        using var client = server.Client();
+        using var response = await client.SendStreamingAsync("/v1/completions", new { prompt = "def read_lines(path):", max_tokens = 3, temperature = 0, stream = true, stream_options = new { include_usage = true } });
+        var events = await Api.ReadEventsAsync(response);
+        Assert.Equal("[DONE]", events[^1].Data);
+        var usage = JsonDocument.Parse(events[^2].Data).RootElement;
+        Assert.Equal(0, usage.GetProperty("choices").GetArrayLength());
+        Assert.InRange(usage.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), 1, 3);
+    }
+
+    [SkippableFact]
     public async Task The_same_seed_at_temperature_1_gives_the_same_answer()
     {
         using var client = server.Client();

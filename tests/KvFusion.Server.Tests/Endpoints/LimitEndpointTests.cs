@@ -1,0 +1,79 @@
+using System.Net;
+
+namespace KvFusion.Server.Tests.Endpoints;
+
+/// <summary>Requests past the model's context or the service's limits are refused as the caller's fault, never 500.</summary>
+public sealed class LimitEndpointTests(ServerFixture server) : IClassFixture<ServerFixture>
+{
+    private static string LongText(int words) => string.Join(' ', Enumerable.Range(0, words).Select(i => $"word{i}"));
+
+    [SkippableFact]
+    public async Task A_chat_prompt_longer_than_the_context_is_400()
+    {
+        using var client = server.Client();
+        using var response = await client.PostAsync("/v1/chat/completions", Api.Chat(LongText(3000), maxTokens: 2));
+        await Api.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+    }
+
+    [SkippableFact]
+    public async Task A_streamed_chat_prompt_longer_than_the_context_is_400_before_the_stream_starts()
+    {
+        using var client = server.Client();
+        var body = Api.Chat(LongText(3000), maxTokens: 2);
+        body["stream"] = true;
+        using var response = await client.SendStreamingAsync("/v1/chat/completions", body);
+        await Api.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+    }
+
+    [SkippableFact]
+    public async Task A_chunk_longer_than_the_context_is_400()
+    {
+        using var client = server.Client();
+        using var response = await client.PostAsync("/v1/chunks", new { chunks = new[] { new { tokens = Enumerable.Repeat(5, 3000).ToArray() } } });
+        await Api.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+    }
+
+    [SkippableFact]
+    public async Task Fused_chunks_longer_than_the_context_together_are_400()
+    {
+        using var client = server.Client();
+        using var created = await client.PostAsync("/v1/chunks", new
+        {
+            chunks = Enumerable.Range(0, 3).Select(i => new { tokens = Enumerable.Repeat(10 + i, 900).ToArray() }).ToArray(),
+        });
+        Assert.Equal(HttpStatusCode.OK, created.StatusCode);
+        var ids = (await created.ReadJsonAsync()).GetProperty("chunks").EnumerateArray().Select(c => c.GetProperty("id").GetString()).ToArray();
+        using var response = await client.PostAsync("/v1/chat/completions", Api.Chat("Hi?", maxTokens: 2, kvfusion: new { chunks = ids }));
+        await Api.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+    }
+
+    [SkippableFact]
+    public async Task A_streamed_chat_fusing_an_unknown_chunk_is_404_before_the_stream_starts()
+    {
+        using var client = server.Client();
+        var body = Api.Chat("Hi?", maxTokens: 2, kvfusion: new { chunks = new[] { new string('e', 64) } });
+        body["stream"] = true;
+        using var response = await client.SendStreamingAsync("/v1/chat/completions", body);
+        await Api.AssertProblemAsync(response, HttpStatusCode.NotFound);
+    }
+
+    [SkippableTheory]
+    [InlineData("text/event-stream")]
+    [InlineData("text/html")]
+    public async Task An_error_is_problem_details_whatever_the_client_accepts(string accept)
+    {
+        using var client = server.Client();
+        using var request = new HttpRequestMessage(HttpMethod.Get, Api.Url("/v1/chunks/xyz"));
+        request.Headers.Accept.ParseAdd(accept);
+        using var response = await client.SendAsync(request);
+        await Api.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+    }
+
+    [SkippableFact]
+    public async Task An_upload_of_another_media_type_is_415()
+    {
+        using var client = server.Client();
+        using var response = await client.PutAsync(Api.Url($"/v1/chunks/{new string('a', 64)}/kv"), Api.Json("{}"));
+        await Api.AssertProblemAsync(response, HttpStatusCode.UnsupportedMediaType);
+    }
+}

@@ -38,11 +38,11 @@ internal static class ChunkEndpoints
         .Produces<ChunkInfo>()
         .WithSummary("A chunk's metadata");
 
-        chunks.MapGet("/{id}/kv", async (string id, string? codec, HttpContext http, ModelRuntimeHost host, ChunkService service) =>
+        chunks.MapGet("/{id}/kv", async (string id, string? codec, string? tenant, HttpContext http, ModelRuntimeHost host, ChunkService service) =>
         {
             var chunkId = ChunkService.ParseId(id);
             var runtime = host.Runtime;
-            var (blob, spec) = await ChunkService.ReadAsync(CallerTenant.Resolve(http, runtime), chunkId, codec, http.RequestAborted).ConfigureAwait(false);
+            var (blob, spec) = await ChunkService.ReadAsync(CallerTenant.Resolve(http, runtime, tenant), chunkId, codec, http.RequestAborted).ConfigureAwait(false);
             http.Response.ContentType = "application/octet-stream";
             http.Response.ContentLength = blob.Length;
             http.Response.Headers["X-KvFusion-Codec"] = spec.ToString();

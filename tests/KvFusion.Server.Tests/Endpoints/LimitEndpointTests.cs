@@ -39,7 +39,7 @@ public sealed class LimitEndpointTests(ServerFixture server) : IClassFixture<Ser
         using var client = server.Client();
         using var created = await client.PostAsync("/v1/chunks", new
         {
-            chunks = Enumerable.Range(0, 3).Select(i => new { tokens = Enumerable.Repeat(10 + i, 900).ToArray() }).ToArray(),
+            chunks = Enumerable.Range(0, 2).Select(i => new { tokens = Enumerable.Repeat(10 + i, 1040).ToArray() }).ToArray(),
         });
         Assert.Equal(HttpStatusCode.OK, created.StatusCode);
         var ids = (await created.ReadJsonAsync()).GetProperty("chunks").EnumerateArray().Select(c => c.GetProperty("id").GetString()).ToArray();

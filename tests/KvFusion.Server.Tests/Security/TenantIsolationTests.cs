@@ -68,6 +68,27 @@ public sealed class TenantIsolationTests(KeyedServer server) : IClassFixture<Key
     }
 
     [SkippableFact]
+    public async Task Downloading_another_tenants_container_by_name_without_an_admin_key_is_403()
+    {
+        using var alpha = server.Client(KeyedServer.Alpha);
+        using var beta = server.Client(KeyedServer.Beta);
+        var id = (await alpha.CreateChunkAsync(Api.UniqueText("namedkv"))).GetProperty("id").GetString()!;
+        using var response = await beta.GetAsync($"/v1/chunks/{id}/kv?tenant=alpha");
+        await Api.AssertProblemAsync(response, HttpStatusCode.Forbidden);
+    }
+
+    [SkippableFact]
+    public async Task An_admin_key_naming_a_tenant_can_download_its_container()
+    {
+        using var alpha = server.Client(KeyedServer.Alpha);
+        using var admin = server.Client(KeyedServer.Admin);
+        var id = (await alpha.CreateChunkAsync(Api.UniqueText("adminkv"))).GetProperty("id").GetString()!;
+        using var response = await admin.GetAsync($"/v1/chunks/{id}/kv?tenant=alpha");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/octet-stream", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [SkippableFact]
     public async Task Naming_ones_own_tenant_needs_no_admin_key()
     {
         using var alpha = server.Client(KeyedServer.Alpha);

@@ -48,6 +48,33 @@ public sealed class LimitEndpointTests(ServerFixture server) : IClassFixture<Ser
     }
 
     [SkippableFact]
+    public async Task A_streamed_document_with_a_chunk_past_the_context_ends_with_an_error_event()
+    {
+        using var client = server.Client();
+        using var response = await client.SendStreamingAsync("/v1/documents", new { text = LongText(3000), chunk_tokens = 100_000, stream = true });
+        if (response.StatusCode != HttpStatusCode.OK)
+        {
+            // Refusing before the stream starts is as good.
+            await Api.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+            return;
+        }
+
+        var events = await Api.ReadEventsAsync(response);
+        Assert.Equal("error", events[^1].Event);
+        var problem = System.Text.Json.JsonDocument.Parse(events[^1].Data).RootElement;
+        Assert.Equal(400, problem.GetProperty("status").GetInt32());
+        Assert.DoesNotContain("/work", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task A_document_with_a_chunk_past_the_context_is_400()
+    {
+        using var client = server.Client();
+        using var response = await client.PostAsync("/v1/documents", new { text = LongText(3000), chunk_tokens = 100_000 });
+        await Api.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+    }
+
+    [SkippableFact]
     public async Task A_streamed_chat_fusing_an_unknown_chunk_is_404_before_the_stream_starts()
     {
         using var client = server.Client();

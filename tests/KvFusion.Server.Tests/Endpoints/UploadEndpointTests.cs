@@ -1,5 +1,8 @@
 using System.Net;
 using System.Net.Http.Headers;
+using KvFusion.Cache.Chunks;
+using KvFusion.Cache.Codecs;
+using KvFusion.Cache.Container;
 using KvFusion.Cache.Keys;
 
 namespace KvFusion.Server.Tests.Endpoints;
@@ -77,6 +80,47 @@ public sealed class UploadEndpointTests(UploadEndpointTests.Server server) : ICl
         // KvTestEntries claims fingerprints of no real model; key it as this chunk so only the model check can refuse it.
         var foreign = KvTestEntries.Random(3, tokens: 8, key: new CacheKey(CacheEntryKind.Chunk, id, "sink:bos"));
         await AssertRefusedAsync(client, id, KvTestEntries.RawContainer(foreign));
+    }
+
+    [SkippableFact]
+    public async Task A_container_keyed_as_the_id_but_holding_another_chunks_tokens_is_refused()
+    {
+        using var client = server.Client();
+        var (id, _) = await DownloadAndDeleteAsync(client);
+        var (_, other) = await DownloadAndDeleteAsync(client);
+        var entry = KvContainerReader.Read(other);
+        // The header claims the id; only hashing its token ids can tell it is another chunk's KV.
+        var forged = new CachedKv(new CacheKey(CacheEntryKind.Chunk, id, entry.Key.Variant), entry.ModelFingerprint, entry.TokenizerFingerprint,
+            [.. entry.Tokens], entry.LayerCount, entry.KvHeads, entry.HeadDim, entry.Keys.ToArray(), entry.Values.ToArray());
+        await AssertRefusedAsync(client, id, KvContainerWriter.ToArray(forged, KvCodecSpec.Raw));
+    }
+
+    [SkippableFact]
+    public async Task A_container_of_another_variant_is_refused()
+    {
+        using var client = server.Client();
+        var (id, blob) = await DownloadAndDeleteAsync(client);
+        var entry = KvContainerReader.Read(blob);
+        var other = new CachedKv(new CacheKey(CacheEntryKind.Chunk, id, "sink:none"), entry.ModelFingerprint, entry.TokenizerFingerprint,
+            [.. entry.Tokens], entry.LayerCount, entry.KvHeads, entry.HeadDim, entry.Keys.ToArray(), entry.Values.ToArray());
+        await AssertRefusedAsync(client, id, KvContainerWriter.ToArray(other, KvCodecSpec.Raw));
+    }
+
+    [SkippableFact]
+    public async Task A_re_encoded_container_is_accepted_in_its_codec()
+    {
+        using var client = server.Client();
+        var id = (await client.CreateChunkAsync(Api.UniqueText("cachegen"))).GetProperty("id").GetString()!;
+        using var kv = await client.GetAsync($"/v1/chunks/{id}/kv?codec=cachegen:2");
+        var blob = await kv.Content.ReadAsByteArrayAsync();
+        using (var deleted = await client.DeleteAsync($"/v1/chunks/{id}"))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        }
+
+        using var put = await PutAsync(client, id, blob);
+        Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+        Assert.Equal("cachegen:2", (await put.ReadJsonAsync()).GetProperty("codec").GetString());
     }
 
     [SkippableFact]

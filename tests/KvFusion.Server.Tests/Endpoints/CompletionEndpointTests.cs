@@ -141,6 +141,20 @@ public sealed class CompletionEndpointTests(ServerFixture server) : IClassFixtur
     }
 
     [SkippableFact]
+    public async Task A_message_of_text_content_parts_is_answered_like_a_string()
+    {
+        using var client = server.Client();
+        var plain = Text(await ChatAsync(client, Api.Chat(Question)));
+        var parts = Text(await ChatAsync(client, new Dictionary<string, object?>
+        {
+            ["messages"] = new[] { new { role = "user", content = new[] { new { type = "text", text = Question } } } },
+            ["max_tokens"] = 4,
+            ["temperature"] = 0,
+        }));
+        Assert.Equal(plain, parts);
+    }
+
+    [SkippableFact]
     public async Task A_chat_without_kvfusion_uses_exact_prefix_reuse()
     {
         using var client = server.Client();

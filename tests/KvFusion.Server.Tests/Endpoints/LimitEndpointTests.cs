@@ -75,6 +75,32 @@ public sealed class LimitEndpointTests(ServerFixture server) : IClassFixture<Ser
     }
 
     [SkippableFact]
+    public async Task More_chunks_than_one_request_may_create_are_400()
+    {
+        using var client = server.Client();
+        using var response = await client.PostAsync("/v1/chunks", new { chunks = Enumerable.Range(1, 257).Select(i => new { tokens = new[] { i } }).ToArray() });
+        await Api.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+    }
+
+    [SkippableFact]
+    public async Task More_chunks_than_one_request_may_fuse_are_400()
+    {
+        using var client = server.Client();
+        var ids = Enumerable.Range(0, 257).Select(i => i.ToString("x64", System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        using var response = await client.PostAsync("/v1/chat/completions", Api.Chat("Hi?", maxTokens: 2, kvfusion: new { chunks = ids }));
+        await Api.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+    }
+
+    [SkippableFact]
+    public async Task More_messages_than_allowed_are_400()
+    {
+        using var client = server.Client();
+        var messages = Enumerable.Range(0, 513).Select(_ => new { role = "user", content = "Hi" }).ToArray();
+        using var response = await client.PostAsync("/v1/chat/completions", new { messages, max_tokens = 1 });
+        await Api.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+    }
+
+    [SkippableFact]
     public async Task A_streamed_chat_fusing_an_unknown_chunk_is_404_before_the_stream_starts()
     {
         using var client = server.Client();

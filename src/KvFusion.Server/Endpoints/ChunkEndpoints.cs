@@ -50,7 +50,7 @@ internal static class ChunkEndpoints
         })
         .Produces(StatusCodes.Status200OK, contentType: "application/octet-stream")
         .WithSummary("Download a chunk's KV container")
-        .WithDescription("The stored container, or the same KV re-encoded with ?codec= (raw, lz4, fp8, cachegen:1..3).");
+        .WithDescription("The stored container, or the same KV re-encoded with ?codec= (raw, lz4, fp8, cachegen:1..3). Admin keys may name another tenant with ?tenant=.");
 
         chunks.MapPut("/{id}/kv", async (string id, HttpContext http, ModelRuntimeHost host, ChunkService service, IOptions<KvFusionServerOptions> options) =>
         {

@@ -37,9 +37,10 @@ public sealed class ProblemWriter(IProblemDetailsService problemDetails, PathScr
         if (!await problemDetails.TryWriteAsync(new ProblemDetailsContext { HttpContext = httpContext, ProblemDetails = body }).ConfigureAwait(false))
         {
             // The default writer declines when Accept names neither JSON nor */* (a streaming client); an error is
-            // still an RFC 9457 document, with the trace id the default writer would have added.
-            body.Extensions["traceId"] = Activity.Current?.Id ?? httpContext.TraceIdentifier;
-            await httpContext.Response.WriteAsJsonAsync(body, json.Value.SerializerOptions, "application/problem+json", cancellationToken).ConfigureAwait(false);
+            // still an RFC 9457 document, with the trace id the default writer would have added, named as it names it.
+            var options = json.Value.SerializerOptions;
+            body.Extensions[options.PropertyNamingPolicy?.ConvertName("traceId") ?? "traceId"] = Activity.Current?.Id ?? httpContext.TraceIdentifier;
+            await httpContext.Response.WriteAsJsonAsync(body, options, "application/problem+json", cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -119,7 +119,10 @@ public sealed class LimitEndpointTests(ServerFixture server) : IClassFixture<Ser
         using var request = new HttpRequestMessage(HttpMethod.Get, Api.Url("/v1/chunks/xyz"));
         request.Headers.Accept.ParseAdd(accept);
         using var response = await client.SendAsync(request);
-        await Api.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+        var problem = await Api.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+        using var plain = await client.GetAsync("/v1/chunks/xyz");
+        var expected = await Api.AssertProblemAsync(plain, HttpStatusCode.BadRequest);
+        Assert.Equal(expected.EnumerateObject().Select(p => p.Name), problem.EnumerateObject().Select(p => p.Name));
     }
 
     [SkippableFact]

@@ -38,11 +38,11 @@ internal static class ChunkEndpoints
         .Produces<ChunkInfo>()
         .WithSummary("A chunk's metadata");
 
-        chunks.MapGet("/{id}/kv", async (string id, string? codec, HttpContext http, ModelRuntimeHost host, ChunkService service) =>
+        chunks.MapGet("/{id}/kv", async (string id, string? codec, string? tenant, HttpContext http, ModelRuntimeHost host, ChunkService service) =>
         {
             var chunkId = ChunkService.ParseId(id);
             var runtime = host.Runtime;
-            var (blob, spec) = await ChunkService.ReadAsync(CallerTenant.Resolve(http, runtime), chunkId, codec, http.RequestAborted).ConfigureAwait(false);
+            var (blob, spec) = await ChunkService.ReadAsync(CallerTenant.Resolve(http, runtime, tenant), chunkId, codec, http.RequestAborted).ConfigureAwait(false);
             http.Response.ContentType = "application/octet-stream";
             http.Response.ContentLength = blob.Length;
             http.Response.Headers["X-KvFusion-Codec"] = spec.ToString();
@@ -50,7 +50,7 @@ internal static class ChunkEndpoints
         })
         .Produces(StatusCodes.Status200OK, contentType: "application/octet-stream")
         .WithSummary("Download a chunk's KV container")
-        .WithDescription("The stored container, or the same KV re-encoded with ?codec= (raw, lz4, fp8, cachegen:1..3).");
+        .WithDescription("The stored container, or the same KV re-encoded with ?codec= (raw, lz4, fp8, cachegen:1..3). Admin keys may name another tenant with ?tenant=.");
 
         chunks.MapPut("/{id}/kv", async (string id, HttpContext http, ModelRuntimeHost host, ChunkService service, IOptions<KvFusionServerOptions> options) =>
         {

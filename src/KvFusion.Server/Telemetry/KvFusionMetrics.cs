@@ -7,7 +7,8 @@ namespace KvFusion.Server.Telemetry;
 
 /// <summary>
 /// The service's instruments (meter <see cref="MeterName"/>), exported for Prometheus at <c>/metrics</c>: TTFT,
-/// tokens reused, recomputed and generated, queue depth, and the storage tiers' hits, misses, bytes and evictions.
+/// tokens reused, recomputed and generated, queue depth, hits of every storage tier, and host memory's misses, bytes
+/// and evictions.
 /// </summary>
 public sealed class KvFusionMetrics : IDisposable
 {
@@ -34,8 +35,8 @@ public sealed class KvFusionMetrics : IDisposable
         _chunksPrecomputed = _meter.CreateCounter<long>("kvfusion.chunks.precomputed", "{chunk}", "Chunks precomputed while fusing a request (store misses).");
         _meter.CreateObservableGauge("kvfusion.queue.waiting", () => queue.Waiting, "{request}", "Requests waiting for a place on the engine.");
         _meter.CreateObservableGauge("kvfusion.queue.active", () => queue.Active, "{request}", "Requests on the engine.");
-        _meter.CreateObservableCounter("kvfusion.tier.hits", () => Tiers(runtime, s => s.Hits), "{read}", "Reads a storage tier answered.");
-        _meter.CreateObservableCounter("kvfusion.tier.misses", () => Tiers(runtime, s => s.Misses), "{read}", "Reads a storage tier did not hold.");
+        _meter.CreateObservableCounter("kvfusion.tier.hits", () => Hits(runtime), "{read}", "Reads a storage tier answered.");
+        _meter.CreateObservableCounter("kvfusion.tier.misses", () => Tiers(runtime, s => s.Misses), "{read}", "Reads host memory did not hold.");
         _meter.CreateObservableCounter("kvfusion.tier.evictions", () => Tiers(runtime, s => s.Evictions), "{entry}", "Entries evicted from host memory.");
         _meter.CreateObservableGauge("kvfusion.tier.bytes", () => Tiers(runtime, s => s.Bytes), "By", "Bytes held by host memory.");
         _meter.CreateObservableGauge("kvfusion.tier.entries", () => Tiers(runtime, s => s.Entries), "{entry}", "Entries held by host memory.");
@@ -72,6 +73,22 @@ public sealed class KvFusionMetrics : IDisposable
 
         var stats = runtime.Storage.Manager.Memory.Statistics();
         yield return new Measurement<long>(value(stats), new KeyValuePair<string, object?>("tier", stats.Tier));
+    }
+
+    // Host memory counts its own hits; the manager counts the hits of each lower tier (reads memory missed).
+    private static IEnumerable<Measurement<long>> Hits(ModelRuntimeHost host)
+    {
+        if (host.TryGetRuntime() is not { } runtime)
+        {
+            yield break;
+        }
+
+        var memory = runtime.Storage.Manager.Memory.Statistics();
+        yield return new Measurement<long>(memory.Hits, new KeyValuePair<string, object?>("tier", memory.Tier));
+        foreach (var t in runtime.Storage.Manager.GetStatistics().Tiers)
+        {
+            yield return new Measurement<long>(t.Hits, new KeyValuePair<string, object?>("tier", t.Tier));
+        }
     }
 
     private static IEnumerable<Measurement<long>> Pending(ModelRuntimeHost host)

@@ -188,6 +188,11 @@ public sealed class KvTierManager : IKvTier
 
         foreach (var lane in _lanes)
         {
+            if (lane.QueuedBlob(key) is not null)
+            {
+                return true;
+            }
+
             if (!lane.IsUp || lane.HasPendingRemove(key))
             {
                 continue;
@@ -368,6 +373,11 @@ public sealed class KvTierManager : IKvTier
     /// <summary>Reads one lane: null for absent, skipped (down, or a remove pending), failed, or corrupt (then deleted there).</summary>
     private async ValueTask<byte[]?> ReadLaneAsync(TierLane lane, TierKey key, CancellationToken cancellationToken)
     {
+        if (lane.QueuedBlob(key) is { } queued)
+        {
+            return queued;
+        }
+
         if (!lane.IsUp)
         {
             lane.CountSkippedRead();

@@ -97,6 +97,12 @@ internal sealed class TierLane
     }
 
     /// <summary>
+    /// The bytes of a put of <paramref name="key"/> queued for this tier and not yet applied, or null: a read sees an
+    /// acknowledged write before the tier does, even when host memory could not hold it.
+    /// </summary>
+    public byte[]? QueuedBlob(TierKey key) => _latest.TryGetValue(key, out var op) ? op.Blob : null;
+
+    /// <summary>
     /// Queues a put or remove, waiting for room (back-pressure); while the tier is down the key is remembered for the
     /// catch-up instead, holding no bytes.
     /// </summary>
@@ -110,7 +116,7 @@ internal sealed class TierLane
 
         var bytes = blob?.LongLength ?? 0;
         await _queuedBytes.WaitAsync(bytes, cancellationToken).ConfigureAwait(false);
-        _latest.AddOrUpdate(key, static (_, op) => op, static (_, old, op) => op.Sequence > old.Sequence ? op : old, new QueuedOp(sequence, blob is null));
+        _latest.AddOrUpdate(key, static (_, op) => op, static (_, old, op) => op.Sequence > old.Sequence ? op : old, new QueuedOp(sequence, blob));
         try
         {
             // Counted once in the channel (the consumer's decrement may come first; the count is only read as a whole).
@@ -120,7 +126,7 @@ internal sealed class TierLane
         catch
         {
             _queuedBytes.Release(bytes);
-            _latest.TryRemove(KeyValuePair.Create(key, new QueuedOp(sequence, blob is null)));
+            _latest.TryRemove(KeyValuePair.Create(key, new QueuedOp(sequence, blob)));
             throw;
         }
     }
@@ -140,9 +146,9 @@ internal sealed class TierLane
         }
 
         Interlocked.Increment(ref _queuedCount);
-        if (!_latest.TryAdd(key, new QueuedOp(sequence, false)) || !_queue.Writer.TryWrite(new WriteJob(key, blob, sequence)))
+        if (!_latest.TryAdd(key, new QueuedOp(sequence, blob)) || !_queue.Writer.TryWrite(new WriteJob(key, blob, sequence)))
         {
-            _latest.TryRemove(KeyValuePair.Create(key, new QueuedOp(sequence, false)));
+            _latest.TryRemove(KeyValuePair.Create(key, new QueuedOp(sequence, blob)));
             Done(new WriteJob(key, blob, sequence));
             return false;
         }
@@ -153,7 +159,7 @@ internal sealed class TierLane
     /// <summary>Applies one queued job to the tier (the consumer's step); a failure parks it for the catch-up.</summary>
     public async Task ApplyAsync(WriteJob job, CancellationToken stopping)
     {
-        var op = new QueuedOp(job.Sequence, job.Blob is null);
+        var op = new QueuedOp(job.Sequence, job.Blob);
         try
         {
             if (!_latest.TryGetValue(job.Key, out var latest) || latest != op)
@@ -380,5 +386,9 @@ internal sealed class TierLane
 
     internal readonly record struct WriteJob(TierKey Key, byte[]? Blob, long Sequence);
 
-    private readonly record struct QueuedOp(long Sequence, bool IsRemove);
+    /// <summary>The newest queued operation of a key: a put holds its bytes (shared, read-only), a remove none.</summary>
+    private readonly record struct QueuedOp(long Sequence, byte[]? Blob)
+    {
+        public bool IsRemove => Blob is null;
+    }
 }

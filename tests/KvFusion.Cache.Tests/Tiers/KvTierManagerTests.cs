@@ -29,6 +29,23 @@ public sealed class KvTierManagerTests
     }
 
     [Fact]
+    public async Task A_put_memory_cannot_hold_is_read_back_before_its_write_reaches_the_tier()
+    {
+        using var gate = new SemaphoreSlim(0);
+        var disk = new ControllableTier("disk") { PutGate = gate };
+        await using var manager = new KvTierManager(new HostMemoryTier(new HostMemoryTierOptions { ByteBudget = 16 }), [disk], Fast);
+        var (key, blob) = ContainerBlob(9);
+        await manager.PutAsync(key, blob);
+        Assert.False(manager.Memory.TryPeek(key, out _));
+        Assert.Equal(0, disk.Puts);
+        Assert.Equal(blob, (await manager.GetAsync(key))!.Value.ToArray());
+        Assert.True(await manager.ContainsAsync(key));
+        gate.Release(16);
+        await manager.FlushAsync();
+        Assert.Equal(blob, (await manager.GetAsync(key))!.Value.ToArray());
+    }
+
+    [Fact]
     public async Task A_hit_below_is_promoted_into_memory_and_the_tiers_above()
     {
         var disk = new ControllableTier("disk");

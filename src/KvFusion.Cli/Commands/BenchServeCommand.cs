@@ -103,16 +103,19 @@ internal static class BenchServeCommand
             var modelDir = ModelDirectory.Resolve(parse.GetValue(model));
             var deviceName = parse.GetValue(device)!;
             var threadCount = parse.GetValue(threads);
-            using (CommonOptions.CreateBackend(deviceName, threadCount))
+            string deviceDescription;
+            using (var probe = CommonOptions.CreateBackend(deviceName, threadCount))
             {
                 // Fails here, with the command's own message, on a device that is not there.
+                deviceDescription = probe.DeviceName;
             }
 
             var jsonPath = parse.GetValue(json);
             var plotPath = parse.GetValue(plot) ?? (jsonPath is null ? "bench-serve.png" : Path.ChangeExtension(jsonPath, ".png"));
             var setup = new Setup(modelDir, corpusPath, size, clientCounts, options);
             var runs = new List<ServeRunResult>();
-            string deviceDescription = deviceName;
+            double? loadBefore = null;
+            double? loadAfter = null;
             var root = Path.Combine(Path.GetTempPath(), "kvfusion-bench-serve-" + Guid.NewGuid().ToString("N"));
             try
             {
@@ -129,8 +132,8 @@ internal static class BenchServeCommand
                             var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
                             using var http = CreateClient(address, clientCounts.Max());
                             var prompts = await PrepareAsync(http, setup, ctx, ct).ConfigureAwait(false);
-                            deviceDescription = await DescribeAsync(http, deviceName, ct).ConfigureAwait(false);
                             await WarmUpAsync(http, prompts, options.MaxTokens, ct).ConfigureAwait(false);
+                            loadBefore = LoadAverage();
                             foreach (var c in clientCounts)
                             {
                                 foreach (var mode in Modes)
@@ -147,6 +150,8 @@ internal static class BenchServeCommand
                                     task.Value = task.MaxValue;
                                 }
                             }
+
+                            loadAfter = LoadAverage();
                         }
                         finally
                         {
@@ -167,9 +172,14 @@ internal static class BenchServeCommand
             }
 
             WriteTable(runs, setup, deviceDescription);
+            if (loadBefore is { } lb && loadAfter is { } la)
+            {
+                AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"[grey]load average (1 min) of the machine: {lb:F2} before the runs, {la:F2} after, on {Environment.ProcessorCount} cores (this process alone keeps it near the thread count; more means other work shared the cores).[/]"));
+            }
+
             if (jsonPath is not null)
             {
-                WriteJson(jsonPath, setup, deviceDescription, threadCount, runs);
+                WriteJson(jsonPath, setup, deviceDescription, threadCount, runs, loadBefore, loadAfter);
                 CommonOptions.Diagnostics.MarkupLineInterpolated($"[grey]wrote {jsonPath}[/]");
             }
 
@@ -270,13 +280,6 @@ internal static class BenchServeCommand
         return prompts;
     }
 
-    /// <summary>The served model and device, as the server reports them (the request fails loudly if the server is not ready).</summary>
-    private static async Task<string> DescribeAsync(HttpClient http, string device, CancellationToken ct)
-    {
-        var models = await http.GetFromJsonAsync("v1/models", KvFusionJsonContext.Default.ModelList, ct).ConfigureAwait(false);
-        return models?.Data.Count > 0 ? $"{device} ({models.Data[0].Id})" : device;
-    }
-
     /// <summary>
     /// One untimed request per prompt and mode: the first requests of a process compile the HTTP and JSON code paths,
     /// and a workload the server cannot serve (prompt beyond the context…) fails here with the server's reason.
@@ -332,7 +335,7 @@ internal static class BenchServeCommand
         AnsiConsole.MarkupLine("[grey]TTFT is client-side: from sending the request to the first event with answer text, over loopback HTTP. Server TTFT is the service's kvfusion.ttft_ms (from the request's arrival); queue is its wait for a place on the engine. p99 is the nearest rank (the slowest request below 100). Output tok/s: completion tokens of the run over its wall time. Per client: fewest..most requests one client finished.[/]");
     }
 
-    private static void WriteJson(string path, Setup setup, string device, int? threads, List<ServeRunResult> runs)
+    private static void WriteJson(string path, Setup setup, string device, int? threads, List<ServeRunResult> runs, double? loadBefore, double? loadAfter)
     {
         using var report = JsonReport.Create(path, Path.GetFileName(setup.Model), device);
         var w = report.Writer;
@@ -359,10 +362,37 @@ internal static class BenchServeCommand
             w.WriteNull("threads");
         }
 
+        foreach (var (name, value) in new[] { ("load_average_1m_before", loadBefore), ("load_average_1m_after", loadAfter) })
+        {
+            if (value is { } v)
+            {
+                w.WriteNumber(name, v);
+            }
+        }
+
         w.WriteNumber("queue_max_active", setup.Clients.Max());
         w.WriteString("baseline_mode", ServeMode.Full.Name);
         w.WriteString("ttft", "client-side, from sending the request to the first SSE event with answer text, over loopback HTTP");
         ServeBenchmark.WriteRuns(w, runs, ServeMode.Full.Name);
+    }
+
+    /// <summary>The 1-minute load average (Linux), to tell a run on a busy machine from one on an idle one.</summary>
+    private static double? LoadAverage()
+    {
+        try
+        {
+            var text = File.ReadAllText("/proc/loadavg");
+            var first = text.Split(' ', 2)[0];
+            return double.TryParse(first, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     private static void TryDelete(string root)

@@ -141,7 +141,7 @@ internal static class BenchServeCommand
                                     var label = string.Create(CultureInfo.InvariantCulture, $"{c} clients, {mode.Name}");
                                     var task = ctx.AddTask(label, maxValue: options.Requests ?? 1);
                                     var started = DateTime.UtcNow;
-                                    var progress = new Progress<int>(done =>
+                                    var progress = new CallbackProgress(done =>
                                     {
                                         task.Description = string.Create(CultureInfo.InvariantCulture, $"{label}: {done} requests");
                                         task.Value = options.Requests is null ? Math.Min(1, (DateTime.UtcNow - started) / options.Duration!.Value) : done;
@@ -374,6 +374,15 @@ internal static class BenchServeCommand
         w.WriteString("baseline_mode", ServeMode.Full.Name);
         w.WriteString("ttft", "client-side, from sending the request to the first SSE event with answer text, over loopback HTTP");
         ServeBenchmark.WriteRuns(w, runs, ServeMode.Full.Name);
+    }
+
+    /// <summary>
+    /// Reports on the client loop's thread at once (Spectre's task value is safe to set from there): Progress&lt;T&gt;
+    /// would post to the thread pool, where counts can arrive out of order.
+    /// </summary>
+    private sealed class CallbackProgress(Action<int> report) : IProgress<int>
+    {
+        public void Report(int value) => report(value);
     }
 
     /// <summary>The 1-minute load average (Linux), to tell a run on a busy machine from one on an idle one.</summary>

@@ -46,6 +46,32 @@ public sealed class BenchServeCommandTests
         Assert.Contains("TTFT p99 ms", run.StandardOutput, StringComparison.Ordinal);
     }
 
+    [SkippableFact]
+    public async Task A_load_test_bounded_by_duration_reports_it_and_serves_every_request()
+    {
+        var model = SharedModels.Path("tiny-pydocs");
+        var corpus = SharedData.Path("corpus", "pydocs.tar.xz");
+        using var work = new TempDirectory();
+        var json = work.Combine("serve.json");
+
+        var run = await Kvfusion.RunInAsync(work.Path, null,
+            "bench", "serve", "--model", model, "--corpus", corpus, "--clients", "2", "--duration", "1", "--max-tokens", "2", "--chunk-tokens", "64", "--json", json, "--plot", work.Combine("plot.png"));
+
+        Assert.True(run.ExitCode == 0, run.StandardError);
+        Assert.True(File.Exists(work.Combine("plot.png")));
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(json));
+        Assert.Equal(1, doc.RootElement.GetProperty("duration_s").GetDouble());
+        Assert.False(doc.RootElement.TryGetProperty("requests_per_run", out _));
+        var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToList();
+        Assert.Equal(2, runs.Count);
+        Assert.All(runs, r =>
+        {
+            Assert.True(r.GetProperty("requests").GetInt32() >= 2, "each of the 2 clients sends at least one request");
+            Assert.Equal(0, r.GetProperty("errors").GetInt32());
+            Assert.False(r.GetProperty("capped").GetBoolean());
+        });
+    }
+
     [Theory]
     [InlineData("--clients: '0' is not a positive integer.", "--clients", "0")]
     [InlineData("--clients: 'x' is not a positive integer.", "--clients", "x")]

@@ -87,6 +87,9 @@ public readonly record struct ServeSample
     /// <summary><c>usage.completion_tokens</c>.</summary>
     public int CompletionTokens { get; init; }
 
+    /// <summary>The server's <c>kvfusion.stage_ms</c> (tokenize, load, compute…), null when not reported.</summary>
+    public IReadOnlyDictionary<string, double>? StageMs { get; init; }
+
     /// <summary>Whether the answer had no text at all.</summary>
     public bool Empty { get; init; }
 
@@ -147,6 +150,9 @@ public sealed record ServeRunResult
 
     /// <summary>Whether the run hit <see cref="ServeBenchmarkOptions.RunCap"/>.</summary>
     public required bool Capped { get; init; }
+
+    /// <summary>Median of each fusion stage the server reported, ms (where the server's TTFT goes).</summary>
+    public required IReadOnlyDictionary<string, double> StageP50Ms { get; init; }
 }
 
 /// <summary>
@@ -306,6 +312,7 @@ public static class ServeBenchmark
                 ServerTtftMs = fusion?.TtftMs ?? double.NaN,
                 QueueMs = fusion?.QueueMs ?? double.NaN,
                 CompletionTokens = counts.CompletionTokens,
+                StageMs = fusion?.StageMs,
                 Empty = empty,
             };
         }
@@ -350,6 +357,8 @@ public static class ServeBenchmark
             RequestsPerClientMin = perClient.Min(),
             RequestsPerClientMax = perClient.Max(),
             Capped = capped,
+            StageP50Ms = ok.Where(s => s.StageMs is not null).SelectMany(s => s.StageMs!).GroupBy(kv => kv.Key, StringComparer.Ordinal)
+                .ToDictionary(g => g.Key, g => Percentile(g.Select(kv => kv.Value), 0.50), StringComparer.Ordinal),
         };
     }
 
@@ -392,6 +401,13 @@ public static class ServeBenchmark
                 Number(writer, "ttft_p99_ratio_full_to_mode", b.TtftP99Ms / r.TtftP99Ms, 3);
             }
 
+            writer.WriteStartObject("server_stage_p50_ms");
+            foreach (var (stage, ms) in r.StageP50Ms)
+            {
+                Number(writer, stage, ms, 3);
+            }
+
+            writer.WriteEndObject();
             writer.WriteStartArray("error_messages");
             foreach (var e in r.ErrorMessages)
             {

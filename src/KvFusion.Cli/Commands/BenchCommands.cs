@@ -20,6 +20,7 @@ internal static class BenchCommands
         command.Subcommands.Add(BenchCodecCommand.Create());
         command.Subcommands.Add(BenchEvictionCommand.Create());
         command.Subcommands.Add(BenchStoreCommand.Create());
+        command.Subcommands.Add(BenchServeCommand.Create());
         return command;
     }
 

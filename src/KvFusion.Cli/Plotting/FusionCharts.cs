@@ -141,6 +141,58 @@ internal static class FusionCharts
     }
 
     /// <summary>
+    /// Time to first token under load against the number of concurrent clients, one color per mode: p50 as a solid
+    /// line, p99 dashed, on a log-scaled y axis (TTFT grows with the clients sharing the engine).
+    /// </summary>
+    public static void TtftByClients(string pngPath, string title, IReadOnlyList<ClientTtftPoint> points)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(pngPath);
+        ArgumentNullException.ThrowIfNull(points);
+
+        Plot plot = NewPlot(title, "concurrent clients", "time to first token (ms, log scale)", TitleFontSize);
+        List<string> modes = points.Select(p => p.Mode).Distinct(StringComparer.Ordinal).ToList();
+        List<double> all = [];
+        for (int m = 0; m < modes.Count; m++)
+        {
+            ClientTtftPoint[] line = points.Where(p => p.Mode == modes[m]).OrderBy(p => p.Clients).ToArray();
+            Color color = modes[m] == "full" ? Colors.Black : SeriesColors[m % SeriesColors.Length];
+            foreach (var (pick, suffix, pattern) in new (Func<ClientTtftPoint, double>, string, LinePattern)[] { (p => p.P50Ms, "p50", LinePattern.Solid), (p => p.P99Ms, "p99", LinePattern.Dashed) })
+            {
+                ClientTtftPoint[] valid = line.Where(p => double.IsFinite(pick(p)) && pick(p) > 0).ToArray();
+                if (valid.Length == 0)
+                {
+                    continue;
+                }
+
+                all.AddRange(valid.Select(pick));
+                var scatter = plot.Add.Scatter(valid.Select(p => (double)p.Clients).ToArray(), valid.Select(p => Math.Log10(pick(p))).ToArray(), color);
+                scatter.LegendText = $"{modes[m]} {suffix}";
+                scatter.LineWidth = 2;
+                scatter.LinePattern = pattern;
+                scatter.MarkerSize = suffix == "p50" ? 9 : 7;
+                scatter.MarkerShape = MarkerShapes[m % MarkerShapes.Length];
+            }
+        }
+
+        plot.Axes.Bottom.TickGenerator = IntegerTicks(points.Select(p => (double)p.Clients));
+        if (all.Count > 0)
+        {
+            double lo = all.Min();
+            double hi = all.Max();
+            plot.Axes.Left.TickGenerator = Log10Ticks(lo, hi);
+            double span = Math.Max(Math.Log10(hi / lo), 0.3);
+            double xLo = points.Min(p => p.Clients);
+            double xHi = points.Max(p => p.Clients);
+            double xPad = Math.Max((xHi - xLo) * 0.05, 0.5);
+            plot.Axes.SetLimits(xLo - xPad, xHi + xPad, Math.Log10(lo) - 0.08 * span, Math.Log10(hi) + 0.08 * span);
+            plot.ShowLegend(Alignment.UpperLeft);
+            StyleLegend(plot);
+        }
+
+        Save(plot, pngPath, 1000, 600);
+    }
+
+    /// <summary>
     /// Prefill and decode throughput against prompt length. The two rates differ by orders of magnitude, so prefill
     /// uses the left axis and decode the right one, each labelled in its line's color.
     /// </summary>

@@ -30,18 +30,7 @@ public sealed class MessageContentConverter : JsonConverter<string?>
     }
 
     /// <inheritdoc />
-    public override void Write(Utf8JsonWriter writer, string? value, JsonSerializerOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(writer);
-        if (value is null)
-        {
-            writer.WriteNullValue();
-        }
-        else
-        {
-            writer.WriteStringValue(value);
-        }
-    }
+    public override void Write(Utf8JsonWriter writer, string? value, JsonSerializerOptions options) => StringList.WriteString(writer, value);
 
     private static string ReadTextPart(ref Utf8JsonReader reader)
     {
@@ -116,7 +105,12 @@ public sealed class PromptConverter : JsonConverter<string?>
     }
 
     /// <inheritdoc />
-    public override void Write(Utf8JsonWriter writer, string? value, JsonSerializerOptions options)
+    public override void Write(Utf8JsonWriter writer, string? value, JsonSerializerOptions options) => StringList.WriteString(writer, value);
+}
+
+internal static class StringList
+{
+    public static void WriteString(Utf8JsonWriter writer, string? value)
     {
         ArgumentNullException.ThrowIfNull(writer);
         if (value is null)
@@ -128,10 +122,7 @@ public sealed class PromptConverter : JsonConverter<string?>
             writer.WriteStringValue(value);
         }
     }
-}
 
-internal static class StringList
-{
     public static List<string> Read(ref Utf8JsonReader reader, string what)
     {
         var list = new List<string>();

@@ -2,7 +2,7 @@ using KvFusion.Cache.Fusion;
 
 namespace KvFusion.SemanticKernel.Chat;
 
-/// <summary>Settings shared by <see cref="KvFusionChatClient"/> and <c>KvFusionServiceChatClient</c>.</summary>
+/// <summary>Settings shared by <see cref="KvFusionChatClient"/> and <see cref="KvFusionServiceChatClient"/>.</summary>
 public sealed class KvFusionChatClientOptions
 {
     /// <summary>The fusion mode of a call that names none in <see cref="KvFusionReport.ModeProperty"/>.</summary>

@@ -18,9 +18,6 @@ internal sealed record ChatCallSettings
     /// <summary>Blend settings of <see cref="Mode"/>.</summary>
     public required BlendOptions Blend { get; init; }
 
-    /// <summary>Whether the call named its own ratio (so the service is sent it).</summary>
-    public required bool RatioGiven { get; init; }
-
     /// <summary>Most tokens to generate.</summary>
     public required int MaxOutputTokens { get; init; }
 
@@ -94,12 +91,11 @@ internal sealed record ChatCallSettings
             }
         }
 
-        var (mode, ratioGiven) = ModeOf(options, defaults);
+        var mode = ModeOf(options, defaults);
         return new ChatCallSettings
         {
             Mode = mode,
             Blend = BlendOf(mode),
-            RatioGiven = ratioGiven,
             MaxOutputTokens = max,
             Temperature = temperature,
             TopP = topP,
@@ -109,19 +105,19 @@ internal sealed record ChatCallSettings
         };
     }
 
-    private static (FusionModeSpec Mode, bool RatioGiven) ModeOf(ChatOptions? options, KvFusionChatClientOptions defaults)
+    private static FusionModeSpec ModeOf(ChatOptions? options, KvFusionChatClientOptions defaults)
     {
         if (options?.AdditionalProperties is null || !options.AdditionalProperties.TryGetValue(KvFusionReport.ModeProperty, out var value) || value is null)
         {
-            return (new FusionModeSpec(defaults.Mode, defaults.RecomputeRatio), false);
+            return new FusionModeSpec(defaults.Mode, defaults.RecomputeRatio);
         }
 
         switch (value)
         {
             case FusionMode mode when Enum.IsDefined(mode):
-                return (new FusionModeSpec(mode, defaults.RecomputeRatio), false);
+                return new FusionModeSpec(mode, defaults.RecomputeRatio);
             case FusionModeSpec spec when Enum.IsDefined(spec.Mode) && spec.Ratio > 0 && spec.Ratio <= 1:
-                return (spec, true);
+                return spec;
             case string text:
                 return Parse(text, defaults);
             case JsonElement { ValueKind: JsonValueKind.String } element:
@@ -133,7 +129,7 @@ internal sealed record ChatCallSettings
         }
     }
 
-    private static (FusionModeSpec Mode, bool RatioGiven) Parse(string text, KvFusionChatClientOptions defaults)
+    private static FusionModeSpec Parse(string text, KvFusionChatClientOptions defaults)
     {
         FusionModeSpec spec;
         try
@@ -146,8 +142,7 @@ internal sealed record ChatCallSettings
         }
 
         // A bare "blend" takes the client's ratio, not the engine's default.
-        var ratioGiven = text.Contains(':', StringComparison.Ordinal);
-        return (ratioGiven ? spec : spec with { Ratio = defaults.RecomputeRatio }, ratioGiven);
+        return text.Contains(':', StringComparison.Ordinal) ? spec : spec with { Ratio = defaults.RecomputeRatio };
     }
 
     private static ArgumentException Invalid(string message, Exception inner, string paramName = "options") => new(message, paramName, inner);

@@ -51,10 +51,9 @@ public sealed class KvFusionChatClient : IChatClient
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         var call = await PrepareAsync(messages, options, cancellationToken).ConfigureAwait(false);
-        var text = new StringBuilder();
-        await foreach (var piece in RunAsync(call, cancellationToken).ConfigureAwait(false))
+        // The pieces are collected by the run itself into its result.
+        await foreach (var _ in RunAsync(call, cancellationToken).ConfigureAwait(false))
         {
-            text.Append(piece.Text);
         }
 
         var result = call.Result!;
@@ -119,8 +118,7 @@ public sealed class KvFusionChatClient : IChatClient
             ids.Add((resolved.Id ?? _engine.ChunkIdOf(_engine.Tokenize(resolved.Text!))).ToString());
         }
 
-        var (mode, blend) = (settings.Mode.Mode, settings.Blend);
-        var request = (prompt with { Chunks = chunks }).ToRequest(mode, blend, settings.MaxOutputTokens);
+        var request = (prompt with { Chunks = chunks }).ToRequest(settings.Mode.Mode, settings.Blend, settings.MaxOutputTokens);
         return new Call(request, settings, ids, started, ChatResponses.NewResponseId(), DateTimeOffset.UtcNow);
     }
 

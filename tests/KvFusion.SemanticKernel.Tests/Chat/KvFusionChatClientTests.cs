@@ -276,6 +276,35 @@ public sealed class KvFusionChatClientTests(CpuModelFixture models)
     }
 
     [SkippableFact]
+    public async Task A_stored_id_is_fused_even_when_the_items_text_differs()
+    {
+        using var chat = NewChat();
+        var len = await chat.Engine.PutChunkAsync(ChunkInput.FromText(Len));
+        chat.Store.Reset();
+
+        var byId = await chat.Client.GetResponseAsync(Conversation((Zip, len.ToString())), Greedy);
+        var byText = await chat.Client.GetResponseAsync(Conversation((Len, null)), Greedy);
+
+        Assert.Equal(new[] { len.ToString() }, ReportOf(byId).ChunkIds);
+        Assert.Equal(chat.Engine.Tokenize(Len).Length, byId.Usage!.CachedInputTokenCount);
+        Assert.Empty(chat.Store.ChunkWrites);
+        Assert.Equal(byText.Text, byId.Text);
+    }
+
+    [SkippableFact]
+    public async Task Instructions_are_read_as_a_system_message()
+    {
+        using var chat = NewChat();
+        var withSystem = await chat.Client.GetResponseAsync(Conversation((Len, null)), Greedy);
+
+        var messages = Conversation((Len, null)).Skip(1).ToList();
+        var withInstructions = await chat.Client.GetResponseAsync(messages, new ChatOptions { Temperature = 0, MaxOutputTokens = 24, Instructions = SystemPrompt });
+
+        Assert.Equal(withSystem.Text, withInstructions.Text);
+        Assert.Equal(withSystem.Usage!.InputTokenCount, withInstructions.Usage!.InputTokenCount);
+    }
+
+    [SkippableFact]
     public async Task Chunk_markers_in_a_user_message_are_fused_as_their_chunks()
     {
         using var chat = NewChat();

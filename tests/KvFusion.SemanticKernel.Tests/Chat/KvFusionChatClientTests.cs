@@ -68,6 +68,22 @@ public sealed class KvFusionChatClientTests(CpuModelFixture models)
     }
 
     [SkippableFact]
+    public async Task A_stream_gathered_with_ToChatResponse_keeps_the_usage_and_the_report_on_its_message()
+    {
+        using var chat = NewChat();
+        var whole = await chat.Client.GetResponseAsync(Conversation((Len, null)), Greedy);
+
+        var gathered = await chat.Client.GetStreamingResponseAsync(Conversation((Len, null)), Greedy).ToChatResponseAsync();
+
+        Assert.Equal(whole.Text, gathered.Text);
+        Assert.Equal(whole.Usage!.CachedInputTokenCount, gathered.Usage!.CachedInputTokenCount);
+        // ToChatResponse moves an update's properties onto the message it builds, where SK reads them too.
+        var report = Assert.IsType<KvFusionReport>(Assert.Single(gathered.Messages).AdditionalProperties![KvFusionReport.PropertyName]);
+        Assert.Equal(ReportOf(whole).PrefillTokens, report.PrefillTokens);
+        Assert.Equal(whole.FinishReason, gathered.FinishReason);
+    }
+
+    [SkippableFact]
     public async Task The_report_is_on_the_response_and_on_its_message_and_the_raw_result_is_typed()
     {
         using var chat = NewChat();

@@ -75,7 +75,7 @@ internal sealed partial class Builtins
             case "abs":
                 return value switch
                 {
-                    long l => Math.Abs(l),
+                    long l => (object)Math.Abs(l),
                     double f => Math.Abs(f),
                     bool b => b ? 1L : 0L,
                     _ => throw new PyError($"bad operand type for abs(): '{Py.TypeName(value)}'"),
@@ -274,7 +274,7 @@ internal sealed partial class Builtins
 
     private static object? ToFloat(object? value, object? fallback) => value switch
     {
-        bool b => b ? 1.0 : 0.0,
+        bool b => (object)(b ? 1.0 : 0.0),
         long l => (double)l,
         double d => d,
         string s when double.TryParse(s.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var f) => f,

@@ -76,7 +76,7 @@ internal sealed partial class Builtins
         Undefined or PyFunction or Namespace => value,
         string s => s,
         bool b => b,
-        int i => (long)i,
+        int i => (object)(long)i,
         long l => l,
         short s16 => (long)s16,
         byte u8 => (long)u8,
@@ -165,7 +165,7 @@ internal sealed partial class Builtins
             case JsonValueKind.String:
                 return json.GetString();
             case JsonValueKind.Number:
-                return json.TryGetInt64(out var l) ? l : json.GetDouble();
+                return json.TryGetInt64(out var l) ? l : (object)json.GetDouble();
             case JsonValueKind.True:
                 return true;
             case JsonValueKind.False:
@@ -425,7 +425,7 @@ internal sealed partial class Builtins
 
     public static object? Negate(object? v, Node at) => v switch
     {
-        bool b => b ? -1L : 0L,
+        bool b => (object)(b ? -1L : 0L),
         long l => -l,
         double d => -d,
         Undefined u => throw Interpreter.Fail(at, u.Description + "."),
@@ -454,17 +454,34 @@ internal sealed partial class Builtins
             var floats = a is double || b is double;
             try
             {
+                if (floats)
+                {
+                    var x = Py.AsDouble(a);
+                    var y = Py.AsDouble(b);
+                    return op switch
+                    {
+                        "+" => x + y,
+                        "-" => x - y,
+                        "*" => x * y,
+                        "/" => y == 0 ? throw Interpreter.Fail(at, "float division by zero") : x / y,
+                        "//" => y == 0 ? throw Interpreter.Fail(at, "float floor division by zero") : Math.Floor(x / y),
+                        "%" => y == 0 ? throw Interpreter.Fail(at, "float modulo") : FloatMod(x, y),
+                        "**" => Math.Pow(x, y),
+                        _ => throw Interpreter.Fail(at, $"Unknown operator '{op}'."),
+                    };
+                }
+
+                var m = Py.AsLong(a);
+                var n = Py.AsLong(b);
                 return op switch
                 {
-                    "+" => floats ? Py.AsDouble(a) + Py.AsDouble(b) : checked(Py.AsLong(a) + Py.AsLong(b)),
-                    "-" => floats ? Py.AsDouble(a) - Py.AsDouble(b) : checked(Py.AsLong(a) - Py.AsLong(b)),
-                    "*" => floats ? Py.AsDouble(a) * Py.AsDouble(b) : checked(Py.AsLong(a) * Py.AsLong(b)),
-                    "/" => Py.AsDouble(b) == 0 ? throw Interpreter.Fail(at, "division by zero") : Py.AsDouble(a) / Py.AsDouble(b),
-                    "//" => Py.AsDouble(b) == 0 ? throw Interpreter.Fail(at, "integer division or modulo by zero")
-                        : floats ? Math.Floor(Py.AsDouble(a) / Py.AsDouble(b)) : FloorDiv(Py.AsLong(a), Py.AsLong(b)),
-                    "%" => Py.AsDouble(b) == 0 ? throw Interpreter.Fail(at, "integer division or modulo by zero")
-                        : floats ? FloatMod(Py.AsDouble(a), Py.AsDouble(b)) : Py.AsLong(a) - (FloorDiv(Py.AsLong(a), Py.AsLong(b)) * Py.AsLong(b)),
-                    "**" => floats || Py.AsLong(b) < 0 ? Math.Pow(Py.AsDouble(a), Py.AsDouble(b)) : IntPow(Py.AsLong(a), Py.AsLong(b)),
+                    "+" => checked(m + n),
+                    "-" => checked(m - n),
+                    "*" => checked(m * n),
+                    "/" => n == 0 ? throw Interpreter.Fail(at, "division by zero") : (object)((double)m / n),
+                    "//" => n == 0 ? throw Interpreter.Fail(at, "integer division or modulo by zero") : FloorDiv(m, n),
+                    "%" => n == 0 ? throw Interpreter.Fail(at, "integer modulo by zero") : m - (FloorDiv(m, n) * n),
+                    "**" => n < 0 ? Math.Pow(m, n) : (object)IntPow(m, n),
                     _ => throw Interpreter.Fail(at, $"Unknown operator '{op}'."),
                 };
             }

@@ -273,7 +273,7 @@ internal sealed class Interpreter
                 {
                     "not" => !Py.Truthy(operand),
                     "-" => Builtins.Negate(operand, unary),
-                    _ => Py.IsNumber(operand) ? (operand is bool b ? (b ? 1L : 0L) : operand) : throw Fail(unary, $"bad operand type for unary +: '{Py.TypeName(operand)}'"),
+                    _ => Py.IsNumber(operand) ? (operand is bool b ? (object)(b ? 1L : 0L) : operand) : throw Fail(unary, $"bad operand type for unary +: '{Py.TypeName(operand)}'"),
                 };
             case BinaryExpr { Op: "and" } and:
                 var left = Evaluate(and.Left, frame);

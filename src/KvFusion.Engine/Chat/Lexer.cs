@@ -39,6 +39,7 @@ internal sealed class Lexer
 
     private Lexer(string source)
     {
+        source = NormalizeNewlines(source);
         _src = source;
         for (var i = 0; i < source.Length; i++)
         {
@@ -47,6 +48,39 @@ internal sealed class Lexer
                 _lineStarts.Add(i + 1);
             }
         }
+    }
+
+    /// <summary>
+    /// jinja2 reads the source as <c>"\n".join(source.splitlines())</c>: every line break becomes '\n' and one
+    /// trailing line break goes (keep_trailing_newline is off).
+    /// </summary>
+    private static string NormalizeNewlines(string source)
+    {
+        var sb = new StringBuilder(source.Length);
+        for (var i = 0; i < source.Length; i++)
+        {
+            var c = source[i];
+            if (c == '\r' && i + 1 < source.Length && source[i + 1] == '\n')
+            {
+                i++;
+                sb.Append('\n');
+            }
+            else if (c is '\n' or '\r' or '\v' or '\f' or '\x1c' or '\x1d' or '\x1e' or '\x85' or '\u2028' or '\u2029')
+            {
+                sb.Append('\n');
+            }
+            else
+            {
+                sb.Append(c);
+            }
+        }
+
+        if (sb.Length > 0 && sb[^1] == '\n')
+        {
+            sb.Length--;
+        }
+
+        return sb.ToString();
     }
 
     public static List<Token> Tokenize(string source)

@@ -171,6 +171,11 @@ internal sealed class Parser
                     throw Error(name, $"The '{{% {name.Value} %}}' tag is not supported by the chat template interpreter.");
                 }
 
+                if (name.Value.StartsWith("end", StringComparison.Ordinal) || name.Value is "elif" or "else")
+                {
+                    throw Error(name, $"Unexpected '{{% {name.Value} %}}' tag: nothing open to close.");
+                }
+
                 throw Error(name, $"Unknown tag '{{% {name.Value} %}}'.");
         }
     }

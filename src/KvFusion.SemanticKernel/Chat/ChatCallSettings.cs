@@ -1,0 +1,155 @@
+using System.Globalization;
+using System.Text.Json;
+using KvFusion.Cache.Fusion;
+using KvFusion.Engine.Generation;
+using Microsoft.Extensions.AI;
+
+namespace KvFusion.SemanticKernel.Chat;
+
+/// <summary>One call's fusion and sampling settings, read from its <see cref="ChatOptions"/> over the client's defaults.</summary>
+internal sealed record ChatCallSettings
+{
+    /// <summary>Temperature when the call sets none (OpenAI's default, which the service applies too).</summary>
+    public const float DefaultTemperature = 1f;
+
+    /// <summary>The mode, with its ratio and variant.</summary>
+    public required FusionModeSpec Mode { get; init; }
+
+    /// <summary>Blend settings of <see cref="Mode"/>.</summary>
+    public required BlendOptions Blend { get; init; }
+
+    /// <summary>Most tokens to generate.</summary>
+    public required int MaxOutputTokens { get; init; }
+
+    /// <summary>0 is greedy.</summary>
+    public required float Temperature { get; init; }
+
+    /// <summary>Nucleus mass.</summary>
+    public required float TopP { get; init; }
+
+    /// <summary>Top-k (0: all).</summary>
+    public required int TopK { get; init; }
+
+    /// <summary>The seed the call gave, if any.</summary>
+    public required long? Seed { get; init; }
+
+    /// <summary>Stop sequences (not included in the answer).</summary>
+    public required IReadOnlyList<string> StopSequences { get; init; }
+
+    /// <summary>The engine's sampling options; a call without seed gets a random one.</summary>
+    public SamplingOptions Sampling => new()
+    {
+        Temperature = Temperature,
+        TopP = TopP,
+        TopK = TopK,
+        Seed = Seed is { } seed ? unchecked((ulong)seed) : (ulong)Random.Shared.NextInt64(),
+        MaxTokens = MaxOutputTokens,
+    };
+
+    /// <summary>Reads <paramref name="options"/> over <paramref name="defaults"/>, checking every value.</summary>
+    /// <param name="options">The call's options.</param>
+    /// <param name="defaults">The client's settings.</param>
+    /// <param name="modelId">The model the client serves; a call naming another one is refused. Null: not checked.</param>
+    /// <exception cref="ArgumentException">A value out of range, an unknown mode, or another model (the message names it).</exception>
+    public static ChatCallSettings Read(ChatOptions? options, KvFusionChatClientOptions defaults, string? modelId)
+    {
+        if (options?.ModelId is { Length: > 0 } requested && modelId is not null && !string.Equals(requested, modelId, StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"ChatOptions.ModelId '{requested}' is not the model this client serves ('{modelId}').", nameof(options));
+        }
+
+        var max = options?.MaxOutputTokens ?? defaults.DefaultMaxOutputTokens;
+        if (max < 1)
+        {
+            throw new ArgumentException($"ChatOptions.MaxOutputTokens must be at least 1, got {max}.", nameof(options));
+        }
+
+        var temperature = options?.Temperature ?? DefaultTemperature;
+        if (!(temperature >= 0 && temperature <= 2))
+        {
+            throw new ArgumentException($"ChatOptions.Temperature must be between 0 and 2, got {Format(temperature)}.", nameof(options));
+        }
+
+        var topP = options?.TopP ?? 1f;
+        if (!(topP > 0 && topP <= 1))
+        {
+            throw new ArgumentException($"ChatOptions.TopP must be in (0, 1], got {Format(topP)}.", nameof(options));
+        }
+
+        var topK = options?.TopK ?? 0;
+        if (options?.TopK is < 1)
+        {
+            throw new ArgumentException($"ChatOptions.TopK must be at least 1, got {topK}.", nameof(options));
+        }
+
+        var stops = options?.StopSequences is { } given ? given.ToArray() : [];
+        for (var i = 0; i < stops.Length; i++)
+        {
+            if (string.IsNullOrEmpty(stops[i]))
+            {
+                throw new ArgumentException($"ChatOptions.StopSequences[{i}] is empty; stop sequences must be non-empty.", nameof(options));
+            }
+        }
+
+        var mode = ModeOf(options, defaults);
+        return new ChatCallSettings
+        {
+            Mode = mode,
+            Blend = BlendOf(mode),
+            MaxOutputTokens = max,
+            Temperature = temperature,
+            TopP = topP,
+            TopK = topK,
+            Seed = options?.Seed,
+            StopSequences = stops,
+        };
+    }
+
+    private static FusionModeSpec ModeOf(ChatOptions? options, KvFusionChatClientOptions defaults)
+    {
+        if (options?.AdditionalProperties is null || !options.AdditionalProperties.TryGetValue(KvFusionReport.ModeProperty, out var value) || value is null)
+        {
+            return new FusionModeSpec(defaults.Mode, defaults.RecomputeRatio);
+        }
+
+        switch (value)
+        {
+            case FusionMode mode when Enum.IsDefined(mode):
+                return new FusionModeSpec(mode, defaults.RecomputeRatio);
+            case FusionModeSpec spec when Enum.IsDefined(spec.Mode) && spec.Ratio > 0 && spec.Ratio <= 1:
+                return spec;
+            case string text:
+                return Parse(text, defaults);
+            case JsonElement { ValueKind: JsonValueKind.String } element:
+                return Parse(element.GetString() ?? "", defaults);
+            default:
+                throw new ArgumentException(
+                    $"ChatOptions.AdditionalProperties[\"{KvFusionReport.ModeProperty}\"] is '{value}' ({value.GetType().Name}); give a FusionMode or one of {FusionModeSpec.ValidForms}.",
+                    nameof(options));
+        }
+    }
+
+    private static FusionModeSpec Parse(string text, KvFusionChatClientOptions defaults)
+    {
+        FusionModeSpec spec;
+        try
+        {
+            spec = FusionModeSpec.Parse(text);
+        }
+        catch (FusionException e)
+        {
+            throw Invalid($"ChatOptions.AdditionalProperties[\"{KvFusionReport.ModeProperty}\"]: {e.Message}", e);
+        }
+
+        // A bare "blend" takes the client's ratio, not the engine's default.
+        return text.Contains(':', StringComparison.Ordinal) ? spec : spec with { Ratio = defaults.RecomputeRatio };
+    }
+
+    private static ArgumentException Invalid(string message, Exception inner, string paramName = "options") => new(message, paramName, inner);
+
+    private static BlendOptions BlendOf(FusionModeSpec mode) => mode.Variant is null
+        ? new BlendOptions { Ratio = mode.Ratio }
+        : BlendVariants.Build(mode.Variant, mode.Ratio);
+
+    private static string Format(float value) => value.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,51 @@
+namespace KvFusion.SemanticKernel.Chat;
+
+/// <summary>
+/// What the fusion of one chat call did, the same from the engine and from the service. Found under
+/// <see cref="PropertyName"/> in the additional properties of the <c>ChatResponse</c>, of its final message and of the last
+/// streaming update.
+/// </summary>
+public sealed record KvFusionReport
+{
+    /// <summary>The additional-properties key of the report.</summary>
+    public const string PropertyName = "kvfusion.report";
+
+    /// <summary>The <c>UsageDetails.AdditionalCounts</c> key of the prompt tokens computed (the last layer's count).</summary>
+    public const string RecomputedTokensCount = "kvfusion.recomputed_tokens";
+
+    /// <summary>
+    /// The <c>ChatOptions.AdditionalProperties</c> key overriding the fusion mode of one call: a <c>FusionMode</c> or its
+    /// name as the command line writes it (<c>full</c>, <c>prefix</c>, <c>reuse</c>, <c>blend</c>, <c>blend:0.3</c>).
+    /// </summary>
+    public const string ModeProperty = "kvfusion.mode";
+
+    /// <summary>The mode used, as the engine names it (<c>blend:0.15</c>, <c>reuse</c>, ...).</summary>
+    public required string Mode { get; init; }
+
+    /// <summary>Tokens of the fused prompt (prefix, chunks, query): the call's input tokens.</summary>
+    public required int PrefillTokens { get; init; }
+
+    /// <summary>Prompt tokens whose stored KV was loaded instead of computed (the call's cached input tokens).</summary>
+    public required int ReusedTokens { get; init; }
+
+    /// <summary>Prompt tokens computed in the last layer (the query and the recomputed chunk tokens).</summary>
+    public required int RecomputedTokens { get; init; }
+
+    /// <summary>Tokens generated.</summary>
+    public required int OutputTokens { get; init; }
+
+    /// <summary>The fused chunks' ids (lowercase hex), in prompt order.</summary>
+    public required IReadOnlyList<string> ChunkIds { get; init; }
+
+    /// <summary>Chunks whose cache was missing and computed (and stored) during this call.</summary>
+    public int ChunksPrecomputed { get; init; }
+
+    /// <summary>Share of (token, layer) pairs computed relative to a full prefill.</summary>
+    public double ComputeFraction { get; init; }
+
+    /// <summary>Milliseconds from the call (in process) or the request's arrival (service) to the first token.</summary>
+    public double TtftMs { get; init; }
+
+    /// <summary>Milliseconds the fusion took to build the prompt's cache (the prefill's replacement).</summary>
+    public double PrefillMs { get; init; }
+}

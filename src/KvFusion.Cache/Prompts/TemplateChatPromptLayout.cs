@@ -16,6 +16,7 @@ public sealed class TemplateChatPromptLayout : ChatPromptLayout
     // Private-use characters: no real text or template writes them, so a sentinel cannot collide with content.
     private const string SentinelOpen = "\uE000kvfusion-chunk-";
     private const char SentinelClose = '\uE001';
+    private const string Boundary = "\uE000kvfusion-boundary\uE001";
 
     private readonly TemplateChatPromptLayoutOptions _options;
 
@@ -39,10 +40,16 @@ public sealed class TemplateChatPromptLayout : ChatPromptLayout
         var rendered = new List<ChatTemplateMessage>(messages.Count);
         var spoken = false;
         var chunkIndex = 0;
+        var boundaryAt = chunks.Count == 0 ? FirstConversationMessage(messages) : -1;
         for (var i = 0; i < messages.Count; i++)
         {
             var message = messages[i];
             var content = new StringBuilder();
+            if (i == boundaryAt)
+            {
+                content.Append(Boundary);
+            }
+
             var hasChunk = false;
             foreach (var part in message.Parts)
             {
@@ -82,7 +89,32 @@ public sealed class TemplateChatPromptLayout : ChatPromptLayout
         }
 
         output = WithoutLeadingBos(output);
-        return chunks.Count == 0 ? new FusionPrompt(null, chunks, output) : Split(output, chunks);
+        return chunks.Count == 0 ? SplitAtBoundary(output) : Split(output, chunks);
+    }
+
+    /// <summary>Without chunks, the prefix ends where the first non-system message's content begins, so prefix reuse still applies.</summary>
+    private static FusionPrompt SplitAtBoundary(string output)
+    {
+        var at = output.IndexOf(Boundary, StringComparison.Ordinal);
+        if (at < 0 || output.IndexOf(Boundary, at + 1, StringComparison.Ordinal) >= 0)
+        {
+            return new FusionPrompt(null, [], output.Replace(Boundary, "", StringComparison.Ordinal));
+        }
+
+        return new FusionPrompt(at > 0 ? output[..at] : null, [], output[(at + Boundary.Length)..]);
+    }
+
+    private static int FirstConversationMessage(IReadOnlyList<PromptMessage> messages)
+    {
+        for (var i = 0; i < messages.Count; i++)
+        {
+            if (messages[i].Role != PromptRole.System)
+            {
+                return i;
+            }
+        }
+
+        return -1;
     }
 
     private string WithoutLeadingBos(string output)

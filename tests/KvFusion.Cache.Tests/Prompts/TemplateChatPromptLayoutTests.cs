@@ -71,13 +71,15 @@ public sealed class TemplateChatPromptLayoutTests
     }
 
     [Fact]
-    public void Chat_without_chunks_is_all_query()
+    public void Chat_without_chunks_splits_where_the_conversation_begins()
     {
-        var prompt = Layout("phi-3.5-mini-instruct.jinja", "<s>", "<|endoftext|>").Lay([PromptMessage.Text(PromptRole.User, "Hi")]);
+        var layout = Layout("phi-3.5-mini-instruct.jinja", "<s>", "<|endoftext|>");
 
-        Assert.Null(prompt.Prefix);
+        var prompt = layout.Lay([PromptMessage.Text(PromptRole.System, "Be brief."), PromptMessage.Text(PromptRole.User, "Hi")]);
+
+        Assert.Equal("<|system|>\nBe brief.<|end|>\n<|user|>\n", prompt.Prefix);
         Assert.Empty(prompt.Chunks);
-        Assert.Equal("<|user|>\nHi<|end|>\n<|assistant|>\n", prompt.Query);
+        Assert.Equal("Hi<|end|>\n<|assistant|>\n", prompt.Query);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using KvFusion.Cache.Fusion;
+using KvFusion.Engine.Chat;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Cache.Prompts;
@@ -9,11 +10,40 @@ public abstract class ChatPromptLayout
     /// <summary>The plain role-tagged format for models without a chat template (see <see cref="PlainChatPromptLayout"/>).</summary>
     public static ChatPromptLayout Plain { get; } = new PlainChatPromptLayout();
 
-    /// <summary>The layout a model's prompts use: its chat template when it has one, otherwise <see cref="Plain"/>.</summary>
+    /// <summary>
+    /// The layout a model's prompts use: its chat template (chat_template.jinja or tokenizer_config.json's
+    /// <c>chat_template</c> in the model directory) when it has one, otherwise <see cref="Plain"/>. The template's BOS text
+    /// is left out when the model's tokenizer adds BOS itself.
+    /// </summary>
+    /// <exception cref="ChatTemplateException">The model's template uses a construct the interpreter does not support, or its configuration is malformed.</exception>
     public static ChatPromptLayout ForModel(TransformerModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return Plain;
+        var template = ChatTemplate.TryFromModelDirectory(model.Directory);
+        if (template is null)
+        {
+            return Plain;
+        }
+
+        return ForTemplate(template, new TemplateChatPromptLayoutOptions { TokenizerAddsBos = TokenizerAddsBos(model) });
+    }
+
+    /// <summary>The layout of <paramref name="template"/> (see <see cref="TemplateChatPromptLayout"/>).</summary>
+    public static TemplateChatPromptLayout ForTemplate(ChatTemplate template, TemplateChatPromptLayoutOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(template);
+        return new TemplateChatPromptLayout(template, options ?? new TemplateChatPromptLayoutOptions());
+    }
+
+    private static bool TokenizerAddsBos(TransformerModel model)
+    {
+        if (model.Tokenizer is not { } tokenizer || model.Config.BosTokenId is not { } bos)
+        {
+            return false;
+        }
+
+        var ids = tokenizer.Encode("a");
+        return ids.Length > 1 && ids[0] == bos;
     }
 
     /// <summary>Lays out <paramref name="messages"/>.</summary>

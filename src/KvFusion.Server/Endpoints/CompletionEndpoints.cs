@@ -21,7 +21,7 @@ internal static class CompletionEndpoints
             var arrived = Stopwatch.GetTimestamp();
             var request = await RequestBody.ReadJsonAsync(http, KvFusionJsonContext.Default.ChatCompletionRequest, options.Value.Limits.MaxRequestBodyBytes).ConfigureAwait(false);
             var runtime = host.Runtime;
-            var (prefix, query) = ChatPromptBuilder.Build(request.Messages, options.Value.Limits.MaxMessages);
+            var (prefix, query) = ChatPromptBuilder.Build(request.Messages, options.Value.Limits.MaxMessages, runtime.Model, request.Kvfusion?.Chunks is { Count: > 0 });
             var plan = service.Plan(request, request.MaxCompletionTokens, prefix, query, runtime);
             var format = new ChatCompletionFormat(NewId("chatcmpl"), DateTimeOffset.UtcNow.ToUnixTimeSeconds(), runtime.ModelId);
             await RunAsync(http, service, CallerTenant.Resolve(http, runtime), plan, format, arrived).ConfigureAwait(false);

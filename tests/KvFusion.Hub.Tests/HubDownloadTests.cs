@@ -60,6 +60,21 @@ public sealed class HubDownloadTests
     }
 
     [SkippableFact]
+    public async Task Two_concurrent_resolves_share_one_snapshot()
+    {
+        await using var hub = await FakeHub.StartAsync(TinyModel);
+        using var cache = new TempDirectory();
+
+        var both = await Task.WhenAll(
+            Task.Run(() => ModelSource.ResolveAsync("hf:kvfusion/tiny-pydocs", Options(hub, cache))),
+            Task.Run(() => ModelSource.ResolveAsync("hf:kvfusion/tiny-pydocs", Options(hub, cache))));
+
+        Assert.Equal(both[0], both[1]);
+        Assert.Single(Directory.GetDirectories(Path.Combine(cache.Path, "models--kvfusion--tiny-pydocs", "snapshots")));
+        AssertSameModelFiles(TinyModel, both[0]);
+    }
+
+    [SkippableFact]
     public async Task An_interrupted_download_resumes_from_the_partial_file()
     {
         await using var hub = await FakeHub.StartAsync(TinyModel);

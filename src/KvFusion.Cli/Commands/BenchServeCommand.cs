@@ -100,7 +100,7 @@ internal static class BenchServeCommand
             CommonOptions.CheckOptions(options.Validate);
             var size = parse.GetValue(chunkTokens);
             var corpusPath = EvalCasesCommand.ResolveCorpus(parse.GetValue(corpus));
-            var modelDir = ModelDirectory.Resolve(parse.GetValue(model));
+            var modelDir = CommonOptions.ResolveModel(parse.GetValue(model));
             var deviceName = parse.GetValue(device)!;
             var threadCount = parse.GetValue(threads);
             string deviceDescription;

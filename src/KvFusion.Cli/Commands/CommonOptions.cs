@@ -8,6 +8,7 @@ using KvFusion.Engine.Compute.Cpu;
 using KvFusion.Engine.Errors;
 using KvFusion.Engine.Models;
 using KvFusion.Engine.Transformer;
+using KvFusion.Hub;
 using Spectre.Console;
 
 namespace KvFusion.Cli.Commands;
@@ -17,7 +18,7 @@ internal static class CommonOptions
 {
     public static Option<string?> Model() => new("--model")
     {
-        Description = $"Hugging Face model directory (default: ${ModelDirectory.EnvironmentVariable}, else ../shared/models/tiny-pydocs).",
+        Description = $"Model directory, or hf:OWNER/NAME[@REVISION] to download one from the Hugging Face hub (default: ${ModelDirectory.EnvironmentVariable}, else ../shared/models/tiny-pydocs).",
     };
 
     public static Option<int?> Threads()
@@ -153,7 +154,44 @@ internal static class CommonOptions
     }
 
     public static TransformerModel LoadModel(string? model, ComputeBackend backend) =>
-        TransformerModel.Load(ModelDirectory.Resolve(model), backend);
+        TransformerModel.Load(ResolveModel(model), backend);
+
+    /// <summary>
+    /// The model directory a <c>--model</c> value names: <c>hf:OWNER/NAME[@REVISION]</c> is downloaded into the cache
+    /// (with a progress bar on standard error) or taken from it; anything else goes through <see cref="ModelDirectory.Resolve"/>.
+    /// </summary>
+    public static string ResolveModel(string? model)
+    {
+        if (!ModelSource.IsHubReference(model))
+        {
+            return ModelDirectory.Resolve(model);
+        }
+
+        var options = CheckOptions(ModelDownloadOptions.FromEnvironment);
+        try
+        {
+            // Commands are synchronous up to here; the download is their first step, so blocking on it is harmless.
+            return Diagnostics.Progress()
+                .AutoClear(true)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn())
+                .StartAsync(async context =>
+                {
+                    var task = context.AddTask(Markup.Escape(model!), autoStart: true, maxValue: 1);
+                    var progress = new Progress<ModelDownloadProgress>(p =>
+                    {
+                        task.MaxValue = Math.Max(1, p.TotalLength);
+                        task.Value = p.TotalBytes;
+                        task.Description = Markup.Escape($"{model} {p.File}");
+                    });
+                    return await ModelSource.ResolveAsync(model!, options, null, Logs.CreateLogger("KvFusion.Hub"), progress).ConfigureAwait(false);
+                })
+                .GetAwaiter().GetResult();
+        }
+        catch (ModelDownloadException e)
+        {
+            throw new CliException(e.Message);
+        }
+    }
 
     /// <summary>Runs a command body; a failure becomes one line on standard error and a non-zero exit code.</summary>
     public static async Task<int> RunAsync(Func<Task<int>> body)

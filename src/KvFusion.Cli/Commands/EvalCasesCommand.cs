@@ -53,7 +53,7 @@ internal static class EvalCasesCommand
             };
             CommonOptions.CheckOptions(options.Validate);
             var corpusPath = ResolveCorpus(parse.GetValue(corpus));
-            var modelDir = ModelDirectory.Resolve(parse.GetValue(model));
+            var modelDir = CommonOptions.ResolveModel(parse.GetValue(model));
 
             // Cases are text: only the tokenizer is needed to count tokens, so the weights are never loaded.
             using var tokenizer = ModelTokenizer.Load(Path.Combine(modelDir, "tokenizer.json"));

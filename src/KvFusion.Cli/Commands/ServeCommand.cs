@@ -75,7 +75,7 @@ internal static class ServeCommand
             overrides[WebHostDefaults.ServerUrlsKey] = urls;
         }
 
-        overrides[$"{KvFusionServerOptions.SectionName}:Model"] = ModelDirectory.Resolve(model);
+        overrides[$"{KvFusionServerOptions.SectionName}:Model"] = CommonOptions.ResolveModel(model);
         if (store is not null && !RedisTierOptions.IsRedisUri(store))
         {
             overrides[$"{KvFusionServerOptions.SectionName}:DocumentsPath"] = Path.Combine(store, "documents");

@@ -1,5 +1,6 @@
 using KvFusion.Engine.Compute;
 using KvFusion.Engine.Models;
+using KvFusion.Hub;
 using KvFusion.Server.Errors;
 using KvFusion.Server.Inference;
 using KvFusion.Storage.Hosting;
@@ -37,7 +38,10 @@ public sealed class ModelRuntimeHost(
     /// <inheritdoc />
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var directory = ModelDirectory.Resolve(options.Value.Model);
+        var model = options.Value.Model;
+        var directory = ModelSource.IsHubReference(model)
+            ? await ModelSource.ResolveAsync(model!, ModelDownloadOptions.FromEnvironment(), null, loggers.CreateLogger("KvFusion.Hub"), null, cancellationToken).ConfigureAwait(false)
+            : ModelDirectory.Resolve(model);
         scrubber.Add(directory);
         scrubber.Add(storage.Value.RocksDb.Path);
         scrubber.Add(AppContext.BaseDirectory);

@@ -41,6 +41,9 @@ internal static class DemoCommand
                 MaxTokens = parse.GetValue(maxTokens),
             };
             CommonOptions.CheckOptions(options.Validate);
+
+            // A missing corpus is reported before the model and the store are opened.
+            _ = RagDemoSet.FindCorpus(options.CorpusPath);
             using var backend = CommonOptions.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
             using var m = CommonOptions.LoadModel(parse.GetValue(model), backend);
             await using var storage = await StorageOptions.OpenAsync(parse.GetValue(store), null, ct).ConfigureAwait(false);

@@ -57,7 +57,7 @@ public static class RagDemo
         output.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
             $"RAG demo: model {modelName}, {options.Pages.Count} pages of {options.CorpusPath ?? "../" + RagDemoSet.SharedCorpus}, {options.Questions.Count} questions, top {options.Top}, {options.MaxTokens} tokens per answer, blend recomputes {options.RecomputeRatio:P0}"));
-        output.WriteLine($"Store: {Path.GetFullPath(files.StoreDirectory)} (records in {ChunkVectorStore.DefaultPathFor(files.StoreDirectory)})");
+        output.WriteLine($"Store: {Path.GetFullPath(files.StoreDirectory)} (chunk records in {Path.GetFullPath(ChunkVectorStore.DefaultPathFor(files.StoreDirectory))})");
 
         var ingest = await RagConsoleView.ShowIngestAsync(progress, p => pipeline.IngestAsync(p, cancellationToken)).ConfigureAwait(false);
         await storage.FlushAsync(cancellationToken).ConfigureAwait(false);

@@ -192,7 +192,7 @@ public sealed class RagPipeline
     }
 
     /// <summary>Reads each retrieved chunk's KV once, so both timed modes find it where a hot chunk lives.</summary>
-    private async Task StageAsync(IReadOnlyList<RagRetrievedChunk> retrieved, CancellationToken cancellationToken)
+    private async Task StageAsync(List<RagRetrievedChunk> retrieved, CancellationToken cancellationToken)
     {
         foreach (var chunk in retrieved)
         {
@@ -200,7 +200,7 @@ public sealed class RagPipeline
         }
     }
 
-    private async Task<RagAnswer> AnswerAsync(string question, IReadOnlyList<RagRetrievedChunk> retrieved, FusionMode mode, CancellationToken cancellationToken)
+    private async Task<RagAnswer> AnswerAsync(string question, List<RagRetrievedChunk> retrieved, FusionMode mode, CancellationToken cancellationToken)
     {
         var parts = new List<PromptPart>(retrieved.Count + 1);
         parts.AddRange(retrieved.Select(r => new ChunkPart(ChunkInput.FromId(ChunkId.Parse(r.ChunkId)))));
@@ -227,6 +227,7 @@ public sealed class RagPipeline
 
         var report = context.Report;
         var recomputed = report.RecomputedPerLayer.Count == 0 ? report.TotalTokens : report.RecomputedPerLayer[^1];
-        return new RagAnswer(report.Mode, ttft ?? clock.Elapsed.TotalMilliseconds, text.ToString(), tokens, report.TotalTokens, report.ReusedTokens, recomputed);
+        var stages = report.StageTimes.ToDictionary(kv => kv.Key, kv => kv.Value.TotalMilliseconds, StringComparer.Ordinal);
+        return new RagAnswer(report.Mode, ttft ?? clock.Elapsed.TotalMilliseconds, text.ToString(), tokens, report.TotalTokens, report.ReusedTokens, recomputed, stages);
     }
 }

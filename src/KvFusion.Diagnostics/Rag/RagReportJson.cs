@@ -109,12 +109,20 @@ public static class RagReportJson
     private static void WriteAnswer(Utf8JsonWriter w, string name, RagAnswer a)
     {
         w.WriteStartObject(name);
+        w.WriteString("mode", a.Mode);
         WriteNumber(w, "ttft_ms", a.TtftMs, 3);
         w.WriteNumber("prompt_tokens", a.PromptTokens);
         w.WriteNumber("reused_tokens", a.ReusedTokens);
         w.WriteNumber("recomputed_tokens", a.RecomputedTokens);
         w.WriteNumber("answer_tokens", a.Tokens.Count);
         w.WriteString("answer", a.Text);
+        w.WriteStartObject("stage_ms");
+        foreach (var (stage, ms) in a.StageMs)
+        {
+            WriteNumber(w, stage, ms, 3);
+        }
+
+        w.WriteEndObject();
         w.WriteEndObject();
     }
 

@@ -39,7 +39,9 @@ public sealed record RagRetrievedChunk(string ChunkId, string Page, double Score
 /// <param name="PromptTokens">Tokens in the fused prompt.</param>
 /// <param name="ReusedTokens">Prompt tokens whose stored KV was loaded instead of computed.</param>
 /// <param name="RecomputedTokens">Prompt tokens computed in the last layer.</param>
-public sealed record RagAnswer(string Mode, double TtftMs, string Text, IReadOnlyList<int> Tokens, int PromptTokens, int ReusedTokens, int RecomputedTokens);
+/// <param name="StageMs">Milliseconds of each stage of the fusion (tokenize, load, compute, select...).</param>
+public sealed record RagAnswer(
+    string Mode, double TtftMs, string Text, IReadOnlyList<int> Tokens, int PromptTokens, int ReusedTokens, int RecomputedTokens, IReadOnlyDictionary<string, double> StageMs);
 
 /// <summary>One question's retrieval, both answers and how they compare.</summary>
 /// <param name="Index">1-based position among the questions.</param>

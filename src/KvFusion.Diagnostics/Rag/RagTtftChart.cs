@@ -9,6 +9,24 @@ public static class RagTtftChart
     private static readonly Color FullColor = Color.FromHex("#1f77b4");
     private static readonly Color BlendColor = Color.FromHex("#d62728");
 
+    /// <summary>
+    /// ScottPlot falls back to SkiaSharp's default typeface, which on Debian with fonts-dejavu-core is a serif face;
+    /// ask the font manager for a sans-serif family that is installed.
+    /// </summary>
+    private static readonly Lazy<string> SansFont = new(() =>
+    {
+        foreach (var name in new[] { "DejaVu Sans", "Liberation Sans", "Noto Sans", "Open Sans", "Arial", "Helvetica", "Segoe UI" })
+        {
+            using var match = SkiaSharp.SKFontManager.Default.MatchFamily(name);
+            if (match is not null && string.Equals(match.FamilyName, name, StringComparison.OrdinalIgnoreCase))
+            {
+                return name;
+            }
+        }
+
+        return Fonts.Default;
+    });
+
     /// <summary>Writes the PNG to <paramref name="path"/>, creating its folder.</summary>
     /// <exception cref="ArgumentException">No question results.</exception>
     public static void Write(string path, RagReport report, int width = 1100, int height = 520)
@@ -26,6 +44,7 @@ public static class RagTtftChart
         }
 
         var plot = new Plot();
+        plot.Font.Set(SansFont.Value);
         var s = report.Summary;
         plot.Title(string.Create(
             CultureInfo.InvariantCulture,

@@ -9,8 +9,8 @@ public sealed class RagSummaryTests
             index,
             new RagQuestion("q" + index, "library/copy.rst.txt"),
             [new RagRetrievedChunk(new string('a', 64), retrievedPage, 0.5)],
-            new RagAnswer("full", full, "f", fullTokens, 100, 0, 100),
-            new RagAnswer("blend", blend, "b", blendTokens, 100, 90, 15));
+            new RagAnswer("full", full, "f", fullTokens, 100, 0, 100, new Dictionary<string, double>()),
+            new RagAnswer("blend", blend, "b", blendTokens, 100, 90, 15, new Dictionary<string, double>()));
 
     [Fact]
     public void The_summary_takes_means_and_medians_of_the_questions_and_counts_identical_answers_and_hits()

@@ -25,6 +25,7 @@ internal static class Program
         root.Subcommands.Add(StoreCommands.Create());
         root.Subcommands.Add(SelfTestCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(DemoCommand.Create());
         var parse = root.Parse(args);
         if (parse.Action is ParseErrorAction)
         {

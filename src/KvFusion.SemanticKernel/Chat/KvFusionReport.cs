@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace KvFusion.SemanticKernel.Chat;
 
 /// <summary>
@@ -48,4 +50,12 @@ public sealed record KvFusionReport
 
     /// <summary>Milliseconds the fusion took to build the prompt's cache (the prefill's replacement).</summary>
     public double PrefillMs { get; init; }
+
+    /// <summary>
+    /// One line for logs and consoles (a program printing a response's metadata generically shows this): the mode, the
+    /// prompt tokens reused and recomputed, the chunks fused and how many had to be precomputed, and the TTFT.
+    /// </summary>
+    public override string ToString() => string.Create(
+        CultureInfo.InvariantCulture,
+        $"{Mode}: {PrefillTokens} prompt tokens, {ReusedTokens} reused, {RecomputedTokens} recomputed; {ChunkIds.Count} chunks fused, {ChunksPrecomputed} precomputed; TTFT {TtftMs:0.0} ms");
 }

@@ -16,7 +16,8 @@ namespace KvFusion.SemanticKernel.Tests.Retrieval;
 
 /// <summary>
 /// Chunk identity from retrieval to fusion on each of the three paths (middleware, ChatHistory helper, context
-/// formatter): the fused chunks are exactly the retrieved ones, read from the store, and none is prefilled twice.
+/// formatter in SK's TextSearchProvider), through function-invocation middleware too: the fused chunks are exactly the
+/// retrieved ones, read from the store, and none is prefilled twice.
 /// </summary>
 [Collection(ChatModelGroup.Name)]
 public sealed class ChunkIdentityPathTests(CpuModelFixture models) : IAsyncLifetime, IDisposable
@@ -114,11 +115,7 @@ public sealed class ChunkIdentityPathTests(CpuModelFixture models) : IAsyncLifet
         builder.Services.AddSingleton<IChatClient>(new KvFusionChatClient(_engine!, new KvFusionChatClientOptions { DefaultMaxOutputTokens = 6 }));
         builder.Services.AddSingleton<IChatCompletionService>(sp => sp.GetRequiredService<IChatClient>().AsChatCompletionService(sp));
         var kernel = builder.Build();
-        var records = new List<ChunkRecord>();
-        await foreach (var result in _collection!.SearchAsync(Question, 2))
-        {
-            records.Add(result.Record);
-        }
+        var records = await RecordsAsync(2);
 
         var history = new ChatHistory("Answer from the context.");
         history.AddKvFusionContext(records);
@@ -153,6 +150,56 @@ public sealed class ChunkIdentityPathTests(CpuModelFixture models) : IAsyncLifet
     }
 
     [SkippableFact]
+    public async Task Context_formatter_in_SKs_own_TextSearchProvider_gives_instructions_the_client_fuses_as_the_searched_chunks()
+    {
+        SkipWithoutModel();
+        var expected = await SearchAsync(2);
+#pragma warning disable SKEXP0001, SKEXP0130 // SK marks its text search and TextSearchProvider experimental: the path apps keep.
+        var search = new VectorStoreTextSearch<ChunkRecord>(_collection!, KvFusionContextFormatter.ToText, KvFusionContextFormatter.ToTextSearchResult);
+        var provider = new TextSearchProvider(search, options: new TextSearchProviderOptions { Top = 2, ContextFormatter = KvFusionContextFormatter.Format });
+        var context = await provider.ModelInvokingAsync([new ChatMessage(ChatRole.User, Question)]);
+#pragma warning restore SKEXP0001, SKEXP0130
+        using var client = new KvFusionChatClient(_engine!);
+
+        var response = await client.GetResponseAsync([new ChatMessage(ChatRole.System, context.Instructions!), new ChatMessage(ChatRole.User, Question)], Greedy);
+
+        Assert.Equal(expected, ReportOf(response.AdditionalProperties).ChunkIds);
+        AssertReadNeverWritten(expected, timesAsked: 1);
+    }
+
+    [SkippableFact]
+    public async Task Chunk_ids_survive_function_invocation_middleware_and_a_kernel_with_automatic_function_choice()
+    {
+        SkipWithoutModel();
+        var expected = await SearchAsync(2);
+        using var client = new ChatClientBuilder(new KvFusionChatClient(_engine!))
+            .UseKvFusionRetrieval(_collection!, new KvFusionRetrievalOptions { Top = 2 })
+            .UseFunctionInvocation()
+            .Build();
+        var withTools = new ChatOptions { Temperature = 0, MaxOutputTokens = 6, Tools = [AIFunctionFactory.Create(() => "sunny", "weather")] };
+
+        var response = await client.GetResponseAsync([new ChatMessage(ChatRole.User, Question)], withTools);
+
+        Assert.Equal(expected, ReportOf(response.Messages[^1].AdditionalProperties).ChunkIds);
+
+        // SK routes a kernel with plugins and automatic function choice through its own function-invoking client.
+        var builder = Kernel.CreateBuilder();
+        builder.Services.AddSingleton<IChatClient>(new KvFusionChatClient(_engine!, new KvFusionChatClientOptions { DefaultMaxOutputTokens = 6 }));
+        builder.Services.AddSingleton<IChatCompletionService>(sp => sp.GetRequiredService<IChatClient>().AsChatCompletionService(sp));
+        builder.Plugins.AddFromFunctions("weather", [KernelFunctionFactory.CreateFromMethod(() => "sunny", "today")]);
+        var kernel = builder.Build();
+        var history = new ChatHistory("Answer from the context.");
+        history.AddKvFusionContext(await RecordsAsync(2));
+        history.AddUserMessage(Question);
+        var settings = new PromptExecutionSettings { FunctionChoiceBehavior = FunctionChoiceBehavior.Auto() };
+
+        var answer = await kernel.GetRequiredService<IChatCompletionService>().GetChatMessageContentAsync(history, settings, kernel);
+
+        Assert.Equal(expected, ReportOf(answer.Metadata).ChunkIds);
+        AssertReadNeverWritten(expected, timesAsked: 2);
+    }
+
+    [SkippableFact]
     public async Task Text_retrieved_without_ids_is_precomputed_once_and_reused_on_the_next_question()
     {
         SkipWithoutModel();
@@ -176,16 +223,18 @@ public sealed class ChunkIdentityPathTests(CpuModelFixture models) : IAsyncLifet
 
     private static void SkipWithoutModel() => Skip.IfNot(SharedData.IsPresent, "../shared (models) is not present beside the checkout");
 
-    private async Task<List<string>> SearchAsync(int top)
+    private async Task<List<string>> SearchAsync(int top) => [.. (await RecordsAsync(top)).Select(r => r.Id)];
+
+    private async Task<List<ChunkRecord>> RecordsAsync(int top)
     {
-        var ids = new List<string>();
+        var records = new List<ChunkRecord>();
         await foreach (var result in _collection!.SearchAsync(Question, top))
         {
-            ids.Add(result.Record.Id);
+            records.Add(result.Record);
         }
 
-        Assert.Equal(top, ids.Count);
-        return ids;
+        Assert.Equal(top, records.Count);
+        return records;
     }
 
     /// <summary>Every fused chunk was read from the store once per question and none was written (prefilled) again.</summary>

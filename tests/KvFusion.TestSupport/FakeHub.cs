@@ -9,7 +9,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace KvFusion.Hub.Tests;
+namespace KvFusion.TestSupport;
 
 /// <summary>
 /// A loopback HTTP server in the Hugging Face hub's URL layout serving a model folder, with real sizes, sha256s

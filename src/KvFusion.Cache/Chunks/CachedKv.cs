@@ -1,3 +1,4 @@
+using KvFusion.Cache.Container;
 using KvFusion.Cache.Keys;
 
 namespace KvFusion.Cache.Chunks;
@@ -76,8 +77,37 @@ public sealed class CachedKv
     /// <summary>Tokens.</summary>
     public int TokenCount { get; }
 
-    /// <summary>Bytes of K and V.</summary>
-    public long ByteSize => (_keys.LongLength + _values.LongLength) * 2;
+    /// <summary>Bytes of K and V, and of the E-cache when there is one.</summary>
+    public long ByteSize => ((_keys.LongLength + _values.LongLength) * 2) + (HiddenStates?.ByteSize ?? 0);
+
+    /// <summary>
+    /// The E-cache stored with this entry: the hidden states entering some layers, from which a compatible receiver
+    /// model restarts its forward when it shares this cache; null for an entry stored without.
+    /// </summary>
+    public KvHiddenStates? HiddenStates { get; private init; }
+
+    /// <summary>This entry with <paramref name="hiddenStates"/> as its E-cache (the K/V arrays are shared, not copied).</summary>
+    /// <exception cref="ArgumentException">The E-cache is not of this entry's token count, or names a layer it does not have.</exception>
+    public CachedKv WithHiddenStates(KvHiddenStates? hiddenStates)
+    {
+        if (hiddenStates is not null)
+        {
+            if (hiddenStates.TokenCount != TokenCount)
+            {
+                throw new ArgumentException($"The E-cache holds {hiddenStates.TokenCount} tokens; the entry has {TokenCount}.", nameof(hiddenStates));
+            }
+
+            if (hiddenStates.Layers[^1] >= LayerCount)
+            {
+                throw new ArgumentException($"The E-cache names layer {hiddenStates.Layers[^1]}; the entry has {LayerCount} layers.", nameof(hiddenStates));
+            }
+        }
+
+        return new CachedKv(Key, ModelFingerprint, TokenizerFingerprint, HasTokenIds ? [.. Tokens] : null, TokenCount, LayerCount, KvHeads, HeadDim, _keys, _values)
+        {
+            HiddenStates = hiddenStates,
+        };
+    }
 
     /// <summary>All K values, [layer][kv_head][token][head_dim].</summary>
     public ReadOnlySpan<Half> Keys => _keys;

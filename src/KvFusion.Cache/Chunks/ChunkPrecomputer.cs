@@ -1,3 +1,4 @@
+using KvFusion.Cache.Container;
 using KvFusion.Cache.Keys;
 using KvFusion.Engine.Transformer;
 
@@ -10,8 +11,17 @@ namespace KvFusion.Cache.Chunks;
 public static class ChunkPrecomputer
 {
     /// <summary>Computes the canonical KV of <paramref name="tokens"/> placed after <paramref name="sink"/>.</summary>
-    public static CachedKv Compute(TransformerModel model, CacheKey key, ReadOnlySpan<int> sink, ReadOnlySpan<int> tokens, CancellationToken cancellationToken = default)
+    public static CachedKv Compute(TransformerModel model, CacheKey key, ReadOnlySpan<int> sink, ReadOnlySpan<int> tokens, CancellationToken cancellationToken = default) =>
+        Compute(model, key, sink, tokens, [], cancellationToken);
+
+    /// <summary>
+    /// Computes the canonical KV of <paramref name="tokens"/> placed after <paramref name="sink"/>, with the hidden
+    /// states of the chunk's tokens entering each of <paramref name="hiddenStateLayers"/> (the E-cache; none when empty).
+    /// </summary>
+    /// <exception cref="ArgumentException">A hidden-state layer is not one of the model's, or the layers do not increase.</exception>
+    public static CachedKv Compute(TransformerModel model, CacheKey key, ReadOnlySpan<int> sink, ReadOnlySpan<int> tokens, IReadOnlyList<int> hiddenStateLayers, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(hiddenStateLayers);
         ArgumentNullException.ThrowIfNull(model);
         if (tokens.IsEmpty)
         {
@@ -40,11 +50,31 @@ public static class ChunkPrecomputer
         var values = new Half[(long)c.LayerCount * layerValues];
         var kbuf = new float[total * c.KvWidth];
         var vbuf = new float[total * c.KvWidth];
+        for (var i = 0; i < hiddenStateLayers.Count; i++)
+        {
+            if ((uint)hiddenStateLayers[i] >= (uint)c.LayerCount || (i > 0 && hiddenStateLayers[i] <= hiddenStateLayers[i - 1]))
+            {
+                throw new ArgumentException($"E-cache layers must be increasing layers of the model (0 to {c.LayerCount - 1}); got [{string.Join(", ", hiddenStateLayers)}].", nameof(hiddenStateLayers));
+            }
+        }
+
+        var states = new Half[hiddenStateLayers.Count][];
+        var hidden = hiddenStateLayers.Count == 0 ? [] : new float[total * c.HiddenSize];
         using var session = model.CreateSession(total);
         var pass = session.BeginPass(all, slots, slots);
+        var nextState = 0;
         for (var l = 0; l < c.LayerCount; l++)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (nextState < hiddenStateLayers.Count && hiddenStateLayers[nextState] == l)
+            {
+                // The sink's rows are dropped, as from the K/V: a receiver restarts only the chunk's rows.
+                pass.DownloadHidden(hidden);
+                var state = new Half[n * c.HiddenSize];
+                System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(hidden.AsSpan(sink.Length * c.HiddenSize, n * c.HiddenSize), state);
+                states[nextState++] = state;
+            }
+
             pass.ComputeQkv(l);
             pass.DownloadFreshKv(preRope: true, kbuf, vbuf);
             CachedKv.StoreLayerTokenMajor(kbuf, sink.Length, n, c.KvHeadCount, c.HeadDim, keys.AsSpan(l * layerValues, layerValues));
@@ -57,7 +87,8 @@ public static class ChunkPrecomputer
             }
         }
 
-        return new CachedKv(key, model.Fingerprint.Model, model.Fingerprint.Tokenizer, tokens.ToArray(), c.LayerCount, c.KvHeadCount, c.HeadDim, keys, values);
+        var entry = new CachedKv(key, model.Fingerprint.Model, model.Fingerprint.Tokenizer, tokens.ToArray(), c.LayerCount, c.KvHeadCount, c.HeadDim, keys, values);
+        return states.Length == 0 ? entry : entry.WithHiddenStates(new KvHiddenStates(n, c.HiddenSize, hiddenStateLayers, states));
     }
 
     /// <summary>Reads consecutive slots of every layer of a session's cache into a canonical entry (e.g. a prefix block).</summary>

@@ -168,7 +168,8 @@ internal sealed class KvContainerSections
         var ids = h.TokenIds is null ? null : (int[])h.TokenIds;
         var entry = new CachedKv(h.Key, h.ModelFingerprint, h.TokenizerFingerprint, ids, h.TokenCount, h.LayerCount, h.KvHeads, h.HeadDim, _keys!, _values!);
         var hidden = _hidden.Length == 0 ? null : new KvHiddenStates(h.TokenCount, h.HiddenSize, h.HiddenStateLayers, _hidden!);
-        return new KvContainerContents { Header = h, Entry = entry, HiddenStates = hidden };
+        // The entry carries its E-cache, so whoever stores it again (a tier below, a re-encode) keeps it.
+        return new KvContainerContents { Header = h, Entry = hidden is null ? entry : entry.WithHiddenStates(hidden), HiddenStates = hidden };
     }
 
     /// <summary>

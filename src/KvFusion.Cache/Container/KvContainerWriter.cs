@@ -12,11 +12,11 @@ namespace KvFusion.Cache.Container;
 /// </summary>
 public static class KvContainerWriter
 {
-    /// <summary>Writes <paramref name="entry"/> as a container into <paramref name="destination"/>.</summary>
+    /// <summary>Writes <paramref name="entry"/> (with its E-cache, when it has one) as a container into <paramref name="destination"/>.</summary>
     /// <exception cref="ArgumentException">The codec is not valid, or the entry cannot be written (an id that is not lowercase hex, an empty fingerprint, no tokens).</exception>
     /// <exception cref="NotSupportedException">The codec is not available in this build.</exception>
     public static KvContainerWriteResult Write(IBufferWriter<byte> destination, CachedKv entry, KvCodecSpec codec, KvContainerWriteOptions? options = null) =>
-        Write(destination, entry, null, codec, options);
+        Write(destination, entry, entry?.HiddenStates, codec, options);
 
     /// <summary>Writes <paramref name="entry"/> and its E-cache (when not null) as a container into <paramref name="destination"/>.</summary>
     /// <exception cref="ArgumentException">The codec is not valid, the entry cannot be written, or the E-cache does not fit the entry.</exception>
@@ -52,7 +52,7 @@ public static class KvContainerWriter
     /// <summary>The container of <paramref name="entry"/> as a new array.</summary>
     /// <exception cref="ArgumentException">The codec is not valid or the entry cannot be written.</exception>
     /// <exception cref="NotSupportedException">The codec is not available in this build.</exception>
-    public static byte[] ToArray(CachedKv entry, KvCodecSpec codec, KvContainerWriteOptions? options = null) => ToArray(entry, null, codec, options);
+    public static byte[] ToArray(CachedKv entry, KvCodecSpec codec, KvContainerWriteOptions? options = null) => ToArray(entry, entry?.HiddenStates, codec, options);
 
     /// <summary>The container of <paramref name="entry"/> and its E-cache as a new array.</summary>
     /// <exception cref="ArgumentException">The codec is not valid, the entry cannot be written, or the E-cache does not fit the entry.</exception>
@@ -64,11 +64,11 @@ public static class KvContainerWriter
         return buffer.WrittenSpan.ToArray();
     }
 
-    /// <summary>Writes <paramref name="entry"/> as a container to a stream; the next window of sections encodes while one is written.</summary>
+    /// <summary>Writes <paramref name="entry"/> (with its E-cache, when it has one) as a container to a stream; the next window of sections encodes while one is written.</summary>
     /// <exception cref="ArgumentException">The codec is not valid or the entry cannot be written.</exception>
     /// <exception cref="NotSupportedException">The codec is not available in this build.</exception>
     public static ValueTask<KvContainerWriteResult> WriteAsync(Stream destination, CachedKv entry, KvCodecSpec codec, KvContainerWriteOptions? options = null, CancellationToken cancellationToken = default) =>
-        WriteAsync(destination, entry, null, codec, options, cancellationToken);
+        WriteAsync(destination, entry, entry?.HiddenStates, codec, options, cancellationToken);
 
     /// <summary>Writes <paramref name="entry"/> and its E-cache (when not null) as a container to a stream.</summary>
     /// <exception cref="ArgumentException">The codec is not valid, the entry cannot be written, or the E-cache does not fit the entry.</exception>

@@ -59,6 +59,12 @@ public sealed class KvHiddenStates
     /// <summary>The layers whose entering hidden state is stored, strictly increasing.</summary>
     public IReadOnlyList<int> Layers => _layers;
 
+    /// <summary>Bytes of the states (fp16).</summary>
+    public long ByteSize => (long)_layers.Length * TokenCount * HiddenSize * 2;
+
+    /// <summary>The index of <paramref name="layer"/> in <see cref="Layers"/>, or -1 when its state is not stored.</summary>
+    public int IndexOf(int layer) => System.Array.IndexOf(_layers, layer);
+
     /// <summary>The hidden state entering the <paramref name="index"/>-th stored layer (<see cref="Layers"/>[index]), [token][hidden].</summary>
     public ReadOnlySpan<Half> State(int index) => _states[index];
 

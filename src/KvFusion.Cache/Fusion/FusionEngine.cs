@@ -12,7 +12,7 @@ namespace KvFusion.Cache.Fusion;
 
 /// <summary>
 /// Builds fused prompts from a prefix, chunks and a query on one model: full recompute, exact prefix reuse, full
-/// chunk reuse, or CacheBlend. Chunks given as text are precomputed and stored on the way.
+/// chunk reuse, CacheBlend, or sharing another model's caches (DroidSpeak). Chunks given as text are precomputed and stored on the way.
 /// </summary>
 /// <remarks>
 /// The backend computes one thing at a time: a request's fusion, a chunk's precompute, or one decode step of a
@@ -47,7 +47,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
         _gate = gate;
         _ownsGate = ownsGate;
         _planner = new FusionPlanner(model, store, options);
-        var chunks = new ChunkCaches(model, store);
+        var chunks = new ChunkCaches(model, store, options.HiddenStateLayers);
         var prefixBlocks = new PrefixBlocks(model, store, options.StorePrefixBlocks);
         IFusionModeRunner[] runners =
         [
@@ -55,6 +55,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
             new PrefixModeRunner(prefixBlocks),
             new ReuseModeRunner(chunks, prefixBlocks),
             new BlendModeRunner(chunks, prefixBlocks),
+            new ShareModeRunner(prefixBlocks),
         ];
         _runners = runners.ToDictionary(r => r.Mode);
     }
@@ -170,7 +171,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
                 return;
             }
 
-            var entry = ChunkPrecomputer.Compute(Model, target.Key, target.Sink, target.Tokens, ct);
+            var entry = ChunkPrecomputer.Compute(Model, target.Key, target.Sink, target.Tokens, _options.HiddenStateLayers, ct);
             await Store.PutAsync(entry, ct).ConfigureAwait(false);
         }
         finally

@@ -19,6 +19,12 @@ public enum FusionError
 
     /// <summary>The request is malformed (e.g. a chunk with neither id, text nor tokens).</summary>
     InvalidRequest,
+
+    /// <summary>A shared cache's sender is not of the receiver's family (architecture, shapes or tokenizer differ).</summary>
+    IncompatibleModels,
+
+    /// <summary>A shared chunk lacks the E-cache layer a recompute range starts at.</summary>
+    MissingHiddenState,
 }
 
 /// <summary>A fusion request that cannot be served; nothing was stored for it. <see cref="Error"/> says why.</summary>

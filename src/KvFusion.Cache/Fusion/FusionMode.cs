@@ -16,9 +16,15 @@ public enum FusionMode
 
     /// <summary>CacheBlend: recompute only the tokens whose K/V deviate most, from the check layer on.</summary>
     Blend,
+
+    /// <summary>
+    /// Cross-model sharing (DroidSpeak): the chunks are caches another model of the family computed; the receiver
+    /// recomputes the request's layer ranges from the sender's E-cache and reuses the sender's K/V elsewhere.
+    /// </summary>
+    Share,
 }
 
-/// <summary>A mode with its recompute ratio, as written on command lines: <c>full</c>, <c>prefix</c>, <c>reuse</c>, <c>blend:0.15</c>.</summary>
+/// <summary>A mode with its recompute ratio, as written on command lines: <c>full</c>, <c>prefix</c>, <c>reuse</c>, <c>share</c>, <c>blend:0.15</c>.</summary>
 /// <param name="Mode">The mode.</param>
 /// <param name="Ratio">Blend's recompute ratio (ignored by other modes).</param>
 /// <param name="Variant">An optional named blend variant after a second colon (e.g. <c>blend:0.15:qattn</c>).</param>
@@ -26,9 +32,9 @@ public readonly record struct FusionModeSpec(FusionMode Mode, double Ratio, stri
 {
     /// <summary>The forms a mode string takes, as listed in parse errors.</summary>
     public static string ValidForms =>
-        $"full, prefix, reuse, blend, blend:R, blend:R:VARIANT (R in (0, 1]; VARIANT one of {string.Join(", ", BlendVariants.Names)})";
+        $"full, prefix, reuse, share, blend, blend:R, blend:R:VARIANT (R in (0, 1]; VARIANT one of {string.Join(", ", BlendVariants.Names)})";
 
-    /// <summary>Parses <c>full</c>, <c>prefix</c>, <c>reuse</c>, <c>blend</c>, <c>blend:R</c> or <c>blend:R:VARIANT</c>.</summary>
+    /// <summary>Parses <c>full</c>, <c>prefix</c>, <c>reuse</c>, <c>share</c>, <c>blend</c>, <c>blend:R</c> or <c>blend:R:VARIANT</c>.</summary>
     /// <exception cref="FusionException">
     /// <see cref="FusionError.InvalidRequest"/>: an unknown mode or variant, a ratio that is not a number in (0, 1], a
     /// ratio on a mode other than blend, or parts after the variant. The message names the bad part and lists
@@ -44,6 +50,7 @@ public readonly record struct FusionModeSpec(FusionMode Mode, double Ratio, stri
             "prefix" => FusionMode.Prefix,
             "reuse" => FusionMode.Reuse,
             "blend" => FusionMode.Blend,
+            "share" => FusionMode.Share,
             _ => throw Invalid(text, $"unknown mode '{parts[0]}'"),
         };
         if (parts.Length > 1 && mode != FusionMode.Blend)

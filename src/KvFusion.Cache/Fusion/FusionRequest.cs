@@ -1,4 +1,5 @@
 using KvFusion.Cache.Keys;
+using KvFusion.Cache.Sharing;
 
 namespace KvFusion.Cache.Fusion;
 
@@ -60,6 +61,12 @@ public sealed record FusionRequest
 
     /// <summary>The sink chunks are precomputed behind; null: the engine's default.</summary>
     public SinkKind? Sink { get; init; }
+
+    /// <summary>
+    /// <see cref="FusionMode.Share"/>: the sender whose stored caches the chunks are (chunk ids and texts are looked up
+    /// under its fingerprints, in its store) and the layers to recompute. Required in that mode, refused in others.
+    /// </summary>
+    public SharedCacheSource? SharedFrom { get; init; }
 
     /// <summary>Extra slots to reserve after the prompt for generation.</summary>
     public int ReserveTokens { get; init; } = 256;

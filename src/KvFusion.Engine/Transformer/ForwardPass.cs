@@ -101,6 +101,52 @@ internal sealed class ForwardPass
     }
 
     /// <summary>
+    /// Copies the rows' hidden states entering <see cref="NextLayer"/>, [rows, hidden], to host memory: the E-cache a
+    /// compatible model restarts from when it shares this pass's KV.
+    /// </summary>
+    public void DownloadHidden(Span<float> destination)
+    {
+        if (_qkvLayer >= 0)
+        {
+            throw new InvalidOperationException($"The hidden state entering layer {_qkvLayer} is read before its q/k/v are computed.");
+        }
+
+        var count = RowCount * Model.Config.HiddenSize;
+        if (destination.Length != count)
+        {
+            throw new ArgumentException($"The hidden states of {RowCount} rows need {count} floats; got {destination.Length}.", nameof(destination));
+        }
+
+        Backend.Download(_b.Hidden, 0, RowCount, destination);
+    }
+
+    /// <summary>
+    /// Continues the pass at <paramref name="layer"/> from the given hidden states entering it ([rows, hidden]), in
+    /// place of the layers before: cross-model sharing starts a receiver's recompute from the sender's E-cache.
+    /// </summary>
+    public void StartAt(int layer, ReadOnlySpan<float> hidden)
+    {
+        if (_qkvLayer >= 0)
+        {
+            throw new InvalidOperationException($"Layer {_qkvLayer} has its q/k/v computed; start a pass at a layer before computing any.");
+        }
+
+        if ((uint)layer >= (uint)Model.Config.LayerCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(layer), $"Layer {layer} is not one of the model's {Model.Config.LayerCount} layers.");
+        }
+
+        var count = RowCount * Model.Config.HiddenSize;
+        if (hidden.Length != count)
+        {
+            throw new ArgumentException($"The hidden states of {RowCount} rows need {count} floats; got {hidden.Length}.", nameof(hidden));
+        }
+
+        Backend.Upload(hidden, _b.Hidden, 0);
+        _nextLayer = layer;
+    }
+
+    /// <summary>
     /// Computes the rows' queries, keys and values for <paramref name="layer"/> (input norm, projections, q/k norm,
     /// RoPE). The fresh K before and after RoPE, and V, can then be read with <see cref="DownloadFreshKv"/>.
     /// </summary>

@@ -1,3 +1,5 @@
+using KvFusion.Cache.Sharing;
+
 namespace KvFusion.Cache.Fusion.Planning;
 
 /// <summary>A validated fusion request: the tokens of each segment and where they sit in the fused prompt.</summary>
@@ -17,6 +19,9 @@ internal sealed class FusionPlan
 
     /// <summary>The fused prompt: prefix, chunks, query.</summary>
     public required int[] Tokens { get; init; }
+
+    /// <summary>Share mode: the sender the chunk entries came from and the layers to recompute; null in other modes.</summary>
+    public SharedCacheSource? SharedFrom { get; init; }
 
     public int ChunkTokens => Chunks.Sum(c => c.Tokens.Length);
 

@@ -1,6 +1,8 @@
 using System.Runtime.InteropServices;
 using KvFusion.Cache.Keys;
+using KvFusion.Cache.Sharing;
 using KvFusion.Cache.Storage;
+using KvFusion.Engine.Models;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Cache.Fusion.Planning;
@@ -55,13 +57,16 @@ internal sealed class FusionPlanner(TransformerModel model, IKvStore store, Fusi
         var sinkKind = request.Sink ?? options.DefaultSink;
         var sink = SinkTokens(sinkKind, prefix);
         var variant = Variant(sinkKind, prefix);
+        var shared = CheckSharing(request);
         var chunks = new List<ChunkPlan>(request.Chunks.Count);
         for (var i = 0; i < request.Chunks.Count; i++)
         {
             var input = request.Chunks[i] ?? throw new FusionException(FusionError.InvalidRequest, $"Chunk {i} is null.");
-            chunks.Add(input.Id is { } id
-                ? await PlanStoredChunkAsync(id, variant, ct).ConfigureAwait(false)
-                : PlanChunkText(input, i, variant, sink.Length));
+            chunks.Add(shared is not null
+                ? await PlanSharedChunkAsync(shared, input, i, variant, sink.Length, ct).ConfigureAwait(false)
+                : input.Id is { } id
+                    ? await PlanStoredChunkAsync(id, variant, ct).ConfigureAwait(false)
+                    : PlanChunkText(input, i, variant, sink.Length));
         }
 
         var all = Concatenate(prefix, chunks, query);
@@ -71,10 +76,83 @@ internal sealed class FusionPlanner(TransformerModel model, IKvStore store, Fusi
                 $"The fused prompt has {all.Length} tokens (prefix {prefix.Length}, chunks {all.Length - prefix.Length - query.Length}, query {query.Length}); the model's context is {model.Config.MaxPositionEmbeddings}.");
         }
 
-        var modeName = request.Mode == FusionMode.Blend
-            ? new FusionModeSpec(FusionMode.Blend, request.Blend.Ratio).ToString()
-            : request.Mode.ToString().ToLowerInvariant();
-        return new FusionPlan { ModeName = modeName, Prefix = prefix, Chunks = chunks, Query = query, Sink = sink, Tokens = all };
+        var modeName = request.Mode switch
+        {
+            FusionMode.Blend => new FusionModeSpec(FusionMode.Blend, request.Blend.Ratio).ToString(),
+            FusionMode.Share => $"share:{shared!.Recompute}",
+            _ => request.Mode.ToString().ToLowerInvariant(),
+        };
+        return new FusionPlan { ModeName = modeName, Prefix = prefix, Chunks = chunks, Query = query, Sink = sink, Tokens = all, SharedFrom = shared };
+    }
+
+    /// <summary>The request's sender, checked: present in share mode only, of this model's family, its ranges within the layers.</summary>
+    private SharedCacheSource? CheckSharing(FusionRequest request)
+    {
+        var shared = request.SharedFrom;
+        if (request.Mode != FusionMode.Share)
+        {
+            return shared is null
+                ? null
+                : throw new FusionException(FusionError.InvalidRequest, $"SharedFrom names a sender ({shared.SenderName}) but the mode is {request.Mode.ToString().ToLowerInvariant()}; shared caches are used in share mode only.");
+        }
+
+        if (shared is null)
+        {
+            throw new FusionException(FusionError.InvalidRequest, "Share mode needs SharedFrom: the sender model whose stored caches the chunks are, and the layers to recompute.");
+        }
+
+        var compatibility = ModelCompatibility.Check(shared.SenderConfig, shared.SenderFingerprint, model.Config, model.Fingerprint);
+        if (!compatibility.IsCompatible)
+        {
+            throw new FusionException(FusionError.IncompatibleModels, $"This model cannot use caches of {shared.SenderName}: {compatibility.Reason}.");
+        }
+
+        try
+        {
+            shared.Recompute.CheckFits(model.Config.LayerCount);
+        }
+        catch (ArgumentException e)
+        {
+            throw new FusionException(FusionError.InvalidRequest, e.Message);
+        }
+
+        return shared;
+    }
+
+    /// <summary>A chunk the sender stored: by id, or by text or tokens keyed under the sender's fingerprints.</summary>
+    private async Task<ChunkPlan> PlanSharedChunkAsync(SharedCacheSource shared, ChunkInput input, int index, string variant, int sinkLength, CancellationToken ct)
+    {
+        string id;
+        if (input.Id is { } given)
+        {
+            id = given.ToString();
+        }
+        else
+        {
+            var tokens = input.Tokens?.ToArray() ?? (input.Text is { } text ? Tokenize(text) : null)
+                ?? throw new FusionException(FusionError.InvalidRequest, $"Chunk {index} has neither an id, text nor tokens.");
+            CheckVocabulary(tokens, $"Chunk {index}");
+            CheckChunkFits(tokens, sinkLength);
+            id = ChunkId.Compute(shared.SenderFingerprint.Model, shared.SenderFingerprint.Tokenizer, tokens).ToString();
+        }
+
+        var key = new CacheKey(CacheEntryKind.Chunk, id, variant);
+        var entry = await shared.Store.GetAsync(key, ct).ConfigureAwait(false)
+            ?? throw new FusionException(FusionError.UnknownChunk,
+                $"Chunk {index} ({id[..12]}…, variant {variant}) is not stored by {shared.SenderName}: the sender computes and stores it first (its engine's PutChunkAsync), since the receiver does not have its weights.");
+        StoredKvCheck.Check(shared.SenderFingerprint, shared.SenderConfig, entry, $"Chunk {index}", shared.SenderName);
+        CheckVocabulary([.. entry.Tokens], $"Chunk {index}");
+        foreach (var range in shared.Recompute.Ranges)
+        {
+            if (range.First > 0 && (entry.HiddenStates is not { } hidden || hidden.IndexOf(range.First) < 0))
+            {
+                throw new FusionException(FusionError.MissingHiddenState,
+                    $"Chunk {index} ({id[..12]}…) of {shared.SenderName} has no E-cache for layer {range.First}, where recompute range {range} starts; "
+                    + $"it was stored with E-cache layers [{string.Join(", ", entry.HiddenStates?.Layers ?? [])}]. Store the sender's chunks with those layers (FusionEngineOptions.HiddenStateLayers).");
+            }
+        }
+
+        return new ChunkPlan { Tokens = [.. entry.Tokens], Key = key, Entry = entry };
     }
 
     private async Task<ChunkPlan> PlanStoredChunkAsync(ChunkId id, string variant, CancellationToken ct)

@@ -1,4 +1,5 @@
 using KvFusion.Cache.Chunks;
+using KvFusion.Engine.Models;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Cache.Fusion.Planning;
@@ -7,18 +8,20 @@ namespace KvFusion.Cache.Fusion.Planning;
 internal static class StoredKvCheck
 {
     /// <exception cref="FusionException">The entry does not belong to <paramref name="model"/>.</exception>
-    public static void Check(TransformerModel model, CachedKv entry, string what)
+    public static void Check(TransformerModel model, CachedKv entry, string what) => Check(model.Fingerprint, model.Config, entry, what, "this model");
+
+    /// <exception cref="FusionException">The entry was not computed by the model of <paramref name="fingerprint"/> and <paramref name="config"/>.</exception>
+    public static void Check(ModelFingerprint fingerprint, ModelConfig config, CachedKv entry, string what, string modelName)
     {
-        if (entry.ModelFingerprint != model.Fingerprint.Model || entry.TokenizerFingerprint != model.Fingerprint.Tokenizer)
+        if (entry.ModelFingerprint != fingerprint.Model || entry.TokenizerFingerprint != fingerprint.Tokenizer)
         {
             throw new FusionException(FusionError.ModelMismatch,
-                $"{what} was computed by model {entry.ModelFingerprint[..12]}… (tokenizer {entry.TokenizerFingerprint[..12]}…), not by this model ({model.Fingerprint.Model[..12]}…).");
+                $"{what} was computed by model {entry.ModelFingerprint[..12]}… (tokenizer {entry.TokenizerFingerprint[..12]}…), not by {modelName} ({fingerprint.Model[..12]}…).");
         }
 
-        var c = model.Config;
-        if (entry.LayerCount != c.LayerCount || entry.KvHeads != c.KvHeadCount || entry.HeadDim != c.HeadDim)
+        if (entry.LayerCount != config.LayerCount || entry.KvHeads != config.KvHeadCount || entry.HeadDim != config.HeadDim)
         {
-            throw new FusionException(FusionError.ModelMismatch, $"{what} has {entry.LayerCount}×{entry.KvHeads}×{entry.HeadDim} KV; the model needs {c.LayerCount}×{c.KvHeadCount}×{c.HeadDim}.");
+            throw new FusionException(FusionError.ModelMismatch, $"{what} has {entry.LayerCount}×{entry.KvHeads}×{entry.HeadDim} KV; {modelName} needs {config.LayerCount}×{config.KvHeadCount}×{config.HeadDim}.");
         }
     }
 }

@@ -6,7 +6,7 @@ using KvFusion.Engine.Transformer;
 namespace KvFusion.Cache.Fusion.Runners;
 
 /// <summary>Brings a plan's chunk caches from the store (precomputing missing ones) into a session.</summary>
-internal sealed class ChunkCaches(TransformerModel model, IKvStore store)
+internal sealed class ChunkCaches(TransformerModel model, IKvStore store, IReadOnlyList<int> hiddenStateLayers)
 {
     /// <summary>Loads stored chunk entries, precomputing and storing the missing ones; returns how many were computed.</summary>
     public async Task<int> EnsureAsync(FusionPlan plan, CancellationToken ct)
@@ -26,7 +26,7 @@ internal sealed class ChunkCaches(TransformerModel model, IKvStore store)
             }
             else
             {
-                entry = ChunkPrecomputer.Compute(model, c.Key, plan.Sink, c.Tokens, ct);
+                entry = ChunkPrecomputer.Compute(model, c.Key, plan.Sink, c.Tokens, hiddenStateLayers, ct);
                 await store.PutAsync(entry, ct).ConfigureAwait(false);
                 computed++;
             }

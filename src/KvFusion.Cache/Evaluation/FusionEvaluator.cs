@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using KvFusion.Cache.Fusion;
+using KvFusion.Cache.Sharing;
 using KvFusion.Engine.Generation;
 
 namespace KvFusion.Cache.Evaluation;
@@ -52,6 +53,15 @@ public sealed record FusionEvaluationOptions
 
     /// <summary>The sink chunks are precomputed behind (null: the engine's default).</summary>
     public SinkKind? Sink { get; init; }
+
+    /// <summary>
+    /// Cross-model sharing: the sender's engine (its model and store). Share modes fuse the chunks it stored, which it
+    /// computes before timing; its <see cref="FusionEngineOptions.HiddenStateLayers"/> must cover the ranges' starts.
+    /// </summary>
+    public FusionEngine? Sender { get; init; }
+
+    /// <summary>The ranges of a <c>share</c> mode that names none (a loaded profile's); null: such a mode is refused.</summary>
+    public RecomputeRanges? DefaultRecompute { get; init; }
 }
 
 /// <summary>
@@ -92,6 +102,10 @@ public sealed class FusionEvaluator(FusionEngine engine, FusionEvaluationOptions
             foreach (var chunk in c.Chunks)
             {
                 await engine.PutChunkAsync(ChunkInput.FromText(chunk), _options.Sink, c.Prefix, cancellationToken).ConfigureAwait(false);
+                if (_options.Sender is { } sender)
+                {
+                    await sender.PutChunkAsync(ChunkInput.FromText(chunk), _options.Sink, c.Prefix, cancellationToken).ConfigureAwait(false);
+                }
             }
 
             // Full first: it is the reference for every other mode.
@@ -139,6 +153,7 @@ public sealed class FusionEvaluator(FusionEngine engine, FusionEvaluationOptions
             Mode = mode,
             Blend = blend,
             Sink = _options.Sink,
+            SharedFrom = mode == FusionMode.Share ? Shared(spec) : null,
             ReserveTokens = Math.Max(answer.Length, _options.GreedyTokens) + 1,
         };
 
@@ -204,6 +219,14 @@ public sealed class FusionEvaluator(FusionEngine engine, FusionEvaluationOptions
             ComputeFraction = context.Report.ComputeFraction,
             PromptTokens = context.Report.TotalTokens,
         };
+    }
+
+    private SharedCacheSource Shared(FusionModeSpec spec)
+    {
+        var sender = _options.Sender ?? throw new FusionException(FusionError.InvalidRequest, $"Mode {spec} shares a sender's caches, and no sender model was given.");
+        var ranges = spec.Recompute ?? _options.DefaultRecompute
+            ?? throw new FusionException(FusionError.InvalidRequest, $"Mode {spec} names no recompute ranges and no sharing profile was loaded: write share:RANGES (e.g. share:0-1) or load a profile.");
+        return SharedCacheSource.From(sender.Model, sender.Store, ranges);
     }
 
     private static double Median(List<double> values)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using KvFusion.Cache.Sharing;
 
 namespace KvFusion.Cache.Fusion;
 
@@ -28,13 +29,14 @@ public enum FusionMode
 /// <param name="Mode">The mode.</param>
 /// <param name="Ratio">Blend's recompute ratio (ignored by other modes).</param>
 /// <param name="Variant">An optional named blend variant after a second colon (e.g. <c>blend:0.15:qattn</c>).</param>
-public readonly record struct FusionModeSpec(FusionMode Mode, double Ratio, string? Variant = null)
+/// <param name="Recompute">Share's recompute ranges after the colon (e.g. <c>share:0-1,4</c>); null: the sender's profile.</param>
+public readonly record struct FusionModeSpec(FusionMode Mode, double Ratio, string? Variant = null, RecomputeRanges? Recompute = null)
 {
     /// <summary>The forms a mode string takes, as listed in parse errors.</summary>
     public static string ValidForms =>
-        $"full, prefix, reuse, share, blend, blend:R, blend:R:VARIANT (R in (0, 1]; VARIANT one of {string.Join(", ", BlendVariants.Names)})";
+        $"full, prefix, reuse, share, share:RANGES, blend, blend:R, blend:R:VARIANT (R in (0, 1]; RANGES none or layer ranges such as 0-1,4; VARIANT one of {string.Join(", ", BlendVariants.Names)})";
 
-    /// <summary>Parses <c>full</c>, <c>prefix</c>, <c>reuse</c>, <c>share</c>, <c>blend</c>, <c>blend:R</c> or <c>blend:R:VARIANT</c>.</summary>
+    /// <summary>Parses <c>full</c>, <c>prefix</c>, <c>reuse</c>, <c>share</c>, <c>share:RANGES</c>, <c>blend</c>, <c>blend:R</c> or <c>blend:R:VARIANT</c>.</summary>
     /// <exception cref="FusionException">
     /// <see cref="FusionError.InvalidRequest"/>: an unknown mode or variant, a ratio that is not a number in (0, 1], a
     /// ratio on a mode other than blend, or parts after the variant. The message names the bad part and lists
@@ -53,6 +55,23 @@ public readonly record struct FusionModeSpec(FusionMode Mode, double Ratio, stri
             "share" => FusionMode.Share,
             _ => throw Invalid(text, $"unknown mode '{parts[0]}'"),
         };
+        if (mode == FusionMode.Share)
+        {
+            if (parts.Length > 2)
+            {
+                throw Invalid(text, $"share takes one list of layer ranges, got '{string.Join(':', parts[1..])}'");
+            }
+
+            try
+            {
+                return new FusionModeSpec(mode, BlendOptions.DefaultRatio, null, parts.Length > 1 ? RecomputeRanges.Parse(parts[1]) : null);
+            }
+            catch (FormatException e)
+            {
+                throw Invalid(text, e.Message);
+            }
+        }
+
         if (parts.Length > 1 && mode != FusionMode.Blend)
         {
             throw Invalid(text, $"mode '{parts[0]}' takes no ratio, got '{parts[1]}'");
@@ -84,6 +103,7 @@ public readonly record struct FusionModeSpec(FusionMode Mode, double Ratio, stri
         FusionMode.Blend => Variant is null
             ? string.Create(CultureInfo.InvariantCulture, $"blend:{Ratio:0.###}")
             : string.Create(CultureInfo.InvariantCulture, $"blend:{Ratio:0.###}:{Variant}"),
+        FusionMode.Share => Recompute is null ? "share" : $"share:{Recompute}",
         _ => Mode.ToString().ToLowerInvariant(),
     };
 

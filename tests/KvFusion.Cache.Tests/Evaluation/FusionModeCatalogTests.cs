@@ -59,7 +59,7 @@ public sealed class FusionModeCatalogTests
         Assert.Equal(FusionError.InvalidRequest, e.Error);
         Assert.Contains($"'{text}'", e.Message, StringComparison.Ordinal);
         Assert.Contains($"'{badPart}'", e.Message, StringComparison.Ordinal);
-        Assert.Contains("full, prefix, reuse, share, blend, blend:R, blend:R:VARIANT", e.Message, StringComparison.Ordinal);
+        Assert.Contains("full, prefix, reuse, share, share:RANGES, blend, blend:R, blend:R:VARIANT", e.Message, StringComparison.Ordinal);
         Assert.All(FusionModeCatalog.Variants.Keys, v => Assert.Contains(v, e.Message, StringComparison.Ordinal));
     }
 

@@ -19,6 +19,7 @@ internal static class Program
         root.Subcommands.Add(ModelCommands.Create());
         root.Subcommands.Add(BenchCommands.Create());
         root.Subcommands.Add(EvalCommands.Create());
+        root.Subcommands.Add(ProfileCommands.Create());
         root.Subcommands.Add(AskCommand.Create());
         root.Subcommands.Add(KvCommands.Create());
         root.Subcommands.Add(IngestCommand.Create());

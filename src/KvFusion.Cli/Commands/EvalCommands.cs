@@ -4,6 +4,7 @@ using System.Text.Json;
 using KvFusion.Cache.Codecs;
 using KvFusion.Cache.Evaluation;
 using KvFusion.Cache.Fusion;
+using KvFusion.Cache.Sharing;
 using KvFusion.Cache.Storage;
 using Spectre.Console;
 
@@ -49,21 +50,31 @@ internal static class EvalCommands
         var cases = new Option<string>("--cases") { Description = "JSON-lines case file (see docs/fusion-cases.md).", Required = true };
         var modes = new Option<string>("--modes")
         {
-            Description = "Comma-separated modes: full, prefix, reuse, blend:R, blend:R:VARIANT (variants: " + string.Join(", ", FusionModeCatalog.Variants.Keys) + ").",
+            Description = "Comma-separated modes: full, prefix, reuse, blend:R, blend:R:VARIANT (variants: " + string.Join(", ", FusionModeCatalog.Variants.Keys) + "); with --sender also share:RANGES (e.g. share:none, share:0-1) and share (the --profile's ranges).",
             DefaultValueFactory = _ => "full,prefix,reuse,blend:0.15,blend:0.3",
         };
         var sink = new Option<string?>("--sink") { Description = "Sink chunks are precomputed behind: none, bos, prefix (default: the engine's)." };
         var ttftRuns = new Option<int>("--ttft-runs") { Description = "Timed fusions per case and mode (median).", DefaultValueFactory = _ => 3 }.AtLeast(1);
         var limit = new Option<int?>("--limit") { Description = "Use only the first N cases." };
         var output = new Option<string?>("--out") { Description = "Directory for summary.json and the PNG plot." };
+        var sender = new Option<string?>("--sender")
+        {
+            Description = "Cross-model sharing: the model whose caches share modes fuse (--model is the receiver). It stores the case chunks with the E-cache of every layer.",
+        };
+        var profile = new Option<string?>("--profile") { Description = "A sharing profile (kvfusion profile sharing) for --sender → --model: the ranges of a plain 'share' mode." };
         var codec = CodecOptions.Codec("Store chunk and prefix-block caches as containers with this codec (raw, lz4, fp8, cachegen[:1..3]), so quality and TTFT include it (default: decoded in memory).");
         var command = new Command("fusion", "Quality (KL, top-1, greedy match, NLL against full) and TTFT of fusion modes on a case file.")
         {
-            model, threads, device, cases, modes, sink, ttftRuns, limit, output, codec,
+            model, threads, device, cases, modes, sink, ttftRuns, limit, output, codec, sender, profile,
         };
         command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
         {
             var modeList = ParseModes(parse.GetValue(modes)!);
+            if (parse.GetValue(sender) is null && (parse.GetValue(profile) is not null || modeList.Any(x => x.Mode == FusionMode.Share)))
+            {
+                throw new CliException("Share modes and --profile need --sender: the model whose caches are shared.");
+            }
+
             var codecSpec = CodecOptions.Parse(parse.GetValue(codec));
             var caseList = FusionCase.ReadJsonLines(parse.GetValue(cases)!);
             if (parse.GetValue(limit) is { } n)
@@ -79,7 +90,24 @@ internal static class EvalCommands
             using var backend = CommonOptions.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
             using var m = CommonOptions.LoadModel(parse.GetValue(model), backend);
             using var engine = new FusionEngine(m, CodecOptions.Store(codecSpec, m));
-            var evaluator = new FusionEvaluator(engine, new FusionEvaluationOptions { TtftRuns = parse.GetValue(ttftRuns), Sink = ParseSink(parse.GetValue(sink)) });
+            using var senderModel = parse.GetValue(sender) is { } senderPath ? CommonOptions.LoadModel(senderPath, backend) : null;
+
+            var sharing = parse.GetValue(profile) is { } profilePath ? SharingProfile.Load(profilePath) : null;
+            if (sharing is not null)
+            {
+                sharing.EnsureFor(senderModel!.Fingerprint, m.Fingerprint);
+            }
+
+            using var senderEngine = senderModel is null
+                ? null
+                : new FusionEngine(senderModel, CodecOptions.Store(codecSpec, senderModel), new FusionEngineOptions { HiddenStateLayers = [.. Enumerable.Range(1, senderModel.Config.LayerCount - 1)] });
+            var evaluator = new FusionEvaluator(engine, new FusionEvaluationOptions
+            {
+                TtftRuns = parse.GetValue(ttftRuns),
+                Sink = ParseSink(parse.GetValue(sink)),
+                Sender = senderEngine,
+                DefaultRecompute = sharing?.Recompute,
+            });
             IReadOnlyList<FusionModeResult> results = [];
             await CommonOptions.Diagnostics.Progress().StartAsync(async ctx =>
             {
@@ -88,7 +116,8 @@ internal static class EvalCommands
                 results = await evaluator.EvaluateAsync(caseList, modeList, progress, ct).ConfigureAwait(false);
             }).ConfigureAwait(false);
 
-            var codecTitle = codecSpec is { } cs ? $", codec {cs}" : string.Empty;
+            var codecTitle = (codecSpec is { } cs ? $", codec {cs}" : string.Empty)
+                + (senderModel is null ? string.Empty : $", shared from {Path.GetFileName(senderModel.Directory)}" + (sharing is null ? string.Empty : $" (profile: share = share:{sharing.Recompute})"));
             var table = new Table().Title($"fusion quality and TTFT: {Markup.Escape(Path.GetFileName(m.Directory))}, {caseList.Count} cases, {Markup.Escape(backend.DeviceName)}{codecTitle}")
                 .AddColumns("mode", "compute", "mean KL", "top-1", "greedy match", "greedy prefix", "answer NLL", "TTFT ms", "TTFT full/mode");
             foreach (var r in results)

@@ -100,6 +100,63 @@ internal static class FusionCharts
         SavePng(surface, pngPath);
     }
 
+    /// <summary>
+    /// Cross-model sharing profile, two panels: per layer, the receiver's mean KL when only that layer reuses the
+    /// sender's K/V (bars, full reuse's KL as a dashed line); and every measured recompute set's KL against the layers
+    /// it recomputes, the chosen set marked.
+    /// </summary>
+    public static void SharingSensitivity(string pngPath, string title, IReadOnlyList<double> layerKl, double reuseKl,
+        IReadOnlyList<(int Layers, double MeanKl, string Label)> sets, (int Layers, double MeanKl, string Label) chosen)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(pngPath);
+        ArgumentNullException.ThrowIfNull(layerKl);
+        ArgumentNullException.ThrowIfNull(sets);
+        const int width = 1300;
+        const int height = 520;
+        const int titleBand = 44;
+        using SKSurface surface = CreateSurface(width, height);
+        SKCanvas canvas = surface.Canvas;
+        canvas.Clear(SKColors.White);
+
+        Plot bars = NewPlot("KL when only this layer reuses the sender's KV", "layer", "mean KL vs receiver's full prefill (nats)", PanelTitleFontSize);
+        bars.Add.Bars(layerKl.Select((kl, l) => new Bar { Position = l, Value = double.IsFinite(kl) ? kl : 0, FillColor = SeriesColors[0] }).ToArray());
+        var reuse = bars.Add.HorizontalLine(reuseKl, 2, SeriesColors[1], LinePattern.Dashed);
+        reuse.LegendText = "full reuse (no layer recomputed)";
+        bars.Axes.Bottom.TickGenerator = IntegerTicks(layerKl.Select((_, l) => (double)l));
+        bars.Axes.SetLimits(-0.6, layerKl.Count - 0.4, 0, UpperLimit([.. layerKl, reuseKl]));
+        bars.ShowLegend(Alignment.UpperRight);
+        StyleLegend(bars);
+
+        Plot curve = NewPlot("Quality against compute", "layers recomputed", "mean KL vs receiver's full prefill (nats)", PanelTitleFontSize);
+        var all = curve.Add.ScatterPoints(sets.Select(p => (double)p.Layers).ToArray(), sets.Select(p => p.MeanKl).ToArray(), SeriesColors[9]);
+        all.MarkerSize = 6;
+        all.LegendText = "measured sets";
+        var pick = curve.Add.ScatterPoints(new double[] { chosen.Layers }, new[] { chosen.MeanKl }, SeriesColors[2]);
+        pick.MarkerSize = 14;
+        pick.MarkerShape = MarkerShape.FilledDiamond;
+        pick.LegendText = $"chosen: {chosen.Label}";
+        var budgetLine = curve.Add.HorizontalLine(reuseKl, 2, SeriesColors[1], LinePattern.Dashed);
+        budgetLine.ExcludeFromLegend = true;
+        curve.Axes.Bottom.TickGenerator = IntegerTicks(sets.Select(p => (double)p.Layers));
+        curve.Axes.SetLimits(-0.3, Math.Max(1, sets.Count == 0 ? 1 : sets.Max(p => p.Layers)) + 0.3, 0, UpperLimit([.. sets.Select(p => p.MeanKl), reuseKl]));
+        curve.ShowLegend(Alignment.UpperRight);
+        StyleLegend(curve);
+
+        Plot[] panels = [bars, curve];
+        for (int i = 0; i < panels.Length; i++)
+        {
+            int left = i * width / panels.Length;
+            int right = (i + 1) * width / panels.Length;
+            using SKSurface panelSurface = CreateSurface(right - left, height - titleBand);
+            panels[i].Render(panelSurface);
+            using SKImage panelImage = panelSurface.Snapshot();
+            canvas.DrawImage(panelImage, left, titleBand);
+        }
+
+        DrawTitle(canvas, title, width, titleBand);
+        SavePng(surface, pngPath);
+    }
+
     /// <summary>Time to first token against the number of chunks, one line per mode, on a log-scaled y axis.</summary>
     public static void TtftByChunks(string pngPath, string title, IReadOnlyList<TtftPoint> points)
     {

@@ -154,6 +154,9 @@ public sealed class MalformedInputTests
     [InlineData("--rows must be at least 1, got 0", "bench", "kernels", "--rows", "0")]
     [InlineData("--ttft-runs must be at least 1, got 0", "eval", "fusion", "--cases", "x.jsonl", "--ttft-runs", "0")]
     [InlineData("Cases", "eval", "cases", "--out", "x.jsonl", "--cases", "0")]
+    [InlineData("Unknown search 'best' (auto, exact, greedy)", "profile", "sharing", "--sender", "a", "--receiver", "b", "--cases", "x.jsonl", "--search", "best")]
+    [InlineData("The budget is a fraction of full reuse's KL, in (0, 1]", "profile", "sharing", "--sender", "a", "--receiver", "b", "--cases", "x.jsonl", "--budget", "2")]
+    [InlineData("Share modes and --profile need --sender", "eval", "fusion", "--cases", "x.jsonl", "--modes", "full,share:0-1")]
     [InlineData("Cannot parse argument 'abc' for option '--threads'", "generate", "--prompt", "x", "--threads", "abc")]
     [InlineData("Cannot parse argument 'x' for option '--chunk-tokens'", "ask", "--chunks-from", "x.jsonl", "--query", "q", "--chunk-tokens", "x")]
     public async Task Bad_option_value_is_one_line(string problem, params string[] args) =>

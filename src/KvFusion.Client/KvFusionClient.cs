@@ -90,10 +90,17 @@ public sealed class KvFusionClient : IDisposable
     /// <param name="text">The chunk's text, tokenized by the service's model.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The stored chunk (<see cref="ChunkInfo.Created"/> false when it was already stored).</returns>
-    public async Task<ChunkInfo> CreateChunkAsync(string text, CancellationToken cancellationToken = default)
+    public Task<ChunkInfo> CreateChunkAsync(string text, CancellationToken cancellationToken = default) => CreateChunkAsync(text, null, cancellationToken);
+
+    /// <summary>Precomputes and stores one chunk of text with one of the served models (an agent).</summary>
+    /// <param name="text">The chunk's text, tokenized by that model.</param>
+    /// <param name="model">The served model (agent) that computes and stores it; null for the default model.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The stored chunk (<see cref="ChunkInfo.Created"/> false when it was already stored).</returns>
+    public async Task<ChunkInfo> CreateChunkAsync(string text, string? model, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(text);
-        var response = await CreateChunksAsync(new CreateChunksRequest { Chunks = [new ChunkSource { Text = text }] }, cancellationToken).ConfigureAwait(false);
+        var response = await CreateChunksAsync(new CreateChunksRequest { Chunks = [new ChunkSource { Text = text }], Model = model }, cancellationToken).ConfigureAwait(false);
         return response.Chunks.Count == 1
             ? response.Chunks[0]
             : throw new InvalidDataException($"The service answered {response.Chunks.Count} chunks for a request of one.");
@@ -105,9 +112,19 @@ public sealed class KvFusionClient : IDisposable
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The chunk.</returns>
     /// <exception cref="KvFusionApiException">404 when the chunk is not stored.</exception>
-    public Task<ChunkInfo> GetChunkAsync(string id, string? tenant = null, CancellationToken cancellationToken = default)
+    public Task<ChunkInfo> GetChunkAsync(string id, string? tenant = null, CancellationToken cancellationToken = default) =>
+        GetChunkAsync(id, tenant, null, cancellationToken);
+
+    /// <summary>What the service holds for a chunk of one of the served models (<c>GET /v1/chunks/{id}?model=</c>).</summary>
+    /// <param name="id">The chunk id: 64 hex digits.</param>
+    /// <param name="tenant">Another tenant's chunk (admin keys only); null for the key's own tenant.</param>
+    /// <param name="model">The served model (agent) whose chunk it is; null for the default model.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The chunk.</returns>
+    /// <exception cref="KvFusionApiException">404 when the chunk is not stored, or the model is not served.</exception>
+    public Task<ChunkInfo> GetChunkAsync(string id, string? tenant, string? model, CancellationToken cancellationToken = default)
     {
-        var path = ChunkPath(id, null, tenant);
+        var path = ChunkPath(id, null, tenant, model);
         return SendJsonAsync(HttpMethod.Get, path, KvFusionJsonContext.Default.ChunkInfo, cancellationToken);
     }
 
@@ -359,11 +376,17 @@ public sealed class KvFusionClient : IDisposable
 
     // ---------------------------------------------------------------- plumbing
 
-    private static string ChunkPath(string id, string? suffix, string? tenant)
+    private static string ChunkPath(string id, string? suffix, string? tenant, string? model = null)
     {
         var normalized = ResourceIds.Normalize(id, nameof(id));
         var path = "v1/chunks/" + Uri.EscapeDataString(normalized) + suffix;
-        return tenant is null ? path : path + "?tenant=" + Uri.EscapeDataString(CheckQueryValue(tenant, nameof(tenant)));
+        var query = tenant is null ? string.Empty : "tenant=" + Uri.EscapeDataString(CheckQueryValue(tenant, nameof(tenant)));
+        if (model is not null)
+        {
+            query += (query.Length == 0 ? string.Empty : "&") + "model=" + Uri.EscapeDataString(CheckQueryValue(model, nameof(model)));
+        }
+
+        return query.Length == 0 ? path : path + "?" + query;
     }
 
     private static string KvPath(string id, string? codec)

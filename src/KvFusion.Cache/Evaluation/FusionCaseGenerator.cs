@@ -26,6 +26,16 @@ public sealed record FusionCaseOptions
     /// <summary>System prompt put before the chunks in every case, or null for none.</summary>
     public string? Prefix { get; init; }
 
+    /// <summary>
+    /// Conversation-handoff cases: the case's texts are joined (blank line between) into one segment, the context an
+    /// agent read in one pass and hands to another, so a fusion loses no cross-chunk attention and what a mode loses
+    /// is the model's own (cross-model sharing). Off: the chunks stay separate, as in the CacheBlend evaluation.
+    /// </summary>
+    public bool Handoff { get; init; }
+
+    /// <summary>What joins a handoff case's texts into its one segment.</summary>
+    public const string HandoffSeparator = "\n\n";
+
     /// <summary>Checks the ranges.</summary>
     /// <exception cref="ArgumentException">A value is out of range.</exception>
     public void Validate()
@@ -152,7 +162,8 @@ public sealed class FusionCaseGenerator
             var sourceIndex = rng.NextInt(o.ChunksPerCase);
             var chunks = new List<PickedChunk>(others);
             chunks.Insert(sourceIndex, source);
-            var fusionCase = new FusionCase(o.Prefix, chunks.Select(p => p.Text).ToList(), query.Query, query.Answer);
+            var texts = chunks.Select(p => p.Text).ToList();
+            var fusionCase = new FusionCase(o.Prefix, o.Handoff ? [string.Join(FusionCaseOptions.HandoffSeparator, texts)] : texts, query.Query, query.Answer);
             cases.Add(new GeneratedCase(
                 fusionCase,
                 chunks.Select(p => new GeneratedChunk(documents[p.Document].Path, p.StartToken, p.Tokens)).ToList(),

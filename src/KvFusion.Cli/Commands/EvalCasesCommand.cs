@@ -34,10 +34,11 @@ internal static class EvalCasesCommand
         var answerTokens = new Option<int>("--answer-tokens") { Description = "Tokens of the answer.", DefaultValueFactory = _ => defaults.AnswerTokens };
         var seed = new Option<ulong>("--seed") { Description = "Random seed: the same seed, corpus and tokenizer give the same cases.", DefaultValueFactory = _ => defaults.Seed };
         var prefix = new Option<string?>("--prefix") { Description = "System prompt put before the chunks of every case (default: none)." };
+        var handoff = new Option<bool>("--handoff") { Description = "Conversation-handoff cases: each case's texts joined into one segment (what one agent read and hands to another)." };
         var output = new Option<string>("--out") { Description = "Output file (JSON lines, one case per line).", Required = true };
         var command = new Command("cases", "Generate fusion evaluation cases from a corpus as JSON lines.")
         {
-            corpus, model, cases, chunks, chunkTokens, queryTokens, answerTokens, seed, prefix, output,
+            corpus, model, cases, chunks, chunkTokens, queryTokens, answerTokens, seed, prefix, handoff, output,
         };
         command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
         {
@@ -50,6 +51,7 @@ internal static class EvalCasesCommand
                 AnswerTokens = parse.GetValue(answerTokens),
                 Seed = parse.GetValue(seed),
                 Prefix = parse.GetValue(prefix),
+                Handoff = parse.GetValue(handoff),
             };
             CommonOptions.CheckOptions(options.Validate);
             var corpusPath = ResolveCorpus(parse.GetValue(corpus));

@@ -27,13 +27,19 @@ internal static class ServeCommand
         var store = StorageOptions.Store();
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads();
+        var agents = new Option<string[]>("--agent")
+        {
+            Description = "Another model to serve beside --model: a fine-tuned agent of its family (folder or hf:OWNER/NAME; repeatable). Agents fuse each other's caches with kvfusion.shared_from.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var profiles = new Option<string[]>("--sharing-profile") { Description = "A sharing profile (kvfusion profile sharing) for a pair of served models (repeatable)." };
         var command = new Command("serve", "Run the cache service: chunks, documents and OpenAI-compatible completions that fuse stored caches, with an API reference at /docs.")
         {
-            urls, model, store, device, threads,
+            urls, model, store, device, threads, agents, profiles,
         };
         command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
         {
-            var overrides = Overrides(parse.GetValue(urls), parse.GetValue(model), parse.GetValue(store));
+            var overrides = Overrides(parse.GetValue(urls), parse.GetValue(model), parse.GetValue(store), parse.GetValue(agents), parse.GetValue(profiles));
             var deviceName = parse.GetValue(device)!;
             var threadCount = parse.GetValue(threads);
             using var probe = CommonOptions.CreateBackend(deviceName, threadCount);
@@ -67,7 +73,7 @@ internal static class ServeCommand
     }
 
     /// <summary>The configuration keys the command line sets.</summary>
-    internal static Dictionary<string, string?> Overrides(string? urls, string? model, string? store)
+    internal static Dictionary<string, string?> Overrides(string? urls, string? model, string? store, IReadOnlyList<string>? agents = null, IReadOnlyList<string>? profiles = null)
     {
         var overrides = StorageOptions.Overrides(store, null);
         if (!string.IsNullOrWhiteSpace(urls))
@@ -76,6 +82,15 @@ internal static class ServeCommand
         }
 
         overrides[$"{KvFusionServerOptions.SectionName}:Model"] = CommonOptions.ResolveModel(model);
+        for (var i = 0; i < (agents?.Count ?? 0); i++)
+        {
+            overrides[$"{KvFusionServerOptions.SectionName}:Agents:{i}"] = CommonOptions.ResolveModel(agents![i]);
+        }
+
+        for (var i = 0; i < (profiles?.Count ?? 0); i++)
+        {
+            overrides[$"{KvFusionServerOptions.SectionName}:Sharing:Profiles:{i}"] = Path.GetFullPath(profiles![i]);
+        }
         if (store is not null && !RedisTierOptions.IsRedisUri(store))
         {
             overrides[$"{KvFusionServerOptions.SectionName}:DocumentsPath"] = Path.Combine(store, "documents");

@@ -18,6 +18,9 @@ public sealed record CreateChunksRequest
 
     /// <summary>Keep the chunks in host memory, never evicted, for this many seconds (optional).</summary>
     public int? PinSeconds { get; init; }
+
+    /// <summary>The served model (agent) that computes and stores them; null for the service's default model.</summary>
+    public string? Model { get; init; }
 }
 
 /// <summary>Answer of <c>POST /v1/chunks</c>.</summary>

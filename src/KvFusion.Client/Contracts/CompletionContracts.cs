@@ -9,11 +9,20 @@ public sealed record FusionOptions
     /// <summary>Ids of stored chunks, placed in this order after the system prompt and before the conversation.</summary>
     public IReadOnlyList<string>? Chunks { get; init; }
 
-    /// <summary><c>blend</c> (default), <c>reuse</c>, <c>prefix</c> or <c>full</c>.</summary>
+    /// <summary><c>blend</c> (default), <c>reuse</c>, <c>prefix</c>, <c>full</c>, or <c>share</c> (the default when <see cref="SharedFrom"/> is set).</summary>
     public string? Mode { get; init; }
 
     /// <summary>Blend: the share of chunk tokens recomputed, 0 to 1 (default 0.15).</summary>
     public double? RecomputeRatio { get; init; }
+
+    /// <summary>
+    /// Share: the agent (model id) that stored <see cref="Chunks"/> in the caller's namespace; the request's model
+    /// fuses them, reusing the sender's KV and recomputing the profiled layer ranges.
+    /// </summary>
+    public string? SharedFrom { get; init; }
+
+    /// <summary>Share: the layer ranges the receiver recomputes (<c>"1-3"</c>, <c>"0,4-5"</c>, <c>"none"</c>); default: the pair's loaded profile.</summary>
+    public string? Recompute { get; init; }
 }
 
 /// <summary>What the fusion of a completion did, reported in its <c>kvfusion</c> object.</summary>

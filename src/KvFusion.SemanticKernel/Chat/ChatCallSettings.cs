@@ -15,6 +15,9 @@ internal sealed record ChatCallSettings
     /// <summary>The mode, with its ratio and variant.</summary>
     public required FusionModeSpec Mode { get; init; }
 
+    /// <summary>The agent whose stored caches the call fuses (mode share), or null.</summary>
+    public string? SharedFrom { get; init; }
+
     /// <summary>Blend settings of <see cref="Mode"/>.</summary>
     public required BlendOptions Blend { get; init; }
 
@@ -91,10 +94,26 @@ internal sealed record ChatCallSettings
             }
         }
 
+        var sharedFrom = SharedFromOf(options);
         var mode = ModeOf(options, defaults);
+        if (sharedFrom is not null && !HasMode(options))
+        {
+            mode = new FusionModeSpec(FusionMode.Share, defaults.RecomputeRatio);
+        }
+
+        if ((mode.Mode == FusionMode.Share) != (sharedFrom is not null))
+        {
+            throw new ArgumentException(
+                mode.Mode == FusionMode.Share
+                    ? $"Mode share needs ChatOptions.AdditionalProperties[\"{KvFusionReport.SharedFromProperty}\"]: the agent whose stored caches are fused."
+                    : $"ChatOptions.AdditionalProperties[\"{KvFusionReport.SharedFromProperty}\"] needs mode share (or no mode); the call asks for {mode}.",
+                nameof(options));
+        }
+
         return new ChatCallSettings
         {
             Mode = mode,
+            SharedFrom = sharedFrom,
             Blend = BlendOf(mode),
             MaxOutputTokens = max,
             Temperature = temperature,
@@ -103,6 +122,27 @@ internal sealed record ChatCallSettings
             Seed = options?.Seed,
             StopSequences = stops,
         };
+    }
+
+    private static bool HasMode(ChatOptions? options) =>
+        options?.AdditionalProperties is { } p && p.TryGetValue(KvFusionReport.ModeProperty, out var value) && value is not null;
+
+    private static string? SharedFromOf(ChatOptions? options)
+    {
+        if (options?.AdditionalProperties is null || !options.AdditionalProperties.TryGetValue(KvFusionReport.SharedFromProperty, out var value) || value is null)
+        {
+            return null;
+        }
+
+        var text = value switch
+        {
+            string s => s,
+            JsonElement { ValueKind: JsonValueKind.String } e => e.GetString(),
+            _ => null,
+        };
+        return string.IsNullOrWhiteSpace(text)
+            ? throw new ArgumentException($"ChatOptions.AdditionalProperties[\"{KvFusionReport.SharedFromProperty}\"] must be a model id (a non-empty string); got '{value}'.", nameof(options))
+            : text;
     }
 
     private static FusionModeSpec ModeOf(ChatOptions? options, KvFusionChatClientOptions defaults)

@@ -108,6 +108,12 @@ public sealed class KvFusionChatClient : IChatClient
         ArgumentNullException.ThrowIfNull(messages);
         var started = Stopwatch.GetTimestamp();
         var settings = ChatCallSettings.Read(options, _options, ModelId);
+        if (settings.SharedFrom is not null)
+        {
+            throw new ArgumentException(
+                $"Cross-model sharing ({KvFusionReport.SharedFromProperty} '{settings.SharedFrom}') needs the agents served together: use the KvFusion service and its chat client (AddKvFusionServiceChatClient); this client runs one model in process.",
+                nameof(options));
+        }
         var prompt = _layout.Lay(ChatTranscriptReader.Read(messages, options));
         var chunks = new List<ChunkInput>(prompt.Chunks.Count);
         var ids = new List<string>(prompt.Chunks.Count);

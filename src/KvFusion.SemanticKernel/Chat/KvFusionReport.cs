@@ -21,6 +21,13 @@ public sealed record KvFusionReport
     /// </summary>
     public const string ModeProperty = "kvfusion.mode";
 
+    /// <summary>
+    /// The <c>ChatOptions.AdditionalProperties</c> key naming the agent (served model id) whose stored caches this call
+    /// fuses by reference (cross-model sharing, mode <c>share</c> or <c>share:RANGES</c>; share is the default with it).
+    /// The chunks of the call are that agent's: their ids, or their text for the agent to store first.
+    /// </summary>
+    public const string SharedFromProperty = "kvfusion.shared_from";
+
     /// <summary>The mode used, as the engine names it (<c>blend:0.15</c>, <c>reuse</c>, ...).</summary>
     public required string Mode { get; init; }
 

@@ -148,7 +148,8 @@ public sealed class KvFusionServiceChatClient : IChatClient
     private ServiceCall Prepare(IEnumerable<AIChatMessage> messages, ChatOptions? options)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        var settings = ChatCallSettings.Read(options, _options, _options.ModelId);
+        // The service routes by model id and refuses one it does not serve, so a call may name any of its agents.
+        var settings = ChatCallSettings.Read(options, _options, null);
         if (options?.TopK is not null)
         {
             throw new ArgumentException("ChatOptions.TopK is not supported by the KvFusion service (it samples with temperature and top-p).", nameof(options));
@@ -197,7 +198,7 @@ public sealed class KvFusionServiceChatClient : IChatClient
         {
             try
             {
-                await _client.GetChunkAsync(chunk.Id!, cancellationToken: ct).ConfigureAwait(false);
+                await _client.GetChunkAsync(chunk.Id!, null, call.Settings.SharedFrom, ct).ConfigureAwait(false);
             }
             catch (KvFusionApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
             {
@@ -222,7 +223,8 @@ public sealed class KvFusionServiceChatClient : IChatClient
 
     private async Task CreateAsync(ServiceCall call, List<ServiceChunk> chunks, CancellationToken ct)
     {
-        var request = new CreateChunksRequest { Chunks = [.. chunks.Select(c => new ChunkSource { Text = c.Text })] };
+        // A shared call's chunks are the sender's: it computes and stores them (with its E-cache) for the receiver.
+        var request = new CreateChunksRequest { Chunks = [.. chunks.Select(c => new ChunkSource { Text = c.Text })], Model = call.Settings.SharedFrom };
         var created = await _client.CreateChunksAsync(request, ct).ConfigureAwait(false);
         if (created.Chunks.Count != chunks.Count)
         {
@@ -338,6 +340,8 @@ public sealed class KvFusionServiceChatClient : IChatClient
                 Chunks = [.. Chunks.Select(c => c.Id!)],
                 Mode = Settings.Mode.Mode.ToString().ToLowerInvariant(),
                 RecomputeRatio = Settings.Mode.Mode == FusionMode.Blend ? Settings.Mode.Ratio : null,
+                SharedFrom = Settings.SharedFrom,
+                Recompute = Settings.Mode.Recompute?.ToString(),
             },
         };
     }

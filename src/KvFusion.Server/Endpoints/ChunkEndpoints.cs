@@ -20,7 +20,7 @@ internal static class ChunkEndpoints
         {
             var limits = options.Value.Limits;
             var request = await RequestBody.ReadJsonAsync(http, KvFusionJsonContext.Default.CreateChunksRequest, limits.MaxRequestBodyBytes).ConfigureAwait(false);
-            var runtime = host.Runtime;
+            var runtime = host.Models.Find(request.Model);
             var response = await service.CreateAsync(runtime, CallerTenant.Resolve(http, runtime), request, limits.MaxChunksPerRequest, http.RequestAborted).ConfigureAwait(false);
             return TypedResults.Ok(response);
         })
@@ -29,19 +29,19 @@ internal static class ChunkEndpoints
         .WithSummary("Precompute and store chunks")
         .WithDescription("Each chunk is text or token ids. Chunks already stored are not computed again; concurrent requests for one chunk share one computation.");
 
-        chunks.MapGet("/{id}", async (string id, string? tenant, HttpContext http, ModelRuntimeHost host, ChunkService service) =>
+        chunks.MapGet("/{id}", async (string id, string? tenant, string? model, HttpContext http, ModelRuntimeHost host, ChunkService service) =>
         {
             var chunkId = ChunkService.ParseId(id);
-            var runtime = host.Runtime;
+            var runtime = host.Models.Find(model);
             return TypedResults.Ok(await service.DescribeAsync(runtime, CallerTenant.Resolve(http, runtime, tenant), chunkId, http.RequestAborted).ConfigureAwait(false));
         })
         .Produces<ChunkInfo>()
         .WithSummary("A chunk's metadata");
 
-        chunks.MapGet("/{id}/kv", async (string id, string? codec, string? tenant, HttpContext http, ModelRuntimeHost host, ChunkService service) =>
+        chunks.MapGet("/{id}/kv", async (string id, string? codec, string? tenant, string? model, HttpContext http, ModelRuntimeHost host, ChunkService service) =>
         {
             var chunkId = ChunkService.ParseId(id);
-            var runtime = host.Runtime;
+            var runtime = host.Models.Find(model);
             var (blob, spec) = await ChunkService.ReadAsync(CallerTenant.Resolve(http, runtime, tenant), chunkId, codec, http.RequestAborted).ConfigureAwait(false);
             http.Response.ContentType = "application/octet-stream";
             http.Response.ContentLength = blob.Length;
@@ -52,10 +52,10 @@ internal static class ChunkEndpoints
         .WithSummary("Download a chunk's KV container")
         .WithDescription("The stored container, or the same KV re-encoded with ?codec= (raw, lz4, fp8, cachegen:1..3). Admin keys may name another tenant with ?tenant=.");
 
-        chunks.MapPut("/{id}/kv", async (string id, HttpContext http, ModelRuntimeHost host, ChunkService service, IOptions<KvFusionServerOptions> options) =>
+        chunks.MapPut("/{id}/kv", async (string id, string? model, HttpContext http, ModelRuntimeHost host, ChunkService service, IOptions<KvFusionServerOptions> options) =>
         {
             var chunkId = ChunkService.ParseId(id);
-            var runtime = host.Runtime;
+            var runtime = host.Models.Find(model);
             var tenant = CallerTenant.Resolve(http, runtime);
             var blob = await RequestBody.ReadBytesAsync(http, options.Value.Limits.MaxKvUploadBytes).ConfigureAwait(false);
             var info = await service.UploadAsync(runtime, tenant, chunkId, blob, http.RequestAborted).ConfigureAwait(false);
@@ -66,17 +66,17 @@ internal static class ChunkEndpoints
         .WithSummary("Upload a KV container computed elsewhere")
         .WithDescription("Verified whole before anything is stored: checksums, every section decodes, model and tokenizer fingerprints, shapes, variant, and that its token ids hash to the id. 422 otherwise.");
 
-        chunks.MapDelete("/{id}", async (string id, string? tenant, HttpContext http, ModelRuntimeHost host, ChunkService service) =>
+        chunks.MapDelete("/{id}", async (string id, string? tenant, string? model, HttpContext http, ModelRuntimeHost host, ChunkService service) =>
         {
             var chunkId = ChunkService.ParseId(id);
-            var runtime = host.Runtime;
+            var runtime = host.Models.Find(model);
             return await service.DeleteAsync(CallerTenant.Resolve(http, runtime, tenant), chunkId, http.RequestAborted).ConfigureAwait(false)
                 ? Results.NoContent()
                 : throw ChunkService.UnknownChunk(chunkId);
         })
         .WithSummary("Delete a chunk from every tier");
 
-        chunks.MapPost("/{id}/pin", async (string id, string? tenant, HttpContext http, ModelRuntimeHost host, ChunkService service, IOptions<KvFusionServerOptions> options) =>
+        chunks.MapPost("/{id}/pin", async (string id, string? tenant, string? model, HttpContext http, ModelRuntimeHost host, ChunkService service, IOptions<KvFusionServerOptions> options) =>
         {
             var chunkId = ChunkService.ParseId(id);
             var request = await RequestBody.ReadJsonAsync(http, KvFusionJsonContext.Default.PinChunkRequest, options.Value.Limits.MaxRequestBodyBytes).ConfigureAwait(false);
@@ -85,17 +85,17 @@ internal static class ChunkEndpoints
                 throw ApiProblemException.BadRequest("ttl_seconds must be at least 1.");
             }
 
-            var runtime = host.Runtime;
+            var runtime = host.Models.Find(model);
             return TypedResults.Ok(await service.PinAsync(runtime, CallerTenant.Resolve(http, runtime, tenant), chunkId, TimeSpan.FromSeconds(request.TtlSeconds), http.RequestAborted).ConfigureAwait(false));
         })
         .Accepts<PinChunkRequest>("application/json")
         .Produces<ChunkInfo>()
         .WithSummary("Pin a chunk in host memory for a time");
 
-        chunks.MapDelete("/{id}/pin", (string id, string? tenant, HttpContext http, ModelRuntimeHost host, ChunkService service) =>
+        chunks.MapDelete("/{id}/pin", (string id, string? tenant, string? model, HttpContext http, ModelRuntimeHost host, ChunkService service) =>
         {
             var chunkId = ChunkService.ParseId(id);
-            return service.Unpin(CallerTenant.Resolve(http, host.Runtime, tenant), chunkId) ? Results.NoContent() : throw ApiProblemException.NotFound($"Chunk {chunkId} is not pinned.");
+            return service.Unpin(CallerTenant.Resolve(http, host.Models.Find(model), tenant), chunkId) ? Results.NoContent() : throw ApiProblemException.NotFound($"Chunk {chunkId} is not pinned.");
         })
         .WithSummary("Release a chunk's pin");
     }

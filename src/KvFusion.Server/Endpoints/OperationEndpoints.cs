@@ -13,20 +13,20 @@ internal static class OperationEndpoints
     public static void MapModels(IEndpointRouteBuilder v1) =>
         v1.MapGet("/models", (ModelRuntimeHost host) =>
         {
-            var runtime = host.Runtime;
-            return TypedResults.Ok(new ModelList
+            var models = host.Models;
+            var data = new List<ModelInfo>(models.All.Count);
+            foreach (var runtime in models.All)
             {
-                Data =
-                [
-                    new ModelInfo
-                    {
-                        Id = runtime.ModelId,
-                        Created = runtime.LoadedAt.ToUnixTimeSeconds(),
-                        Fingerprint = runtime.Model.Fingerprint.Model,
-                        ContextLength = runtime.Model.Config.MaxPositionEmbeddings,
-                    },
-                ],
-            });
+                data.Add(new ModelInfo
+                {
+                    Id = runtime.ModelId,
+                    Created = runtime.LoadedAt.ToUnixTimeSeconds(),
+                    Fingerprint = runtime.Model.Fingerprint.Model,
+                    ContextLength = runtime.Model.Config.MaxPositionEmbeddings,
+                });
+            }
+
+            return TypedResults.Ok(new ModelList { Data = data });
         })
         .WithTags("Models")
         .Produces<ModelList>()

@@ -48,7 +48,7 @@ internal sealed class ApiExceptionHandler(ProblemWriter problems, ILogger<ApiExc
         FusionException f => f.Error switch
         {
             FusionError.UnknownChunk => ApiProblemException.NotFound(f.Message),
-            FusionError.ModelMismatch => ApiProblemException.Unprocessable(f.Message),
+            FusionError.ModelMismatch or FusionError.IncompatibleModels or FusionError.MissingHiddenState => ApiProblemException.Unprocessable(f.Message),
             _ => ApiProblemException.BadRequest(f.Message),
         },
         KvContainerException c => ApiProblemException.Unprocessable($"The KV container was refused ({c.Error}): {c.Message}"),

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using KvFusion.Cache.Fusion;
 using KvFusion.Cache.Keys;
+using KvFusion.Cache.Sharing;
 using KvFusion.Client.Contracts;
 using KvFusion.Engine.Generation;
 using KvFusion.Server.Chunks;
@@ -29,13 +30,16 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
     private static readonly byte[] Done = "data: [DONE]\n\n"u8.ToArray();
 
     /// <summary>Checks the shared fields and builds the plan; 400 (or 404 for another model) on anything off.</summary>
-    internal GenerationPlan Plan(GenerationRequest request, int? maxCompletionTokens, string? prefix, string query, ModelRuntime runtime)
+    /// <param name="request">The request.</param>
+    /// <param name="maxCompletionTokens">max_completion_tokens, for chat.</param>
+    /// <param name="prefix">The system prompt.</param>
+    /// <param name="query">The rest of the prompt.</param>
+    /// <param name="models">The served models (a share request names its sender among them).</param>
+    /// <param name="runtime">The requested model (the receiver of a share).</param>
+    /// <param name="tenant">The caller's engine of that model; a sender's caches are read from the same tenant's namespace.</param>
+    internal GenerationPlan Plan(GenerationRequest request, int? maxCompletionTokens, string? prefix, string query, ServedModels models, ModelRuntime runtime, TenantEngine tenant)
     {
         var limits = options.Value.Limits;
-        if (!string.IsNullOrEmpty(request.Model) && request.Model != runtime.ModelId)
-        {
-            throw ApiProblemException.NotFound($"The model '{Clip(request.Model)}' is not served here; GET /v1/models lists '{runtime.ModelId}'.");
-        }
 
         if (request.N is { } n && n != 1)
         {
@@ -76,7 +80,7 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
             throw ApiProblemException.BadRequest("stream_options is only allowed with stream: true.");
         }
 
-        var fusion = FusionOf(request.Kvfusion, limits.MaxChunksPerRequest) with
+        var fusion = FusionOf(request.Kvfusion, limits.MaxChunksPerRequest, models, runtime, tenant) with
         {
             Prefix = prefix,
             Query = query,
@@ -219,7 +223,7 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
         await body.FlushAsync(ct).ConfigureAwait(false);
     }
 
-    private static FusionRequest FusionOf(FusionOptions? kv, int maxChunks)
+    private static FusionRequest FusionOf(FusionOptions? kv, int maxChunks, ServedModels models, ModelRuntime receiver, TenantEngine tenant)
     {
         var mode = FusionMode.Blend;
         var ratio = BlendOptions.DefaultRatio;
@@ -238,8 +242,13 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
                 "reuse" => FusionMode.Reuse,
                 "prefix" => FusionMode.Prefix,
                 "full" => FusionMode.Full,
-                _ => throw ApiProblemException.BadRequest($"kvfusion.mode '{Clip(name)}' is not one of blend, reuse, prefix, full."),
+                "share" => FusionMode.Share,
+                _ => throw ApiProblemException.BadRequest($"kvfusion.mode '{Clip(name)}' is not one of blend, reuse, prefix, full, share."),
             };
+        }
+        else if (kv.SharedFrom is not null)
+        {
+            mode = FusionMode.Share;
         }
 
         if (kv.RecomputeRatio is { } r)
@@ -263,7 +272,51 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
             chunks.Add(ChunkInput.FromId(ChunkService.ParseId(id)));
         }
 
-        return new FusionRequest { Mode = mode, Blend = new BlendOptions { Ratio = ratio }, Chunks = chunks };
+        var request = new FusionRequest { Mode = mode, Blend = new BlendOptions { Ratio = ratio }, Chunks = chunks };
+        return mode == FusionMode.Share
+            ? request with { SharedFrom = SharedFrom(kv, models, receiver, tenant) }
+            : kv.SharedFrom is not null || kv.Recompute is not null
+                ? throw ApiProblemException.BadRequest("kvfusion.shared_from and kvfusion.recompute apply to mode share only.")
+                : request;
+    }
+
+    /// <summary>The sender's caches in the caller's own namespace, and the layer ranges the receiver recomputes.</summary>
+    private static SharedCacheSource SharedFrom(FusionOptions kv, ServedModels models, ModelRuntime receiver, TenantEngine tenant)
+    {
+        if (string.IsNullOrEmpty(kv.SharedFrom))
+        {
+            throw ApiProblemException.BadRequest("Mode share needs kvfusion.shared_from: the agent (model id) whose stored caches are fused.");
+        }
+
+        if (kv.Chunks is not { Count: > 0 })
+        {
+            throw ApiProblemException.BadRequest("Mode share needs kvfusion.chunks: the ids of the caches the other agent stored (a conversation or documents).");
+        }
+
+        var sender = models.Find(kv.SharedFrom, "agent");
+        RecomputeRanges ranges;
+        if (kv.Recompute is { } text)
+        {
+            try
+            {
+                ranges = RecomputeRanges.Parse(text);
+                ranges.CheckFits(receiver.Model.Config.LayerCount);
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException)
+            {
+                throw ApiProblemException.BadRequest($"kvfusion.recompute: {e.Message}");
+            }
+        }
+        else
+        {
+            ranges = models.ProfileFor(sender, receiver)?.Recompute
+                ?? (sender == receiver
+                    ? RecomputeRanges.None
+                    : throw ApiProblemException.BadRequest(
+                        $"No sharing profile for {sender.ModelId} → {receiver.ModelId} is loaded (KvFusion:Sharing:Profiles): name the layer ranges to recompute in kvfusion.recompute, e.g. \"1-3\" or \"none\"."));
+        }
+
+        return SharedCacheSource.From(sender.Model, sender.For(tenant.Tenant).Store, ranges);
     }
 
     private static FusionUsage Usage(FusionReport report, RequestSlot lease, long arrived)

@@ -14,6 +14,16 @@ public sealed class KvFusionServerOptions
     /// <summary>The model folder (Hugging Face layout). Empty: <c>KVFUSION_MODEL</c>, else ../shared/models/tiny-pydocs.</summary>
     public string? Model { get; set; }
 
+    /// <summary>
+    /// More models served beside <see cref="Model"/>: fine-tuned agents of its family (same architecture, shapes and
+    /// tokenizer, checked at start), each a folder or <c>hf:OWNER/NAME</c>. Requests route by model id (the folder
+    /// name), and one agent may fuse the caches another stored (<c>kvfusion.shared_from</c>).
+    /// </summary>
+    public List<string> Agents { get; set; } = [];
+
+    /// <summary>Cross-model sharing between the served models.</summary>
+    public SharingOptions Sharing { get; set; } = new();
+
     /// <summary>Where document manifests (the chunk list of each document) are kept.</summary>
     public string DocumentsPath { get; set; } = "data/documents";
 
@@ -107,4 +117,15 @@ public sealed class RequestQueueOptions
     /// <summary>Seconds a 503 tells the client to wait.</summary>
     [Range(1, 3600)]
     public int RetryAfterSeconds { get; set; } = 1;
+}
+
+/// <summary>Section <c>KvFusion:Sharing</c>.</summary>
+public sealed class SharingOptions
+{
+    /// <summary>
+    /// Sharing profiles (<c>kvfusion profile sharing</c>) for pairs of served models: a <c>share</c> request that names
+    /// no ranges recomputes its pair's profiled ranges, and a sender stores the E-cache only where its profiles start
+    /// recomputing. A sender without a profile stores the E-cache of every layer, so any ranges can be asked for.
+    /// </summary>
+    public List<string> Profiles { get; set; } = [];
 }

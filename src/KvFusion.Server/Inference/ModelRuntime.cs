@@ -8,8 +8,8 @@ using Microsoft.Extensions.Logging;
 namespace KvFusion.Server.Inference;
 
 /// <summary>
-/// The loaded model, the storage stack and the engines of the tenants seen so far. One compute backend serves all of
-/// them through one queue (<see cref="FusionEngine.WithStore"/>).
+/// One served model and the engines of the tenants seen so far. Its backend serves all of them through one queue
+/// (<see cref="FusionEngine.WithStore"/>); the storage tiers belong to <see cref="ServedModels"/>, shared by every model.
 /// </summary>
 public sealed class ModelRuntime : IAsyncDisposable
 {
@@ -18,15 +18,16 @@ public sealed class ModelRuntime : IAsyncDisposable
     private readonly ConcurrentDictionary<string, TenantEngine> _tenants = new(StringComparer.Ordinal);
     private readonly ILoggerFactory _loggers;
 
-    private ModelRuntime(ComputeBackend backend, TransformerModel model, KvStorage storage, ILoggerFactory loggers)
+    internal ModelRuntime(ComputeBackend backend, TransformerModel model, KvStorage storage, FusionEngineOptions engineOptions, ILoggerFactory loggers)
     {
         _backend = backend;
         Model = model;
         Storage = storage;
         _loggers = loggers;
-        ModelId = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(model.Directory)));
+        ModelId = IdOf(model);
         LoadedAt = DateTimeOffset.UtcNow;
-        _root = new FusionEngine(model, storage.CreateStore(model), logger: loggers.CreateLogger<FusionEngine>());
+        HiddenStateLayers = engineOptions.HiddenStateLayers;
+        _root = new FusionEngine(model, storage.CreateStore(model), engineOptions, loggers.CreateLogger<FusionEngine>());
     }
 
     /// <summary>The model.</summary>
@@ -38,27 +39,11 @@ public sealed class ModelRuntime : IAsyncDisposable
     /// <summary>When the model was loaded.</summary>
     public DateTimeOffset LoadedAt { get; }
 
-    /// <summary>The storage tiers.</summary>
+    /// <summary>The storage tiers (shared by every served model; each model's entries live in its own namespaces).</summary>
     public KvStorage Storage { get; }
 
-    /// <summary>Loads the model on <paramref name="backend"/> (which the runtime then owns) and opens the tiers.</summary>
-    public static async Task<ModelRuntime> OpenAsync(string modelDirectory, ComputeBackend backend, KvStorageOptions storageOptions, ILoggerFactory loggers, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(backend);
-        TransformerModel? model = null;
-        try
-        {
-            model = TransformerModel.Load(modelDirectory, backend);
-            var storage = await KvStorage.OpenAsync(storageOptions, loggers, cancellationToken).ConfigureAwait(false);
-            return new ModelRuntime(backend, model, storage, loggers);
-        }
-        catch
-        {
-            model?.Dispose();
-            backend.Dispose();
-            throw;
-        }
-    }
+    /// <summary>The layers whose entering hidden state (E-cache) this model stores with each chunk, for agents that share it.</summary>
+    public IReadOnlyList<int> HiddenStateLayers { get; }
 
     /// <summary>The engine of <paramref name="tenant"/> (created on first use).</summary>
     public TenantEngine For(string tenant) => _tenants.GetOrAdd(tenant, t =>
@@ -67,20 +52,15 @@ public sealed class ModelRuntime : IAsyncDisposable
         return new TenantEngine(t, Storage.NamespaceOf(Model, t), store, _root.WithStore(store));
     });
 
-    /// <summary>Finishes the computation in progress, drains queued writes to the lower tiers, and releases everything.</summary>
+    /// <summary>The id a model is served under: its folder name.</summary>
+    internal static string IdOf(TransformerModel model) => Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(model.Directory)));
+
+    /// <summary>Finishes the computation in progress and releases the model and its backend (not the shared tiers).</summary>
     public async ValueTask DisposeAsync()
     {
         await _root.DisposeAsync().ConfigureAwait(false);
-        try
-        {
-            await Storage.FlushAsync().ConfigureAwait(false);
-        }
-        finally
-        {
-            await Storage.DisposeAsync().ConfigureAwait(false);
-            Model.Dispose();
-            _backend.Dispose();
-            _loggers.CreateLogger<ModelRuntime>().LogInformation("Model {Model} released; write-behind queue drained", ModelId);
-        }
+        Model.Dispose();
+        _backend.Dispose();
+        _loggers.CreateLogger<ModelRuntime>().LogInformation("Model {Model} released", ModelId);
     }
 }

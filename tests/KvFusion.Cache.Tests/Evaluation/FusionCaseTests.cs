@@ -100,6 +100,25 @@ public sealed class FusionCaseTests : IDisposable
     }
 
     [Fact]
+    public void Handoff_cases_are_the_same_texts_joined_into_one_segment()
+    {
+        var corpus = SyntheticCorpus(30);
+        var options = new FusionCaseOptions { Cases = 6, ChunksPerCase = 4, ChunkTokens = 100, QueryTokens = 8, AnswerTokens = 16, Seed = 5 };
+        var tokenizer = new ByteTokenizer();
+        var separate = new FusionCaseGenerator(tokenizer, options).Generate(corpus);
+        var handoff = new FusionCaseGenerator(tokenizer, options with { Handoff = true }).Generate(corpus);
+        Assert.Equal(separate.Count, handoff.Count);
+        for (var i = 0; i < separate.Count; i++)
+        {
+            var segment = Assert.Single(handoff[i].Chunks);
+            Assert.Equal(string.Join(FusionCaseOptions.HandoffSeparator, separate[i].Chunks), segment);
+            Assert.Equal(separate[i].Query, handoff[i].Query);
+            Assert.Equal(separate[i].Answer, handoff[i].Answer);
+            Assert.Contains(handoff[i].Query + handoff[i].Answer, segment, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void Too_small_a_corpus_is_reported()
     {
         var options = new FusionCaseOptions { Cases = 1, ChunksPerCase = 5, ChunkTokens = 100, QueryTokens = 8, AnswerTokens = 16 };

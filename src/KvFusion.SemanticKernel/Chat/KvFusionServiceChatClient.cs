@@ -198,7 +198,7 @@ public sealed class KvFusionServiceChatClient : IChatClient
         {
             try
             {
-                await _client.GetChunkAsync(chunk.Id!, null, call.Settings.SharedFrom, ct).ConfigureAwait(false);
+                await _client.GetChunkAsync(chunk.Id!, null, call.ChunkModel, ct).ConfigureAwait(false);
             }
             catch (KvFusionApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
             {
@@ -223,8 +223,7 @@ public sealed class KvFusionServiceChatClient : IChatClient
 
     private async Task CreateAsync(ServiceCall call, List<ServiceChunk> chunks, CancellationToken ct)
     {
-        // A shared call's chunks are the sender's: it computes and stores them (with its E-cache) for the receiver.
-        var request = new CreateChunksRequest { Chunks = [.. chunks.Select(c => new ChunkSource { Text = c.Text })], Model = call.Settings.SharedFrom };
+        var request = new CreateChunksRequest { Chunks = [.. chunks.Select(c => new ChunkSource { Text = c.Text })], Model = call.ChunkModel };
         var created = await _client.CreateChunksAsync(request, ct).ConfigureAwait(false);
         if (created.Chunks.Count != chunks.Count)
         {
@@ -331,6 +330,12 @@ public sealed class KvFusionServiceChatClient : IChatClient
         public List<ServiceChunk> Chunks { get; } = chunks;
 
         public int ChunksCreated { get; set; }
+
+        /// <summary>
+        /// The agent whose chunks these are: a shared call's are the sender's (it stores them, with its E-cache, for
+        /// the receiver); any other call's are the called model's. Null: the service's default model.
+        /// </summary>
+        public string? ChunkModel => Settings.SharedFrom ?? request.Model;
 
         /// <summary>The request with the chunks' current ids and the mode.</summary>
         public ChatCompletionRequest Request() => request with

@@ -153,7 +153,7 @@ public sealed class FusionEvaluator(FusionEngine engine, FusionEvaluationOptions
             Mode = mode,
             Blend = blend,
             Sink = _options.Sink,
-            SharedFrom = mode == FusionMode.Share ? Shared(spec) : null,
+            SharedFrom = mode == FusionMode.Share || spec.Recompute is not null ? Shared(spec) : null,
             ReserveTokens = Math.Max(answer.Length, _options.GreedyTokens) + 1,
         };
 

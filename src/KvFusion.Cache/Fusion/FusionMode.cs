@@ -29,12 +29,16 @@ public enum FusionMode
 /// <param name="Mode">The mode.</param>
 /// <param name="Ratio">Blend's recompute ratio (ignored by other modes).</param>
 /// <param name="Variant">An optional named blend variant after a second colon (e.g. <c>blend:0.15:qattn</c>).</param>
-/// <param name="Recompute">Share's recompute ranges after the colon (e.g. <c>share:0-1,4</c>); null: the sender's profile.</param>
+/// <param name="Recompute">
+/// Share's recompute ranges after the colon (e.g. <c>share:0-1,4</c>; null: the sender's profile). On blend, set when
+/// blend fuses another model's caches (<c>blend:0.15+share:0-3</c>): the ranges' layers are recomputed for every chunk
+/// token, and blend's selection recomputes its tokens in the others.
+/// </param>
 public readonly record struct FusionModeSpec(FusionMode Mode, double Ratio, string? Variant = null, RecomputeRanges? Recompute = null)
 {
     /// <summary>The forms a mode string takes, as listed in parse errors.</summary>
     public static string ValidForms =>
-        $"full, prefix, reuse, share, share:RANGES, blend, blend:R, blend:R:VARIANT (R in (0, 1]; RANGES none or layer ranges such as 0-1,4; VARIANT one of {string.Join(", ", BlendVariants.Names)})";
+        $"full, prefix, reuse, share, share:RANGES, blend, blend:R, blend:R:VARIANT, BLEND+share:RANGES (R in (0, 1]; RANGES none or layer ranges such as 0-1,4; VARIANT one of {string.Join(", ", BlendVariants.Names)}; BLEND one of the blend forms)";
 
     /// <summary>Parses <c>full</c>, <c>prefix</c>, <c>reuse</c>, <c>share</c>, <c>share:RANGES</c>, <c>blend</c>, <c>blend:R</c> or <c>blend:R:VARIANT</c>.</summary>
     /// <exception cref="FusionException">
@@ -45,6 +49,25 @@ public readonly record struct FusionModeSpec(FusionMode Mode, double Ratio, stri
     public static FusionModeSpec Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        var plus = text.IndexOf("+share:", StringComparison.OrdinalIgnoreCase);
+        if (plus >= 0)
+        {
+            var blend = Parse(text[..plus]);
+            if (blend.Mode != FusionMode.Blend || blend.Recompute is not null)
+            {
+                throw Invalid(text, $"only a blend mode combines with share, got '{text[..plus]}'");
+            }
+
+            try
+            {
+                return blend with { Recompute = RecomputeRanges.Parse(text[(plus + "+share:".Length)..]) };
+            }
+            catch (FormatException e)
+            {
+                throw Invalid(text, e.Message);
+            }
+        }
+
         var parts = text.Trim().Split(':');
         var mode = parts[0].ToLowerInvariant() switch
         {
@@ -100,9 +123,10 @@ public readonly record struct FusionModeSpec(FusionMode Mode, double Ratio, stri
     /// <inheritdoc />
     public override string ToString() => Mode switch
     {
-        FusionMode.Blend => Variant is null
+        FusionMode.Blend => (Variant is null
             ? string.Create(CultureInfo.InvariantCulture, $"blend:{Ratio:0.###}")
-            : string.Create(CultureInfo.InvariantCulture, $"blend:{Ratio:0.###}:{Variant}"),
+            : string.Create(CultureInfo.InvariantCulture, $"blend:{Ratio:0.###}:{Variant}"))
+            + (Recompute is null ? string.Empty : $"+share:{Recompute}"),
         FusionMode.Share => Recompute is null ? "share" : $"share:{Recompute}",
         _ => Mode.ToString().ToLowerInvariant(),
     };

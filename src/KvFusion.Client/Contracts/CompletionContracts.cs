@@ -17,11 +17,12 @@ public sealed record FusionOptions
 
     /// <summary>
     /// Share: the agent (model id) that stored <see cref="Chunks"/> in the caller's namespace; the request's model
-    /// fuses them, reusing the sender's KV and recomputing the profiled layer ranges.
+    /// fuses them, reusing the sender's KV and recomputing the profiled layer ranges. With mode <c>blend</c>, blend's
+    /// selection also recomputes its tokens in the other layers.
     /// </summary>
     public string? SharedFrom { get; init; }
 
-    /// <summary>Share: the layer ranges the receiver recomputes (<c>"1-3"</c>, <c>"0,4-5"</c>, <c>"none"</c>); default: the pair's loaded profile.</summary>
+    /// <summary>Share (and blend with <see cref="SharedFrom"/>): the layer ranges the receiver recomputes (<c>"1-3"</c>, <c>"0,4-5"</c>, <c>"none"</c>); default: the pair's loaded profile.</summary>
     public string? Recompute { get; init; }
 }
 

@@ -101,12 +101,13 @@ internal sealed record ChatCallSettings
             mode = new FusionModeSpec(FusionMode.Share, defaults.RecomputeRatio);
         }
 
-        if ((mode.Mode == FusionMode.Share) != (sharedFrom is not null))
+        // Blend may fuse another agent's caches too (both recompute sets); the other modes read the model's own.
+        if (((mode.Mode == FusionMode.Share || mode.Recompute is not null) && sharedFrom is null) || (sharedFrom is not null && mode.Mode is not (FusionMode.Share or FusionMode.Blend)))
         {
             throw new ArgumentException(
-                mode.Mode == FusionMode.Share
-                    ? $"Mode share needs ChatOptions.AdditionalProperties[\"{KvFusionReport.SharedFromProperty}\"]: the agent whose stored caches are fused."
-                    : $"ChatOptions.AdditionalProperties[\"{KvFusionReport.SharedFromProperty}\"] needs mode share (or no mode); the call asks for {mode}.",
+                sharedFrom is null
+                    ? $"Mode {mode} needs ChatOptions.AdditionalProperties[\"{KvFusionReport.SharedFromProperty}\"]: the agent whose stored caches are fused."
+                    : $"ChatOptions.AdditionalProperties[\"{KvFusionReport.SharedFromProperty}\"] needs mode share, blend or no mode; the call asks for {mode}.",
                 nameof(options));
         }
 

@@ -273,10 +273,11 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
         }
 
         var request = new FusionRequest { Mode = mode, Blend = new BlendOptions { Ratio = ratio }, Chunks = chunks };
-        return mode == FusionMode.Share
+        // Blend combines with sharing: over another agent's caches it recomputes the pair's ranges and its own selection.
+        return mode == FusionMode.Share || (mode == FusionMode.Blend && kv.SharedFrom is not null)
             ? request with { SharedFrom = SharedFrom(kv, models, receiver, tenant) }
             : kv.SharedFrom is not null || kv.Recompute is not null
-                ? throw ApiProblemException.BadRequest("kvfusion.shared_from and kvfusion.recompute apply to mode share only.")
+                ? throw ApiProblemException.BadRequest("kvfusion.shared_from and kvfusion.recompute apply to modes share and blend only.")
                 : request;
     }
 
@@ -290,7 +291,7 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
 
         if (kv.Chunks is not { Count: > 0 })
         {
-            throw ApiProblemException.BadRequest("Mode share needs kvfusion.chunks: the ids of the caches the other agent stored (a conversation or documents).");
+            throw ApiProblemException.BadRequest("Sharing needs kvfusion.chunks: the ids of the caches the other agent stored (a conversation or documents).");
         }
 
         var sender = models.Find(kv.SharedFrom, "agent");

@@ -63,6 +63,30 @@ public sealed class FusionModeCatalogTests
         Assert.All(FusionModeCatalog.Variants.Keys, v => Assert.Contains(v, e.Message, StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("blend:0.15+share:0-3", "blend:0.15+share:0-3")]
+    [InlineData("blend:0.3:gradual+share:none", "blend:0.3:gradual+share:none")]
+    [InlineData("blend+share:1,4-5", "blend:0.15+share:1,4-5")]
+    public void Blend_over_shared_caches_parses_and_prints_back(string text, string printed)
+    {
+        var spec = FusionModeSpec.Parse(text);
+        Assert.Equal(FusionMode.Blend, spec.Mode);
+        Assert.NotNull(spec.Recompute);
+        Assert.Equal(printed, spec.ToString());
+        Assert.Equal(spec, FusionModeSpec.Parse(printed));
+    }
+
+    [Theory]
+    [InlineData("reuse+share:0-1", "reuse")]
+    [InlineData("share:1+share:0-1", "share:1")]
+    [InlineData("blend:0.15+share:3-1", "3-1")]
+    public void Only_blend_combines_with_share_and_its_ranges_must_parse(string text, string badPart)
+    {
+        var e = Assert.Throws<FusionException>(() => FusionModeSpec.Parse(text));
+        Assert.Equal(FusionError.InvalidRequest, e.Error);
+        Assert.Contains(badPart, e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Resolving_an_unknown_variant_is_an_invalid_request()
     {

@@ -158,6 +158,53 @@ public sealed class ShareModeTests : IDisposable
     }
 
     [SkippableFact]
+    public async Task Blend_over_the_same_models_caches_without_ranges_equals_blend_on_its_own()
+    {
+        var store = new InMemoryKvStore();
+        using var engine = new FusionEngine(Receiver, store);
+        await StoreAsync(Receiver, store, []);
+
+        var own = await FuseAsync(engine, Request(FusionMode.Blend, null));
+        var shared = await FuseAsync(engine, Request(FusionMode.Blend, SharedCacheSource.From(Receiver, store)));
+
+        Assert.Equal(own.Logits, shared.Logits);
+        Assert.Equal(own.Report.RecomputedPerLayer, shared.Report.RecomputedPerLayer);
+        Assert.Equal("blend:0.15+share:none", shared.Report.Mode);
+    }
+
+    [SkippableFact]
+    public async Task Blend_over_a_senders_caches_with_every_layer_recomputed_equals_the_receivers_full_prefill()
+    {
+        var senderStore = new InMemoryKvStore();
+        await StoreAsync(Sender, senderStore, []);
+        using var receiver = new FusionEngine(Receiver, new InMemoryKvStore());
+
+        var full = await FuseAsync(receiver, Request(FusionMode.Full, null));
+        var blended = await FuseAsync(receiver, Request(FusionMode.Blend, SharedCacheSource.From(Sender, senderStore, RecomputeRanges.All(Receiver.Config.LayerCount))));
+
+        Assert.True(MaxAbsDiff(full.Logits, blended.Logits) <= 1e-4f, $"max |Δlogit| = {MaxAbsDiff(full.Logits, blended.Logits)}");
+        Assert.Equal(full.Greedy, blended.Greedy);
+        Assert.Equal("blend:0.15+share:0-5", blended.Report.Mode);
+    }
+
+    [SkippableFact]
+    public async Task Blend_over_a_senders_caches_recomputes_the_ranges_for_every_chunk_token_and_its_selection_elsewhere()
+    {
+        var senderStore = new InMemoryKvStore();
+        await StoreAsync(Sender, senderStore, []);
+        using var receiver = new FusionEngine(Receiver, new InMemoryKvStore());
+
+        var shareOnly = await FuseAsync(receiver, Request(FusionMode.Share, SharedCacheSource.From(Sender, senderStore, RecomputeRanges.Parse("0-1"))));
+        var both = await FuseAsync(receiver, Request(FusionMode.Blend, SharedCacheSource.From(Sender, senderStore, RecomputeRanges.Parse("0-1"))));
+
+        var chunkTokens = both.Report.ChunkTokens;
+        var perLayer = both.Report.RecomputedPerLayer;
+        Assert.All(perLayer.Take(2), n => Assert.True(n >= chunkTokens, $"{n} rows in a recomputed range of {chunkTokens} chunk tokens"));
+        Assert.All(perLayer.Skip(2), n => Assert.InRange(n, shareOnly.Report.RecomputedPerLayer[^1] + 1, chunkTokens));
+        Assert.NotEqual(shareOnly.Logits, both.Logits);
+    }
+
+    [SkippableFact]
     public async Task Share_needs_a_sender_that_stored_the_chunks_and_a_sender_needs_share_mode()
     {
         using var receiver = new FusionEngine(Receiver, new InMemoryKvStore());

@@ -86,7 +86,7 @@ public sealed class KvFusionServiceChatClientAgentTests(AgentServerFixture serve
 
     [SkippableTheory]
     [InlineData("share", null, "needs ChatOptions.AdditionalProperties[\"kvfusion.shared_from\"]")]
-    [InlineData("blend:0.3", AgentServerFixture.Docs, "needs mode share (or no mode)")]
+    [InlineData("reuse", AgentServerFixture.Docs, "needs mode share, blend or no mode")]
     [InlineData(null, "", "must be a model id")]
     public async Task Share_settings_that_do_not_fit_are_refused_before_any_request(string? mode, string? sharedFrom, string says)
     {

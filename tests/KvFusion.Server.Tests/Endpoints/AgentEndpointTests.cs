@@ -79,6 +79,17 @@ public sealed class AgentEndpointTests(AgentServer server) : IClassFixture<Agent
     }
 
     [SkippableFact]
+    public async Task Blend_over_another_agents_caches_honours_both_recompute_sets()
+    {
+        using var client = server.Client(AgentServer.Alpha);
+        var id = await CreateAsync(client, Context + " " + Api.UniqueText("blended"), AgentServer.Docs);
+        var blended = await ChatAsync(client, AgentServer.Coder, new { chunks = new[] { id }, shared_from = AgentServer.Docs, mode = "blend", recompute_ratio = 0.3, recompute = "0-1" });
+        var fusion = Fusion(blended);
+        Assert.Equal("blend:0.3+share:0-1", fusion.GetProperty("mode").GetString());
+        Assert.True(fusion.GetProperty("reused_tokens").GetInt32() > 0);
+    }
+
+    [SkippableFact]
     public async Task Another_tenants_shared_cache_is_404_like_one_never_stored()
     {
         using var alpha = server.Client(AgentServer.Alpha);
@@ -101,7 +112,8 @@ public sealed class AgentEndpointTests(AgentServer server) : IClassFixture<Agent
     [SkippableTheory]
     [InlineData("unknown agent", HttpStatusCode.NotFound, "{\"chunks\":[\"ID\"],\"shared_from\":\"tiny-other\"}", "tiny-other")]
     [InlineData("share without sender", HttpStatusCode.BadRequest, "{\"chunks\":[\"ID\"],\"mode\":\"share\"}", "shared_from")]
-    [InlineData("sender with blend", HttpStatusCode.BadRequest, "{\"chunks\":[\"ID\"],\"mode\":\"blend\",\"shared_from\":\"tiny-pydocs\"}", "mode share only")]
+    [InlineData("sender with reuse", HttpStatusCode.BadRequest, "{\"chunks\":[\"ID\"],\"mode\":\"reuse\",\"shared_from\":\"tiny-pydocs\"}", "modes share and blend only")]
+    [InlineData("ranges without a sender", HttpStatusCode.BadRequest, "{\"chunks\":[\"ID\"],\"mode\":\"blend\",\"recompute\":\"0-1\"}", "modes share and blend only")]
     [InlineData("malformed ranges", HttpStatusCode.BadRequest, "{\"chunks\":[\"ID\"],\"shared_from\":\"tiny-pydocs\",\"recompute\":\"3-1\"}", "kvfusion.recompute")]
     [InlineData("ranges past the last layer", HttpStatusCode.BadRequest, "{\"chunks\":[\"ID\"],\"shared_from\":\"tiny-pydocs\",\"recompute\":\"4-9\"}", "past the model's last layer (5)")]
     [InlineData("share with no chunks", HttpStatusCode.BadRequest, "{\"shared_from\":\"tiny-pydocs\"}", "kvfusion.chunks")]

@@ -78,14 +78,14 @@ internal sealed class FusionPlanner(TransformerModel model, IKvStore store, Fusi
 
         var modeName = request.Mode switch
         {
-            FusionMode.Blend => new FusionModeSpec(FusionMode.Blend, request.Blend.Ratio).ToString(),
+            FusionMode.Blend => new FusionModeSpec(FusionMode.Blend, request.Blend.Ratio, null, shared?.Recompute).ToString(),
             FusionMode.Share => $"share:{shared!.Recompute}",
             _ => request.Mode.ToString().ToLowerInvariant(),
         };
         return new FusionPlan { ModeName = modeName, Prefix = prefix, Chunks = chunks, Query = query, Sink = sink, Tokens = all, SharedFrom = shared };
     }
 
-    /// <summary>The request's sender, checked: present in share mode only, of this model's family, its ranges within the layers.</summary>
+    /// <summary>The request's sender, checked: present in share mode (optional in blend) only, of this model's family, its ranges within the layers.</summary>
     private SharedCacheSource? CheckSharing(FusionRequest request)
     {
         var shared = request.SharedFrom;
@@ -93,14 +93,18 @@ internal sealed class FusionPlanner(TransformerModel model, IKvStore store, Fusi
         {
             return shared is null
                 ? null
-                : throw new FusionException(FusionError.InvalidRequest, $"SharedFrom names a sender ({shared.SenderName}) but the mode is {request.Mode.ToString().ToLowerInvariant()}; shared caches are used in share mode only.");
+                : request.Mode != FusionMode.Blend
+                    ? throw new FusionException(FusionError.InvalidRequest, $"SharedFrom names a sender ({shared.SenderName}) but the mode is {request.Mode.ToString().ToLowerInvariant()}; shared caches are used in share and blend modes only.")
+                    : CheckSender(shared);
         }
 
-        if (shared is null)
-        {
-            throw new FusionException(FusionError.InvalidRequest, "Share mode needs SharedFrom: the sender model whose stored caches the chunks are, and the layers to recompute.");
-        }
+        return shared is null
+            ? throw new FusionException(FusionError.InvalidRequest, "Share mode needs SharedFrom: the sender model whose stored caches the chunks are, and the layers to recompute.")
+            : CheckSender(shared);
+    }
 
+    private SharedCacheSource CheckSender(SharedCacheSource shared)
+    {
         var compatibility = ModelCompatibility.Check(shared.SenderConfig, shared.SenderFingerprint, model.Config, model.Fingerprint);
         if (!compatibility.IsCompatible)
         {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using KvFusion.Cache.Fusion.Blend;
+using KvFusion.Cache.Sharing;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Cache.Fusion.Runners;
@@ -8,7 +9,8 @@ namespace KvFusion.Cache.Fusion.Runners;
 /// <summary>
 /// <c>blend</c> (CacheBlend): one layer-stepped pass over everything after the reused prefix blocks, with the chunks'
 /// stored KV imported; at each check layer the chunk tokens are scored and only the selected ones (and the query and
-/// uncached prefix) go on through the later layers.
+/// uncached prefix) go on through the later layers. Over another model's caches (<see cref="Planning.FusionPlan.SharedFrom"/>),
+/// the sender's profiled ranges are recomputed for every chunk token before blend's pass.
 /// </summary>
 internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks prefixBlocks) : IFusionModeRunner
 {
@@ -23,25 +25,51 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         stages["precompute"] = sw.Elapsed;
         sw.Restart();
         var load = await prefixBlocks.LoadAsync(session, plan.Tokens, plan.Prefix.Length, cancellationToken).ConfigureAwait(false);
+        stages["load"] = sw.Elapsed;
+        sw.Restart();
 
-        // Rows of the pass: everything after the reused prefix blocks. Row r is slot loaded + r.
-        var rowCount = plan.Tokens.Length - load.Loaded;
+        // Blend over another model's caches: its ranges are recomputed for every chunk token first (share), so blend's
+        // selection recomputes its tokens in the layers the sender's K/V still fill. That recompute attends to the
+        // prefix, so an uncached prefix is computed before it (and before the import, which moves the session's end)
+        // rather than in blend's pass.
+        var ranges = plan.SharedFrom?.Recompute ?? RecomputeRanges.None;
+        var shareRanges = plan.Chunks.Count > 0 && ranges.LayerCount > 0;
+        var start = load.Loaded;
+        if (shareRanges && start < plan.Prefix.Length)
+        {
+            session.Prefill(plan.Prefix.AsSpan(start), run.Logits, cancellationToken: cancellationToken);
+            start = plan.Prefix.Length;
+        }
+
+        ChunkCaches.Import(session, plan);
+        if (shareRanges)
+        {
+            ShareModeRunner.Recompute(session, plan, ranges, cancellationToken);
+        }
+
+        var shareTime = sw.Elapsed;
+
+        // Rows of the pass: everything after the reused prefix blocks (and a prefix computed above). Row r is slot start + r.
+        var rowCount = plan.Tokens.Length - start;
         var slots = new int[rowCount];
         for (var r = 0; r < rowCount; r++)
         {
-            slots[r] = load.Loaded + r;
+            slots[r] = start + r;
         }
 
-        var pass = session.BeginPass(plan.Tokens.AsSpan(load.Loaded), slots, slots);
-        ChunkCaches.Import(session, plan);
-        stages["load"] = sw.Elapsed;
+        var pass = session.BeginPass(plan.Tokens.AsSpan(start), slots, slots);
 
-        var rows = new BlendRows(rowCount, plan.Prefix.Length - load.Loaded, plan.Query.Length);
+        var rows = new BlendRows(rowCount, plan.Prefix.Length - start, plan.Query.Length);
         var report = new BlendReportBuilder(plan.ChunkTokens);
         sw.Restart();
         var (recomputed, selectTime) = ComputeLayers(pass, session, blend, rows, report, cancellationToken);
         pass.ComputeLogits(pass.RowCount - 1, run.Logits);
-        stages["compute"] = sw.Elapsed - selectTime;
+        stages["compute"] = sw.Elapsed - selectTime + shareTime;
+        for (var l = 0; l < recomputed.Length; l++)
+        {
+            recomputed[l] += (start - load.Loaded) + (ranges.Contains(l) ? plan.ChunkTokens : 0);
+        }
+
         stages["select"] = selectTime;
         sw.Restart();
         await prefixBlocks.StoreAsync(session, plan.Tokens, load, plan.Prefix.Length, cancellationToken).ConfigureAwait(false);

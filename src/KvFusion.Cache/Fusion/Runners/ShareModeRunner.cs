@@ -60,7 +60,7 @@ internal sealed class ShareModeRunner(PrefixBlocks prefixBlocks) : IFusionModeRu
     }
 
     /// <summary>Recomputes the ranges' layers of every chunk row on the receiver, each range from its entering hidden state.</summary>
-    private static void Recompute(InferenceSession session, FusionPlan plan, RecomputeRanges ranges, CancellationToken cancellationToken)
+    internal static void Recompute(InferenceSession session, FusionPlan plan, RecomputeRanges ranges, CancellationToken cancellationToken)
     {
         var rows = plan.ChunkTokens;
         var tokens = new int[rows];

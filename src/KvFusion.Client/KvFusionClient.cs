@@ -256,10 +256,24 @@ public sealed class KvFusionClient : IDisposable
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The document and its chunks.</returns>
     /// <exception cref="KvFusionApiException">404 when the document is not stored.</exception>
-    public Task<DocumentInfo> GetDocumentAsync(string id, CancellationToken cancellationToken = default)
+    public Task<DocumentInfo> GetDocumentAsync(string id, CancellationToken cancellationToken = default) => GetDocumentAsync(id, null, cancellationToken);
+
+    /// <summary>A document of one of the served models, by id (<c>GET /v1/documents/{id}?model=</c>).</summary>
+    /// <param name="id">The document id: 64 hex digits.</param>
+    /// <param name="model">The served model (agent) that stored it; null for the default model.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The document and its chunks.</returns>
+    /// <exception cref="KvFusionApiException">404 when the document is not stored, or the model is not served.</exception>
+    public Task<DocumentInfo> GetDocumentAsync(string id, string? model, CancellationToken cancellationToken = default)
     {
         var normalized = ResourceIds.Normalize(id, nameof(id));
-        return SendJsonAsync(HttpMethod.Get, "v1/documents/" + Uri.EscapeDataString(normalized), KvFusionJsonContext.Default.DocumentInfo, cancellationToken);
+        var path = "v1/documents/" + Uri.EscapeDataString(normalized);
+        if (model is not null)
+        {
+            path += "?model=" + Uri.EscapeDataString(CheckQueryValue(model, nameof(model)));
+        }
+
+        return SendJsonAsync(HttpMethod.Get, path, KvFusionJsonContext.Default.DocumentInfo, cancellationToken);
     }
 
     // ---------------------------------------------------------------- completions

@@ -61,15 +61,30 @@ internal static class EvalCommands
         {
             Description = "Cross-model sharing: the model whose caches share modes fuse (--model is the receiver). It stores the case chunks with the E-cache of every layer.",
         };
+        var ecache = new Option<string>("--ecache")
+        {
+            Description = "Precision the sender's E-cache is kept at (fp16, bf16, fp8), apart from --codec's K/V: measures what recomputing from it needs.",
+            DefaultValueFactory = _ => "fp16",
+        };
         var profile = new Option<string?>("--profile") { Description = "A sharing profile (kvfusion profile sharing) for --sender → --model: the ranges of a plain 'share' mode." };
         var codec = CodecOptions.Codec("Store chunk and prefix-block caches as containers with this codec (raw, lz4, fp8, cachegen[:1..3]), so quality and TTFT include it (default: decoded in memory).");
         var command = new Command("fusion", "Quality (KL, top-1, greedy match, NLL against full) and TTFT of fusion modes on a case file.")
         {
-            model, threads, device, cases, modes, sink, ttftRuns, limit, output, codec, sender, profile,
+            model, threads, device, cases, modes, sink, ttftRuns, limit, output, codec, sender, profile, ecache,
         };
         command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
         {
             var modeList = ParseModes(parse.GetValue(modes)!);
+            HiddenStatePrecision precision;
+            try
+            {
+                precision = HiddenStateRounding.Parse(parse.GetValue(ecache)!);
+            }
+            catch (FormatException e)
+            {
+                throw new CliException(e.Message);
+            }
+
             if (parse.GetValue(sender) is null && (parse.GetValue(profile) is not null || modeList.Any(x => x.Mode == FusionMode.Share)))
             {
                 throw new CliException("Share modes and --profile need --sender: the model whose caches are shared.");
@@ -100,7 +115,7 @@ internal static class EvalCommands
 
             using var senderEngine = senderModel is null
                 ? null
-                : new FusionEngine(senderModel, CodecOptions.Store(codecSpec, senderModel), new FusionEngineOptions { HiddenStateLayers = [.. Enumerable.Range(1, senderModel.Config.LayerCount - 1)] });
+                : new FusionEngine(senderModel, new HiddenStateRoundingStore(CodecOptions.Store(codecSpec, senderModel), precision), new FusionEngineOptions { HiddenStateLayers = [.. Enumerable.Range(1, senderModel.Config.LayerCount - 1)] });
             var evaluator = new FusionEvaluator(engine, new FusionEvaluationOptions
             {
                 TtftRuns = parse.GetValue(ttftRuns),
@@ -117,7 +132,7 @@ internal static class EvalCommands
             }).ConfigureAwait(false);
 
             var codecTitle = (codecSpec is { } cs ? $", codec {cs}" : string.Empty)
-                + (senderModel is null ? string.Empty : $", shared from {Path.GetFileName(senderModel.Directory)}" + (sharing is null ? string.Empty : $" (profile: share = share:{sharing.Recompute})"));
+                + (senderModel is null ? string.Empty : $", shared from {Path.GetFileName(senderModel.Directory)} (E-cache {precision.ToString().ToLowerInvariant()})" + (sharing is null ? string.Empty : $" (profile: share = share:{sharing.Recompute})"));
             var table = new Table().Title($"fusion quality and TTFT: {Markup.Escape(Path.GetFileName(m.Directory))}, {caseList.Count} cases, {Markup.Escape(backend.DeviceName)}{codecTitle}")
                 .AddColumns("mode", "compute", "mean KL", "top-1", "greedy match", "greedy prefix", "answer NLL", "TTFT ms", "TTFT full/mode");
             foreach (var r in results)

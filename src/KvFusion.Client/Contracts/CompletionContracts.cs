@@ -22,6 +22,13 @@ public sealed record FusionOptions
     /// </summary>
     public string? SharedFrom { get; init; }
 
+    /// <summary>
+    /// Store this exchange (the whole prompt and the answer) as one cache under the request's model, computed in one
+    /// pass with its E-cache, and return its id as <see cref="FusionUsage.ConversationId"/>: another agent fuses it by
+    /// naming it in <see cref="Chunks"/> with this model as <see cref="SharedFrom"/>.
+    /// </summary>
+    public bool? SaveConversation { get; init; }
+
     /// <summary>Share (and blend with <see cref="SharedFrom"/>): the layer ranges the receiver recomputes (<c>"1-3"</c>, <c>"0,4-5"</c>, <c>"none"</c>); default: the pair's loaded profile.</summary>
     public string? Recompute { get; init; }
 }
@@ -46,6 +53,9 @@ public sealed record FusionUsage
 
     /// <summary>Milliseconds from the request's arrival to its first token.</summary>
     public required double TtftMs { get; init; }
+
+    /// <summary>With <see cref="FusionOptions.SaveConversation"/>: the id of the stored exchange (prompt and answer), a chunk id of the request's model.</summary>
+    public string? ConversationId { get; init; }
 
     /// <summary>Milliseconds the request waited in the service's queue.</summary>
     public double QueueMs { get; init; }

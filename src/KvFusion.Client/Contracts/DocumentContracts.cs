@@ -17,6 +17,9 @@ public sealed record CreateDocumentRequest
 
     /// <summary>Answer with server-sent events: <c>progress</c> events while chunks are computed, then <c>document</c>.</summary>
     public bool Stream { get; init; }
+
+    /// <summary>The served model (agent) that chunks, computes and stores it; null for the service's default model.</summary>
+    public string? Model { get; init; }
 }
 
 /// <summary>A stored document: its chunks, in order.</summary>

@@ -29,7 +29,7 @@ internal static class DocumentEndpoints
                 throw ApiProblemException.BadRequest("text must hold the document's text.");
             }
 
-            var runtime = host.Runtime;
+            var runtime = host.Models.Find(request.Model);
             var tenant = CallerTenant.Resolve(http, runtime);
             var tokenizer = runtime.Model.Tokenizer ?? throw ApiProblemException.BadRequest("The model has no tokenizer to chunk documents with.");
             var chunking = new ChunkingOptions { MaxTokens = request.ChunkTokens ?? 256, OverlapTokens = request.OverlapTokens ?? 0 };
@@ -98,10 +98,10 @@ internal static class DocumentEndpoints
         .WithSummary("Chunk a document and precompute every chunk")
         .WithDescription("With stream: true the answer is server-sent events: progress {done, total, computed} per chunk, then the document.");
 
-        documents.MapGet("/{id}", async (string id, HttpContext http, ModelRuntimeHost host, DocumentCatalog catalog) =>
+        documents.MapGet("/{id}", async (string id, string? model, HttpContext http, ModelRuntimeHost host, DocumentCatalog catalog) =>
         {
             var documentId = ChunkService.ParseId(id, "document id").ToString();
-            var runtime = host.Runtime;
+            var runtime = host.Models.Find(model);
             var tenant = CallerTenant.Resolve(http, runtime);
             return await catalog.FindAsync(tenant.Namespace, documentId, http.RequestAborted).ConfigureAwait(false) is { } document
                 ? Results.Ok(document)

@@ -17,7 +17,7 @@ using Microsoft.Extensions.Options;
 namespace KvFusion.Server.Generation;
 
 /// <summary>What a completion request asks for, checked: the fusion, the sampling and how to answer.</summary>
-internal sealed record GenerationPlan(FusionRequest Fusion, SamplingOptions Sampling, IReadOnlyList<string> Stops, bool Stream, bool IncludeUsage);
+internal sealed record GenerationPlan(FusionRequest Fusion, SamplingOptions Sampling, IReadOnlyList<string> Stops, bool Stream, bool IncludeUsage, bool SaveConversation = false);
 
 /// <summary>
 /// Runs completions: checks the request, waits for a place in the queue, fuses the prompt from the tenant's stored
@@ -93,7 +93,7 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
             Seed = request.Seed is { } seed ? unchecked((ulong)seed) : (ulong)Random.Shared.NextInt64(),
             MaxTokens = max,
         };
-        return new GenerationPlan(fusion, sampling, stops, request.Stream == true, request.StreamOptions?.IncludeUsage == true);
+        return new GenerationPlan(fusion, sampling, stops, request.Stream == true, request.StreamOptions?.IncludeUsage == true, request.Kvfusion?.SaveConversation == true);
     }
 
     /// <summary>Runs the plan and writes the answer in <paramref name="format"/>.</summary>
@@ -108,6 +108,7 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
         var text = new StringBuilder();
         FusionUsage? fusion = null;
         var generated = 0;
+        var answer = plan.SaveConversation ? new List<int>() : null;
         var started = false;
         await foreach (var token in context.GenerateAsync(plan.Sampling, stats, ct).ConfigureAwait(false))
         {
@@ -120,6 +121,7 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
             if (token.Id >= 0)
             {
                 generated++;
+                answer?.Add(token.Id);
             }
 
             var visible = filter.Add(token.Text);
@@ -154,6 +156,11 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
         }
 
         metrics.RecordGenerated(generated);
+        if (answer is not null)
+        {
+            fusion = fusion with { ConversationId = await SaveConversationAsync(tenant, context.PromptTokens, answer, ct).ConfigureAwait(false) };
+        }
+
         var rest = filter.Flush();
         var reason = filter.Stopped || stats.FinishReason == FinishReason.Stop ? "stop" : "length";
         var usage = new CompletionUsage
@@ -182,13 +189,31 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
         }
 
         await WriteEventAsync(http, format.Finish(reason)).ConfigureAwait(false);
-        if (plan.IncludeUsage)
+        // A saved conversation's id is only known at the end: the usage event carries it, asked for or not.
+        if (plan.IncludeUsage || answer is not null)
         {
             await WriteEventAsync(http, format.Usage(usage, fusion)).ConfigureAwait(false);
         }
 
         await http.Response.Body.WriteAsync(Done, ct).ConfigureAwait(false);
         await http.Response.Body.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Stores the exchange (prompt and answer) as one chunk of the tenant's model, computed in one pass (with the
+    /// E-cache the model keeps for its agents), so another agent can take it over by id instead of by text.
+    /// </summary>
+    private static async Task<string> SaveConversationAsync(TenantEngine tenant, IReadOnlyList<int> prompt, List<int> answer, CancellationToken ct)
+    {
+        var tokens = new int[prompt.Count + answer.Count];
+        for (var i = 0; i < prompt.Count; i++)
+        {
+            tokens[i] = prompt[i];
+        }
+
+        answer.CopyTo(tokens, prompt.Count);
+        var id = await tenant.Engine.PutChunkAsync(ChunkInput.FromTokens(tokens), cancellationToken: ct).ConfigureAwait(false);
+        return id.ToString();
     }
 
     /// <summary>Starts a server-sent event stream (headers, then the first event when there is one).</summary>

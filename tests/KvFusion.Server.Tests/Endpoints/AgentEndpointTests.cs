@@ -90,6 +90,47 @@ public sealed class AgentEndpointTests(AgentServer server) : IClassFixture<Agent
     }
 
     [SkippableFact]
+    public async Task A_saved_conversation_is_handed_to_another_agent_by_its_id()
+    {
+        using var client = server.Client(AgentServer.Alpha);
+        var docsTurn = Chat(AgentServer.Docs, new { save_conversation = true });
+        docsTurn["messages"] = new object[]
+        {
+            new { role = "system", content = Context },
+            new { role = "user", content = "Summarize the json module: " + Api.UniqueText("turn") },
+        };
+        using var first = await client.PostAsync("/v1/chat/completions", docsTurn);
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        var turn = await first.ReadJsonAsync();
+        var conversation = Fusion(turn).GetProperty("conversation_id").GetString()!;
+        var usage = turn.GetProperty("usage");
+
+        // The exchange is one chunk of the sender: its prompt and its answer.
+        using var stored = await client.GetAsync($"/v1/chunks/{conversation}?model={AgentServer.Docs}");
+        Assert.Equal(HttpStatusCode.OK, stored.StatusCode);
+        var tokens = (await stored.ReadJsonAsync()).GetProperty("tokens").GetInt32();
+        Assert.Equal(usage.GetProperty("prompt_tokens").GetInt32() + usage.GetProperty("completion_tokens").GetInt32(), tokens);
+
+        var handed = await ChatAsync(client, AgentServer.Coder, new { chunks = new[] { conversation }, shared_from = AgentServer.Docs });
+        Assert.Equal("share:0-3", Fusion(handed).GetProperty("mode").GetString());
+        Assert.Equal(tokens, handed.GetProperty("usage").GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
+    }
+
+    [SkippableFact]
+    public async Task A_streamed_turn_reports_its_saved_conversation_in_the_last_usage_event()
+    {
+        using var client = server.Client(AgentServer.Alpha);
+        var body = Chat(AgentServer.Docs, new { save_conversation = true });
+        body["stream"] = true;
+        using var response = await client.SendStreamingAsync("/v1/chat/completions", body);
+        var events = await Api.ReadEventsAsync(response);
+        var withId = events.Where(e => e.Data != "[DONE]").Select(e => JsonDocument.Parse(e.Data).RootElement)
+            .Where(e => e.TryGetProperty("kvfusion", out var k) && k.TryGetProperty("conversation_id", out var id) && id.ValueKind == JsonValueKind.String)
+            .ToList();
+        Assert.Single(withId);
+    }
+
+    [SkippableFact]
     public async Task Another_tenants_shared_cache_is_404_like_one_never_stored()
     {
         using var alpha = server.Client(AgentServer.Alpha);

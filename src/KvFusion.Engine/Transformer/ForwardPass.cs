@@ -437,6 +437,7 @@ internal sealed class PassBuffers : IDisposable
     public PassBuffers(ComputeBackend backend, ModelConfig c, int rows)
     {
         Rows = rows;
+        Bytes = 4L * rows * ((2L * c.HiddenSize) + (3L * c.QueryWidth) + (5L * c.KvWidth) + (2L * c.IntermediateSize) + 7) + (4L * c.VocabSize);
         Hidden = backend.Allocate(TensorDType.F32, rows, c.HiddenSize);
         Normed = backend.Allocate(TensorDType.F32, rows, c.HiddenSize);
         Query = backend.Allocate(TensorDType.F32, rows, c.QueryWidth);
@@ -468,6 +469,9 @@ internal sealed class PassBuffers : IDisposable
     public int[] HostPositions { get; }
 
     public int Rows { get; }
+
+    /// <summary>Device bytes held (what the session pool counts).</summary>
+    public long Bytes { get; }
 
     public DeviceTensor Hidden { get; }
 

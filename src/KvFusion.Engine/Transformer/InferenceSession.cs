@@ -23,7 +23,7 @@ public sealed class InferenceSession : IDisposable
     internal InferenceSession(TransformerModel model, int capacity)
     {
         Model = model;
-        Cache = new KvCache(model.Backend, model.Config, Math.Min(capacity, model.Config.MaxPositionEmbeddings));
+        Cache = new KvCache(model.Backend, model.Config, model.SessionMemory.CacheCapacity(Math.Min(capacity, model.Config.MaxPositionEmbeddings)), model.SessionMemory);
     }
 
     /// <summary>The model.</summary>
@@ -189,7 +189,12 @@ public sealed class InferenceSession : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        _buffers?.Dispose();
+        if (_buffers is not null)
+        {
+            Model.SessionMemory.Return(_buffers);
+            _buffers = null;
+        }
+
         _slotScratch?.Dispose();
         _transfer?.Dispose();
         Cache.Dispose();
@@ -254,8 +259,12 @@ public sealed class InferenceSession : IDisposable
         if (_buffers is null || _buffers.Rows < rows)
         {
             var size = Math.Max(rows, _buffers is null ? 1 : Math.Min(_buffers.Rows * 2, Cache.Capacity));
-            _buffers?.Dispose();
-            _buffers = new PassBuffers(Model.Backend, Model.Config, Math.Max(size, rows));
+            if (_buffers is not null)
+            {
+                Model.SessionMemory.Return(_buffers);
+            }
+
+            _buffers = Model.SessionMemory.RentPass(SessionMemoryPool.PassRows(size, Cache.Capacity));
         }
 
         return _buffers;

@@ -15,25 +15,23 @@ public sealed class KvCache : IDisposable
     private readonly DeviceTensor[] _values;
     private readonly int[] _positions;
     private readonly DeviceTensor _positionsDevice;
+    private readonly KvCacheMemory _memory;
+    private readonly SessionMemoryPool? _pool;
     private int _uploadedLength = -1;
 
-    internal KvCache(ComputeBackend backend, ModelConfig config, int capacity)
+    internal KvCache(ComputeBackend backend, ModelConfig config, int capacity, SessionMemoryPool? pool = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _backend = backend;
+        _pool = pool;
         Capacity = capacity;
         KvHeads = config.KvHeadCount;
         HeadDim = config.HeadDim;
-        _keys = new DeviceTensor[config.LayerCount];
-        _values = new DeviceTensor[config.LayerCount];
-        for (var l = 0; l < config.LayerCount; l++)
-        {
-            _keys[l] = backend.Allocate(TensorDType.F32, KvHeads * capacity, HeadDim);
-            _values[l] = backend.Allocate(TensorDType.F32, KvHeads * capacity, HeadDim);
-        }
-
+        _memory = pool?.RentCache(capacity) ?? KvCacheMemory.Allocate(backend, config, capacity);
+        _keys = _memory.Keys;
+        _values = _memory.Values;
         _positions = new int[capacity];
-        _positionsDevice = backend.Allocate(TensorDType.I32, capacity, 1);
+        _positionsDevice = _memory.Positions;
     }
 
     /// <summary>Number of slots.</summary>
@@ -130,16 +128,13 @@ public sealed class KvCache : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        foreach (var t in _keys)
+        if (_pool is null)
         {
-            t.Dispose();
+            _memory.Dispose();
         }
-
-        foreach (var t in _values)
+        else
         {
-            t.Dispose();
+            _pool.Return(_memory);
         }
-
-        _positionsDevice.Dispose();
     }
 }

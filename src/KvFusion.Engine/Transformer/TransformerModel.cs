@@ -13,6 +13,7 @@ public sealed class TransformerModel : IDisposable
 {
     private readonly SafeTensorsCheckpoint _checkpoint;
     private readonly LayerWeights[] _layers;
+    private readonly SessionMemoryPool _sessionMemory;
 
     private TransformerModel(
         string directory, ModelConfig config, ModelTokenizer? tokenizer, ModelFingerprint fingerprint, SafeTensorsCheckpoint checkpoint,
@@ -32,6 +33,7 @@ public sealed class TransformerModel : IDisposable
         InverseFrequencies = inverseFrequencies;
         WeightDType = weightDType;
         ParameterCount = parameterCount;
+        _sessionMemory = new SessionMemoryPool(backend, config);
     }
 
     /// <summary>The model directory.</summary>
@@ -187,7 +189,14 @@ public sealed class TransformerModel : IDisposable
         }
     }
 
-    /// <summary>Creates an inference session with a KV cache of <paramref name="capacity"/> slots (default: the model's context).</summary>
+    /// <summary>KV caches and pass scratch of ended sessions, reused by new ones.</summary>
+    internal SessionMemoryPool SessionMemory => _sessionMemory;
+
+    /// <summary>
+    /// Creates an inference session with a KV cache of at least <paramref name="capacity"/> slots (default: the
+    /// model's context; rounded up to a multiple of <see cref="SessionMemoryPool.Granularity"/> within it, so ended
+    /// sessions' memory serves new ones).
+    /// </summary>
     public InferenceSession CreateSession(int? capacity = null) => new(this, capacity ?? Config.MaxPositionEmbeddings);
 
     /// <inheritdoc />
@@ -206,6 +215,7 @@ public sealed class TransformerModel : IDisposable
         }
 
         InverseFrequencies.Dispose();
+        _sessionMemory.Dispose();
         _checkpoint.Dispose();
         Tokenizer?.Dispose();
     }

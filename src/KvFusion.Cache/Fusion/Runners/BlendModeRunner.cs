@@ -58,7 +58,7 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         }
 
         var pass = session.BeginPass(plan.Tokens.AsSpan(start), slots, slots);
-
+        stages["load"] += sw.Elapsed - shareTime;
         var rows = new BlendRows(rowCount, plan.Prefix.Length - start, plan.Query.Length);
         var report = new BlendReportBuilder(plan.ChunkTokens);
         sw.Restart();

@@ -8,7 +8,8 @@
 //
 // The profile (default tests/data/sharing-profile-tiny.json) comes from `kvfusion profile sharing`; it is refused for
 // any other pair. Prints, for each way of handing off (text, full reuse, share), the coder's time to first token and its
-// quality against reading the text itself: KL divergence and top-1 agreement over the answer tokens.
+// quality against reading the text itself: KL divergence and top-1 agreement over the answer tokens. A fourth row
+// combines share with blend (the sender's KV everywhere, blend's selection recomputed), the best point measured.
 using System.Diagnostics;
 using System.Globalization;
 using KvFusion.Cache.Evaluation;
@@ -24,6 +25,11 @@ using KvFusion.Engine.Transformer;
 
 // Numbers print the same everywhere (the tests read them).
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+
+// The best point measured on the tiny pair's TTFT/quality curve (docs/sharing.md): blend over the sender's caches.
+const string BlendedVariant = "gradual";
+const double BlendedRatio = 0.2;
+const string Blended = "blend:0.2:gradual+share:none";
 
 string? docsDir = null;
 string? coderDir = null;
@@ -94,23 +100,32 @@ try
     var byText = await AnswerAsync(coderAgent, new FusionRequest { Mode = FusionMode.Full, Chunks = [ChunkInput.FromText(first.Chunks[0])], Query = first.Query }, maxTokens);
     var byReuse = await AnswerAsync(coderAgent, Shared(first.Query, contextId, RecomputeRanges.None), maxTokens);
     var byShare = await AnswerAsync(coderAgent, Shared(first.Query, contextId, profile.Recompute), maxTokens);
-    foreach (var (way, answer) in new[] { ("text handoff", byText), ("full reuse", byReuse), ($"share:{profile.Recompute}", byShare) })
+
+    // Share combined with blend: the sender's KV in every layer, and blend's selection recomputed on the coder.
+    var byBlend = await AnswerAsync(coderAgent, Shared(first.Query, contextId, RecomputeRanges.None) with { Mode = FusionMode.Blend, Blend = BlendVariants.Build(BlendedVariant, BlendedRatio) }, maxTokens);
+    foreach (var (way, answer) in new[] { ("text handoff", byText), ("full reuse", byReuse), ($"share:{profile.Recompute}", byShare), (Blended, byBlend) })
     {
-        Console.WriteLine($"  {way,-14} TTFT {answer.TtftMs,7:F1} ms  {Quote(answer.Text)}");
+        Console.WriteLine($"  {way,-30} TTFT {answer.TtftMs,7:F1} ms  {Quote(answer.Text)}");
     }
 
     // Quality and TTFT over every handoff, against the coder reading the text itself.
     Console.WriteLine();
     Console.WriteLine($"over {cases.Count} handoffs (KL and top-1 over each answer's tokens, against the coder's own prefill of the text):");
     var evaluator = new FusionEvaluator(coderAgent, new FusionEvaluationOptions { Sender = docsAgent, DefaultRecompute = profile.Recompute, TtftRuns = 3 });
-    var modes = new[] { new FusionModeSpec(FusionMode.Full, 0), new FusionModeSpec(FusionMode.Share, 0, null, RecomputeRanges.None), new FusionModeSpec(FusionMode.Share, 0, null, profile.Recompute) };
+    var modes = new[]
+    {
+        new FusionModeSpec(FusionMode.Full, 0),
+        new FusionModeSpec(FusionMode.Share, 0, null, RecomputeRanges.None),
+        new FusionModeSpec(FusionMode.Share, 0, null, profile.Recompute),
+        FusionModeSpec.Parse(Blended),
+    };
     var results = await evaluator.EvaluateAsync(cases, modes);
-    Console.WriteLine($"  {"handoff",-14} {"mean KL",8} {"top-1",7} {"TTFT ms",8} {"vs text",8} {"compute",8}");
-    var names = new[] { "text", "full reuse", $"share:{profile.Recompute}" };
+    Console.WriteLine($"  {"handoff",-30} {"mean KL",8} {"top-1",7} {"TTFT ms",8} {"vs text",8} {"compute",8}");
+    var names = new[] { "text", "full reuse", $"share:{profile.Recompute}", Blended };
     for (var i = 0; i < results.Count; i++)
     {
         var r = results[i];
-        Console.WriteLine($"  {names[i],-14} {r.MeanKl,8:F4} {r.Top1Agreement,7:P1} {r.TtftMs,8:F1} {r.TtftRatioToFull,7:F2}x {r.ComputeFraction,8:P0}");
+        Console.WriteLine($"  {names[i],-30} {r.MeanKl,8:F4} {r.Top1Agreement,7:P1} {r.TtftMs,8:F1} {r.TtftRatioToFull,7:F2}x {r.ComputeFraction,8:P0}");
     }
 
     return 0;

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Json;
 using KvFusion.Client.Contracts;
 using KvFusion.Client.Tests.Support;
 
@@ -85,6 +86,49 @@ public sealed class RequestTests
 
             Assert.Throws<ArgumentException>(() => { _ = client.GetChunkAsync(Payloads.ChunkId, tenant: " "); });
             await Assert.ThrowsAsync<ArgumentException>(() => client.GetChunkKvAsync(Payloads.ChunkId, codec: ""));
+        }
+    }
+
+    [Fact]
+    public async Task An_agent_is_named_in_the_body_of_a_create_and_the_query_of_a_get()
+    {
+        var (client, handler) = CannedHandler.Client(request => request.Method == HttpMethod.Post
+            ? CannedHandler.Json(HttpStatusCode.OK, $"{{\"chunks\":[{Payloads.Chunk()}]}}")
+            : CannedHandler.Json(HttpStatusCode.OK, Payloads.Chunk()));
+        using (client)
+        {
+            await client.CreateChunkAsync("Context the docs agent read.", "tiny-pydocs");
+            Assert.Equal("{\"chunks\":[{\"text\":\"Context the docs agent read.\"}],\"model\":\"tiny-pydocs\"}", handler.Last.BodyText);
+
+            await client.GetChunkAsync(Payloads.ChunkId, null, "tiny pydocs");
+            Assert.Equal("?model=tiny%20pydocs", handler.Last.Uri.Query);
+            await client.GetChunkAsync(Payloads.ChunkId, "t1", "tiny-pydocs");
+            Assert.Equal("?tenant=t1&model=tiny-pydocs", handler.Last.Uri.Query);
+            Assert.Throws<ArgumentException>(() => { _ = client.GetChunkAsync(Payloads.ChunkId, null, ""); });
+        }
+    }
+
+    [Fact]
+    public async Task Sharing_fields_travel_in_the_kvfusion_object()
+    {
+        var (client, handler) = CannedHandler.Client(_ => CannedHandler.Json(HttpStatusCode.OK, Payloads.ChatCompletion()));
+        using (client)
+        {
+            var completion = await client.ChatCompletionAsync(new ChatCompletionRequest
+            {
+                Model = "tiny-pydocs-coder",
+                Messages = [new ChatMessage { Role = "user", Content = "Which function parses JSON?" }],
+                Kvfusion = new FusionOptions { Chunks = [Payloads.ChunkId], SharedFrom = "tiny-pydocs", Recompute = "0-3", SaveConversation = true },
+            });
+
+            using var body = JsonDocument.Parse(handler.Last.BodyText!);
+            var kv = body.RootElement.GetProperty("kvfusion");
+            Assert.Equal("tiny-pydocs", kv.GetProperty("shared_from").GetString());
+            Assert.Equal("0-3", kv.GetProperty("recompute").GetString());
+            Assert.True(kv.GetProperty("save_conversation").GetBoolean());
+            Assert.Equal("tiny-pydocs-coder", body.RootElement.GetProperty("model").GetString());
+            Assert.Equal(Payloads.ChunkId, completion.Kvfusion.ConversationId);
+            Assert.Equal("share:0-3", completion.Kvfusion.Mode);
         }
     }
 

@@ -24,13 +24,14 @@ public sealed partial class MultiAgentSampleTests
         Assert.Contains("docs agent tiny-pydocs → coder agent tiny-pydocs-coder: recompute layers 0-3 of 6", run.StandardOutput, StringComparison.Ordinal);
         Assert.Matches(@"stored its \d+-token context as [0-9a-f]{16}… and sends only that id", run.StandardOutput);
         var rows = Rows().Matches(run.StandardOutput).ToDictionary(m => m.Groups[1].Value, m => (Kl: Double(m.Groups[2]), Top1: Double(m.Groups[3])));
-        Assert.Equal(["text", "full reuse", "share:0-3"], rows.Keys);
+        Assert.Equal(["text", "full reuse", "share:0-3", "blend:0.2:gradual+share:none"], rows.Keys);
 
         // Text is the reference; share recomputes the profiled layers and so loses less than reusing every layer.
         Assert.Equal(0, rows["text"].Kl);
         Assert.Equal(100, rows["text"].Top1);
         Assert.InRange(rows["full reuse"].Kl, 1e-4, 10);
         Assert.InRange(rows["share:0-3"].Kl, 0, rows["full reuse"].Kl);
+        Assert.InRange(rows["blend:0.2:gradual+share:none"].Kl, 0, rows["full reuse"].Kl);
     }
 
     [SkippableFact]
@@ -49,6 +50,6 @@ public sealed partial class MultiAgentSampleTests
 
     private static double Double(Group group) => double.Parse(group.Value, CultureInfo.InvariantCulture);
 
-    [GeneratedRegex(@"^  (text|full reuse|share:\S+)\s+(\d+\.\d+)\s+(\d+\.\d) %", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^  (text|full reuse|share:\S+|blend:\S+)\s+(\d+\.\d+)\s+(\d+\.\d) %", RegexOptions.Multiline)]
     private static partial Regex Rows();
 }

@@ -153,7 +153,8 @@ internal static class EvalCommands
             if (parse.GetValue(output) is { } dir)
             {
                 Directory.CreateDirectory(dir);
-                WriteSummary(Path.Combine(dir, "summary.json"), Path.GetFileName(m.Directory), backend.DeviceName, caseList.Count, codecSpec, results);
+                var shared = senderModel is null ? null : new SharingSummary(Path.GetFileName(senderModel.Directory), sharing?.Recompute.ToString(), precision.ToString().ToLowerInvariant());
+                WriteSummary(Path.Combine(dir, "summary.json"), Path.GetFileName(m.Directory), backend.DeviceName, caseList.Count, codecSpec, shared, results);
                 FusionPlots.Quality(Path.Combine(dir, "fusion-quality.png"), $"{Path.GetFileName(m.Directory)}: {caseList.Count} cases", results);
                 CommonOptions.Diagnostics.MarkupLineInterpolated($"[grey]wrote {dir}/summary.json and {dir}/fusion-quality.png[/]");
             }
@@ -163,7 +164,7 @@ internal static class EvalCommands
         return command;
     }
 
-    private static void WriteSummary(string path, string model, string device, int cases, KvCodecSpec? codec, IReadOnlyList<FusionModeResult> results)
+    private static void WriteSummary(string path, string model, string device, int cases, KvCodecSpec? codec, SharingSummary? shared, IReadOnlyList<FusionModeResult> results)
     {
         using var report = JsonReport.Create(path, model, device);
         var w = report.Writer;
@@ -171,6 +172,16 @@ internal static class EvalCommands
         if (codec is { } c)
         {
             w.WriteString("codec", c.ToString());
+        }
+
+        if (shared is not null)
+        {
+            w.WriteString("sender", shared.Sender);
+            w.WriteString("ecache", shared.HiddenStatePrecision);
+            if (shared.ProfileRecompute is { } ranges)
+            {
+                w.WriteString("profile_recompute", ranges);
+            }
         }
 
         w.WriteStartArray("modes");
@@ -199,3 +210,6 @@ internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
 {
     public void Report(T value) => report(value);
 }
+
+/// <summary>What a cross-model evaluation shared: the sender, the profile's ranges, the E-cache precision.</summary>
+internal sealed record SharingSummary(string Sender, string? ProfileRecompute, string HiddenStatePrecision);

@@ -23,6 +23,12 @@ internal static class Payloads
     public static string Document(string id = ChunkId) =>
         $"{{\"id\":\"{id}\",\"name\":\"doc\",\"tokens\":12,\"chunks\":[{Chunk()}]}}";
 
+    /// <summary>A whole chat completion whose kvfusion object carries a saved conversation's id.</summary>
+    public static string ChatCompletion(string conversationId = ChunkId) =>
+        "{\"id\":\"c\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"tiny-pydocs-coder\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hi\"},\"finish_reason\":\"stop\"}],"
+        + "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4,\"prompt_tokens_details\":{\"cached_tokens\":2}},"
+        + $"\"kvfusion\":{{\"mode\":\"share:0-3\",\"reused_tokens\":2,\"recomputed_tokens\":1,\"ttft_ms\":1.5,\"conversation_id\":\"{conversationId}\"}}}}";
+
     public const string ReadyReport = "{\"status\":\"ready\",\"model\":\"tiny-pydocs\",\"tiers\":[{\"name\":\"memory\",\"up\":true,\"pending_writes\":0}]}";
 
     public const string NotReadyReport = "{\"status\":\"not ready\",\"tiers\":[{\"name\":\"redis\",\"up\":false,\"pending_writes\":3}]}";

@@ -178,9 +178,11 @@ public sealed class RagPipelineTests(CpuModelFixture models)
         var summary = root.GetProperty("summary");
         var full = questions.Select(q => q.GetProperty("full").GetProperty("ttft_ms").GetDouble()).ToList();
         var blend = questions.Select(q => q.GetProperty("blend").GetProperty("ttft_ms").GetDouble()).ToList();
-        Assert.Equal(full.Average(), summary.GetProperty("mean_ttft_full_ms").GetDouble(), 2);
-        Assert.Equal(blend.Average(), summary.GetProperty("mean_ttft_blend_ms").GetDouble(), 2);
-        Assert.Equal(questions.Average(q => q.GetProperty("speedup").GetDouble()), summary.GetProperty("mean_speedup").GetDouble(), 2);
+        // The JSON rounds every number to 3 decimals, so a mean of rounded values is within 0.001 of the rounded mean
+        // (rounding both to 2 places can still differ by 0.01 at a boundary: 1.7055 against 1.705).
+        Assert.Equal(full.Average(), summary.GetProperty("mean_ttft_full_ms").GetDouble(), 0.002);
+        Assert.Equal(blend.Average(), summary.GetProperty("mean_ttft_blend_ms").GetDouble(), 0.002);
+        Assert.Equal(questions.Average(q => q.GetProperty("speedup").GetDouble()), summary.GetProperty("mean_speedup").GetDouble(), 0.002);
         Assert.Equal(options.Questions.Count, summary.GetProperty("questions").GetInt32());
     }
 

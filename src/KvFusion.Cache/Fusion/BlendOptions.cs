@@ -64,6 +64,14 @@ public sealed record BlendOptions
     public bool WriteAllAtCheckLayer { get; init; } = true;
 
     /// <summary>
+    /// Chunk tokens start at the first check layer from their stored E-cache (the hidden state entering that layer,
+    /// kept at precompute: <see cref="FusionEngineOptions.HiddenStateLayers"/>) instead of being recomputed through
+    /// the layers below it, whose stored K/V are kept; only the query (and an uncached prefix) runs those layers. A
+    /// chunk stored without that layer's E-cache is refused (<see cref="FusionError.MissingHiddenState"/>).
+    /// </summary>
+    public bool StartFromHiddenStates { get; init; }
+
+    /// <summary>
     /// Gradual filtering: several check layers with decreasing ratios (the last ratio is the final one). Null: one
     /// step at <see cref="CheckLayer"/> with <see cref="Ratio"/>.
     /// </summary>
@@ -94,6 +102,11 @@ public sealed record BlendOptions
             if (step.Layer <= previousLayer || step.Layer >= layerCount)
             {
                 throw new InvalidOperationException($"Check layers must increase and be below {layerCount}; got {step.Layer}.");
+            }
+
+            if (StartFromHiddenStates && previousLayer < 0 && step.Layer == 0)
+            {
+                throw new InvalidOperationException("Starting from the E-cache needs a first check layer above 0: layer 0 starts from the embedding anyway.");
             }
 
             if (step.Layer == 0 && (step.Criterion ?? Criterion) != SelectionCriterion.QueryAttention)

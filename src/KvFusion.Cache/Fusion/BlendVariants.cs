@@ -29,6 +29,13 @@ public static class BlendVariants
             Schedule = [new SelectionStep(0, Math.Min(1, 2 * r)), new SelectionStep(1, r, SelectionCriterion.DeviationTimesAttention)],
         }),
         ("exact", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.Deviation, ReuseLayerZero = false }),
+
+        // Layers below the check layer are free for chunk tokens: they start there from the stored E-cache.
+        ("ecache", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.QueryAttention, StartFromHiddenStates = true }),
+        ("ecache2", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.QueryAttention, CheckLayer = 2, StartFromHiddenStates = true }),
+        ("ecache3", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.QueryAttention, CheckLayer = 3, StartFromHiddenStates = true }),
+        ("ecachegradual", r => Gradual(r, SelectionCriterion.QueryAttention, 1, 2) with { StartFromHiddenStates = true }),
+        ("ecache2gradual", r => Gradual(r, SelectionCriterion.QueryAttention, 2, 3) with { StartFromHiddenStates = true }),
     ];
 
     // How each criterion reads; {0} is what the deviation measures.
@@ -52,6 +59,7 @@ public static class BlendVariants
         (o => o.Steps()[0].Layer > 0, o => o.ReuseLayerZero, "stored layer-0 K/V reused", "layer 0 recomputed for all tokens"),
         (o => o.Steps().Any(s => (s.Criterion ?? o.Criterion) == SelectionCriterion.Deviation), o => o.WriteAllAtCheckLayer,
             "fresh K/V of all tokens written at check layers", "unselected tokens keep their stored K/V at check layers"),
+        (o => o.StartFromHiddenStates, _ => true, "chunk tokens start at the first check layer from their stored E-cache", ""),
     ];
 
     /// <summary>The variant names, in table order.</summary>

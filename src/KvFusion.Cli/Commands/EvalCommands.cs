@@ -104,7 +104,11 @@ internal static class EvalCommands
 
             using var backend = CommonOptions.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
             using var m = CommonOptions.LoadModel(parse.GetValue(model), backend);
-            using var engine = new FusionEngine(m, CodecOptions.Store(codecSpec, m));
+            // Blend variants that start chunk tokens from the E-cache need it stored at their check layers.
+            var fromHidden = modeList.Any(x => x.Mode == FusionMode.Blend && FusionModeCatalog.Resolve(x).Blend.StartFromHiddenStates);
+            using var engine = new FusionEngine(m, CodecOptions.Store(codecSpec, m), fromHidden
+                ? new FusionEngineOptions { HiddenStateLayers = [.. Enumerable.Range(1, m.Config.LayerCount - 1)] }
+                : null);
             using var senderModel = parse.GetValue(sender) is { } senderPath ? CommonOptions.LoadModel(senderPath, backend) : null;
 
             var sharing = parse.GetValue(profile) is { } profilePath ? SharingProfile.Load(profilePath) : null;

@@ -240,7 +240,7 @@ public sealed class ShareModeTests : IDisposable
         ReserveTokens = 16,
     };
 
-    private static async Task<(float[] Logits, int[] Greedy, FusionReport Report)> FuseAsync(FusionEngine engine, FusionRequest request)
+    internal static async Task<(float[] Logits, int[] Greedy, FusionReport Report)> FuseAsync(FusionEngine engine, FusionRequest request)
     {
         using var context = await engine.FuseAsync(request);
         var logits = (float[])context.Logits.Clone();
@@ -288,7 +288,7 @@ public sealed class ShareModeTests : IDisposable
         return [.. logits.Select(x => x - max - log)];
     }
 
-    private static float MaxAbsDiff(float[] a, float[] b)
+    internal static float MaxAbsDiff(float[] a, float[] b)
     {
         var worst = 0f;
         for (var i = 0; i < a.Length; i++)

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using KvFusion.Cache.Fusion.Blend;
+using KvFusion.Cache.Fusion.Planning;
 using KvFusion.Cache.Sharing;
+using KvFusion.Engine.Compute;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Cache.Fusion.Runners;
@@ -34,8 +36,9 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         // rather than in blend's pass.
         var ranges = plan.SharedFrom?.Recompute ?? RecomputeRanges.None;
         var shareRanges = plan.Chunks.Count > 0 && ranges.LayerCount > 0;
+        var fromHidden = blend.StartFromHiddenStates && plan.Chunks.Count > 0;
         var start = load.Loaded;
-        if (shareRanges && start < plan.Prefix.Length)
+        if ((shareRanges || fromHidden) && start < plan.Prefix.Length)
         {
             session.Prefill(plan.Prefix.AsSpan(start), run.Logits, cancellationToken: cancellationToken);
             start = plan.Prefix.Length;
@@ -47,6 +50,9 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
             ShareModeRunner.Recompute(session, plan, ranges, cancellationToken);
         }
 
+        // Chunk tokens start at the first check layer from their E-cache; the query alone runs the layers below it.
+        var firstLayer = fromHidden ? blend.Steps()[0].Layer : 0;
+        var startHidden = fromHidden ? HiddenEnteringCheckLayer(session, plan, firstLayer, start, cancellationToken) : null;
         var shareTime = sw.Elapsed;
 
         // Rows of the pass: everything after the reused prefix blocks (and a prefix computed above). Row r is slot start + r.
@@ -58,16 +64,21 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         }
 
         var pass = session.BeginPass(plan.Tokens.AsSpan(start), slots, slots);
+        if (startHidden is not null)
+        {
+            pass.StartAt(firstLayer, startHidden);
+        }
+
         stages["load"] += sw.Elapsed - shareTime;
         var rows = new BlendRows(rowCount, plan.Prefix.Length - start, plan.Query.Length);
         var report = new BlendReportBuilder(plan.ChunkTokens);
         sw.Restart();
-        var (recomputed, selectTime) = ComputeLayers(pass, session, blend, rows, report, cancellationToken);
+        var (recomputed, selectTime) = ComputeLayers(pass, session, blend, rows, report, firstLayer, cancellationToken);
         pass.ComputeLogits(pass.RowCount - 1, run.Logits);
         stages["compute"] = sw.Elapsed - selectTime + shareTime;
         for (var l = 0; l < recomputed.Length; l++)
         {
-            recomputed[l] += (start - load.Loaded) + (ranges.Contains(l) ? plan.ChunkTokens : 0);
+            recomputed[l] += (start - load.Loaded) + (ranges.Contains(l) ? plan.ChunkTokens : 0) + (l < firstLayer ? plan.Query.Length : 0);
         }
 
         stages["select"] = selectTime;
@@ -83,7 +94,7 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
 
     /// <summary>Runs every layer, selecting at the check layers; returns the rows computed per layer and the selection time.</summary>
     private static (int[] Recomputed, TimeSpan SelectTime) ComputeLayers(
-        ForwardPass pass, InferenceSession session, BlendOptions blend, BlendRows rows, BlendReportBuilder report, CancellationToken ct)
+        ForwardPass pass, InferenceSession session, BlendOptions blend, BlendRows rows, BlendReportBuilder report, int firstLayer, CancellationToken ct)
     {
         var layers = session.Model.Config.LayerCount;
         var policy = new BlendCommitPolicy(blend);
@@ -91,7 +102,7 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         var stepIndex = 0;
         var recomputed = new int[layers];
         var selectTime = TimeSpan.Zero;
-        for (var l = 0; l < layers; l++)
+        for (var l = firstLayer; l < layers; l++)
         {
             ct.ThrowIfCancellationRequested();
             pass.ComputeQkv(l);
@@ -112,6 +123,54 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         }
 
         return (recomputed, selectTime);
+    }
+
+    /// <summary>
+    /// The hidden states entering <paramref name="layer"/> of every row after <paramref name="start"/>: the chunks'
+    /// stored E-cache, then the query's, computed here through the layers below against the stored chunk K/V.
+    /// </summary>
+    private static float[] HiddenEnteringCheckLayer(InferenceSession session, FusionPlan plan, int layer, int start, CancellationToken ct)
+    {
+        if (start != plan.Prefix.Length)
+        {
+            throw new InvalidOperationException($"The pass starts at slot {start}, not after the prefix ({plan.Prefix.Length}).");
+        }
+
+        var hiddenSize = session.Model.Config.HiddenSize;
+        var hidden = new float[(plan.ChunkTokens + plan.Query.Length) * hiddenSize];
+        var at = 0;
+        for (var i = 0; i < plan.Chunks.Count; i++)
+        {
+            var c = plan.Chunks[i];
+            var states = c.Entry?.HiddenStates;
+            var index = states?.IndexOf(layer) ?? -1;
+            if (index < 0)
+            {
+                throw new FusionException(FusionError.MissingHiddenState,
+                    $"Chunk {i} was stored without the E-cache of layer {layer}, where this blend starts chunk tokens; precompute it with FusionEngineOptions.HiddenStateLayers including {layer}.");
+            }
+
+            var n = c.Tokens.Length * hiddenSize;
+            FloatConversion.ToSingle(states!.State(index), hidden.AsSpan(at, n));
+            at += n;
+        }
+
+        var querySlots = new int[plan.Query.Length];
+        var queryStart = plan.Tokens.Length - plan.Query.Length;
+        for (var r = 0; r < querySlots.Length; r++)
+        {
+            querySlots[r] = queryStart + r;
+        }
+
+        var pass = session.BeginPass(plan.Query, querySlots, querySlots);
+        for (var l = 0; l < layer; l++)
+        {
+            ct.ThrowIfCancellationRequested();
+            pass.RunLayer(l);
+        }
+
+        pass.DownloadHidden(hidden.AsSpan(at));
+        return hidden;
     }
 
     /// <summary>One check layer: score the chunk tokens, keep the top ones, commit K/V, drop the other rows.</summary>

@@ -3,7 +3,6 @@ using System.Runtime.InteropServices;
 using KvFusion.Cache.Fusion.Blend;
 using KvFusion.Cache.Fusion.Planning;
 using KvFusion.Cache.Sharing;
-using KvFusion.Engine.Compute;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Cache.Fusion.Runners;
@@ -138,23 +137,7 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
 
         var hiddenSize = session.Model.Config.HiddenSize;
         var hidden = new float[(plan.ChunkTokens + plan.Query.Length) * hiddenSize];
-        var at = 0;
-        for (var i = 0; i < plan.Chunks.Count; i++)
-        {
-            var c = plan.Chunks[i];
-            var states = c.Entry?.HiddenStates;
-            var index = states?.IndexOf(layer) ?? -1;
-            if (index < 0)
-            {
-                throw new FusionException(FusionError.MissingHiddenState,
-                    $"Chunk {i} was stored without the E-cache of layer {layer}, where this blend starts chunk tokens; precompute it with FusionEngineOptions.HiddenStateLayers including {layer}.");
-            }
-
-            var n = c.Tokens.Length * hiddenSize;
-            FloatConversion.ToSingle(states!.State(index), hidden.AsSpan(at, n));
-            at += n;
-        }
-
+        var at = ChunkCaches.CopyHiddenStates(plan, layer, hiddenSize, hidden);
         var querySlots = new int[plan.Query.Length];
         var queryStart = plan.Tokens.Length - plan.Query.Length;
         for (var r = 0; r < querySlots.Length; r++)

@@ -1,6 +1,7 @@
 using KvFusion.Cache.Chunks;
 using KvFusion.Cache.Fusion.Planning;
 using KvFusion.Cache.Storage;
+using KvFusion.Engine.Compute;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Cache.Fusion.Runners;
@@ -52,5 +53,32 @@ internal sealed class ChunkCaches(TransformerModel model, IKvStore store, IReadO
             session.Cache.SetPositions(slots, slots);
             ChunkPrecomputer.Import(session, c.Entry!, c.Slot);
         }
+    }
+
+    /// <summary>
+    /// Writes every chunk's stored hidden state entering <paramref name="layer"/> (its E-cache), in prompt order, as
+    /// [chunk tokens, hidden] floats; returns how many it wrote.
+    /// </summary>
+    /// <exception cref="FusionException"><see cref="FusionError.MissingHiddenState"/>: a chunk was stored without that layer's E-cache.</exception>
+    public static int CopyHiddenStates(FusionPlan plan, int layer, int hiddenSize, Span<float> destination)
+    {
+        var at = 0;
+        for (var i = 0; i < plan.Chunks.Count; i++)
+        {
+            var c = plan.Chunks[i];
+            var states = c.Entry?.HiddenStates;
+            var index = states?.IndexOf(layer) ?? -1;
+            if (index < 0)
+            {
+                throw new FusionException(FusionError.MissingHiddenState,
+                    $"Chunk {i} was stored without the E-cache of layer {layer}; precompute it with FusionEngineOptions.HiddenStateLayers including {layer}.");
+            }
+
+            var n = c.Tokens.Length * hiddenSize;
+            FloatConversion.ToSingle(states!.State(index), destination.Slice(at, n));
+            at += n;
+        }
+
+        return at;
     }
 }

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using KvFusion.Cache.Fusion.Planning;
 using KvFusion.Cache.Sharing;
-using KvFusion.Engine.Compute;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Cache.Fusion.Runners;
@@ -84,14 +83,7 @@ internal sealed class ShareModeRunner(PrefixBlocks prefixBlocks) : IFusionModeRu
             if (range.First > 0)
             {
                 hidden ??= new float[rows * hiddenSize];
-                var at = 0;
-                foreach (var c in plan.Chunks)
-                {
-                    var states = c.Entry!.HiddenStates!;
-                    var n = c.Tokens.Length * hiddenSize;
-                    FloatConversion.ToSingle(states.State(states.IndexOf(range.First)), hidden.AsSpan(at, n));
-                    at += n;
-                }
+                ChunkCaches.CopyHiddenStates(plan, range.First, hiddenSize, hidden);
 
                 pass.StartAt(range.First, hidden);
             }

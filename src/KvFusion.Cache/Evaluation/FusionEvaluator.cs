@@ -38,9 +38,19 @@ public sealed record FusionModeResult
     /// <summary>Fraction of (token, layer) pairs computed relative to full prefill.</summary>
     public required double ComputeFraction { get; init; }
 
+    /// <summary>Each case's measures, in case order.</summary>
+    public IReadOnlyList<FusionCaseResult> PerCase { get; init; } = [];
+
     /// <summary>Mean prompt tokens per case.</summary>
     public required double PromptTokens { get; init; }
 }
+
+/// <summary>One case under one mode: its quality against full, and blend's estimate and gate decision.</summary>
+/// <param name="Case">The case's index in the case file (from 0).</param>
+/// <param name="MeanKl">Mean KL(full ‖ mode) over the case's answer positions.</param>
+/// <param name="Top1Agreement">Share of the answer positions whose argmax matches full's.</param>
+/// <param name="Quality">Blend's estimate and gate decision (null for other modes).</param>
+public sealed record FusionCaseResult(int Case, double MeanKl, double Top1Agreement, FusionQuality? Quality);
 
 /// <summary>Options of <see cref="FusionEvaluator"/>.</summary>
 public sealed record FusionEvaluationOptions
@@ -62,6 +72,9 @@ public sealed record FusionEvaluationOptions
 
     /// <summary>The ranges of a <c>share</c> mode that names none (a loaded profile's); null: such a mode is refused.</summary>
     public RecomputeRanges? DefaultRecompute { get; init; }
+
+    /// <summary>The quality gate's floor applied to every blend mode (null: estimates are reported, nothing is gated).</summary>
+    public double? QualityFloor { get; init; }
 }
 
 /// <summary>
@@ -115,7 +128,7 @@ public sealed class FusionEvaluator(FusionEngine engine, FusionEvaluationOptions
                 var run = modes[m].Mode == FusionMode.Full && modes[m].Variant is null
                     ? reference
                     : await RunModeAsync(c, modes[m], answer, cancellationToken).ConfigureAwait(false);
-                acc[m].Add(reference, run, answer, vocab);
+                acc[m].Add(ci, reference, run, answer, vocab);
                 progress?.Report((++done, cases.Count * modes.Count));
             }
         }
@@ -140,11 +153,14 @@ public sealed class FusionEvaluator(FusionEngine engine, FusionEvaluationOptions
         public required double ComputeFraction { get; init; }
 
         public required int PromptTokens { get; init; }
+
+        public FusionQuality? Quality { get; init; }
     }
 
     private async Task<ModeRun> RunModeAsync(FusionCase c, FusionModeSpec spec, int[] answer, CancellationToken ct)
     {
         var (mode, blend) = FusionModeCatalog.Resolve(spec);
+        blend = blend with { QualityFloor = _options.QualityFloor };
         var request = new FusionRequest
         {
             Prefix = c.Prefix,
@@ -218,6 +234,7 @@ public sealed class FusionEvaluator(FusionEngine engine, FusionEvaluationOptions
             TtftMs = Median(times),
             ComputeFraction = context.Report.ComputeFraction,
             PromptTokens = context.Report.TotalTokens,
+            Quality = context.Report.Quality,
         };
     }
 
@@ -253,10 +270,13 @@ public sealed class FusionEvaluator(FusionEngine engine, FusionEvaluationOptions
         private double _compute;
         private double _prompt;
 
+        private readonly List<FusionCaseResult> _perCase = [];
+
         public List<double> Ttft { get; } = [];
 
-        public void Add(ModeRun reference, ModeRun run, int[] answer, int vocab)
+        public void Add(int caseIndex, ModeRun reference, ModeRun run, int[] answer, int vocab)
         {
+            var (klBefore, top1Before) = (_kl, _top1);
             var p = new double[vocab];
             var q = new double[vocab];
             for (var i = 0; i < answer.Length; i++)
@@ -282,6 +302,7 @@ public sealed class FusionEvaluator(FusionEngine engine, FusionEvaluationOptions
                 _positions++;
             }
 
+            _perCase.Add(new FusionCaseResult(caseIndex, (_kl - klBefore) / answer.Length, (double)(_top1 - top1Before) / answer.Length, run.Quality));
             var same = 0;
             while (same < run.Greedy.Length && run.Greedy[same] == reference.Greedy[same])
             {
@@ -312,6 +333,7 @@ public sealed class FusionEvaluator(FusionEngine engine, FusionEvaluationOptions
                 TtftRatioToFull = fullTtft / ttft,
                 ComputeFraction = _cases == 0 ? double.NaN : _compute / _cases,
                 PromptTokens = _cases == 0 ? 0 : _prompt / _cases,
+                PerCase = [.. _perCase],
             };
         }
 

@@ -72,6 +72,24 @@ public sealed record BlendOptions
     public bool StartFromHiddenStates { get; init; }
 
     /// <summary>
+    /// Position-aware recompute: each chunk's first this many tokens are kept at every check layer whatever their
+    /// score, inside the step's budget (so compute is unchanged). Computed alone, a chunk's first tokens carry the
+    /// most distorted K/V (EPIC). 0: selection alone decides.
+    /// </summary>
+    public int ChunkHeadTokens { get; init; }
+
+    /// <summary>
+    /// The quality gate's floor: the largest estimated KL(full ‖ fused) of the next-token distribution (nats) a blend
+    /// may carry (<see cref="QualityCalibration"/>). Above it the ratio is raised (doubling, up to
+    /// <see cref="GateMaxRatio"/>) until the estimate comes within it, or the prompt is prefilled in full. Null: the
+    /// estimate is reported and nothing is gated.
+    /// </summary>
+    public double? QualityFloor { get; init; }
+
+    /// <summary>The largest final ratio the gate may raise to before falling back to full, in (0, 1].</summary>
+    public double GateMaxRatio { get; init; } = 0.6;
+
+    /// <summary>
     /// Gradual filtering: several check layers with decreasing ratios (the last ratio is the final one). Null: one
     /// step at <see cref="CheckLayer"/> with <see cref="Ratio"/>.
     /// </summary>
@@ -91,9 +109,44 @@ public sealed record BlendOptions
     /// <summary>The selection steps in layer order.</summary>
     public IReadOnlyList<SelectionStep> Steps() => Schedule is { Count: > 0 } s ? s : [new SelectionStep(CheckLayer, Ratio)];
 
+    /// <summary>
+    /// These options with every step's ratio scaled so the last one is <paramref name="finalRatio"/> (each capped at
+    /// 1): the same selection schedule recomputing more, as the quality gate raises it.
+    /// </summary>
+    public BlendOptions WithFinalRatio(double finalRatio)
+    {
+        var steps = Steps();
+        var factor = finalRatio / steps[^1].Ratio;
+        if (factor == 1)
+        {
+            return this;
+        }
+
+        return this with
+        {
+            Ratio = Math.Min(1, Ratio * factor),
+            Schedule = Schedule is { Count: > 0 } schedule ? [.. schedule.Select(s => s with { Ratio = Math.Min(1, s.Ratio * factor) })] : null,
+        };
+    }
+
     /// <summary>Throws when the options cannot be used with a model of <paramref name="layerCount"/> layers.</summary>
     public void Validate(int layerCount)
     {
+        if (ChunkHeadTokens < 0)
+        {
+            throw new InvalidOperationException($"ChunkHeadTokens must be at least 0; got {ChunkHeadTokens}.");
+        }
+
+        if (QualityFloor is { } floor && !(floor >= 0 && double.IsFinite(floor)))
+        {
+            throw new InvalidOperationException($"The quality floor is an estimated KL: at least 0 and finite; got {floor}.");
+        }
+
+        if (!(GateMaxRatio > 0 && GateMaxRatio <= 1))
+        {
+            throw new InvalidOperationException($"GateMaxRatio must be in (0, 1]; got {GateMaxRatio}.");
+        }
+
         var steps = Steps();
         var previousLayer = -1;
         var previousRatio = 1.0;

@@ -36,6 +36,13 @@ public static class BlendVariants
         ("ecache3", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.QueryAttention, CheckLayer = 3, StartFromHiddenStates = true }),
         ("ecachegradual", r => Gradual(r, SelectionCriterion.QueryAttention, 1, 2) with { StartFromHiddenStates = true }),
         ("ecache2gradual", r => Gradual(r, SelectionCriterion.QueryAttention, 2, 3) with { StartFromHiddenStates = true }),
+
+        // Position-aware: each chunk's first tokens are always recomputed, inside the budget.
+        ("head8", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.QueryAttention, ChunkHeadTokens = 8 }),
+        ("gradualhead8", r => Gradual(r, SelectionCriterion.QueryAttention, 1, 2) with { ChunkHeadTokens = 8 }),
+        ("ecachegradualhead4", r => Gradual(r, SelectionCriterion.QueryAttention, 1, 2) with { StartFromHiddenStates = true, ChunkHeadTokens = 4 }),
+        ("ecachegradualhead8", r => Gradual(r, SelectionCriterion.QueryAttention, 1, 2) with { StartFromHiddenStates = true, ChunkHeadTokens = 8 }),
+        ("ecachegradualhead16", r => Gradual(r, SelectionCriterion.QueryAttention, 1, 2) with { StartFromHiddenStates = true, ChunkHeadTokens = 16 }),
     ];
 
     // How each criterion reads; {0} is what the deviation measures.
@@ -94,6 +101,11 @@ public static class BlendVariants
         var steps = options.Steps().Select(s => string.Format(CultureInfo.InvariantCulture, "{0} at layer {1} keeps {2}",
             string.Format(CultureInfo.InvariantCulture, Criteria[s.Criterion ?? options.Criterion], Targets[options.Deviation]), s.Layer, Multiple(s.Ratio, ratio)));
         var switches = Switches.Where(s => s.Matters(options)).Select(s => s.IsOn(options) ? s.On : s.Off);
+        if (options.ChunkHeadTokens > 0)
+        {
+            switches = switches.Append(string.Create(CultureInfo.InvariantCulture, $"each chunk's first {options.ChunkHeadTokens} tokens always kept, inside the budget"));
+        }
+
         return string.Join("; ", switches.Prepend(string.Join(", then ", steps)));
     }
 

@@ -42,6 +42,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));
         Store = store ?? throw new ArgumentNullException(nameof(store));
+        options.QualityCalibration.Validate();
         _options = options;
         _logger = logger;
         _gate = gate;
@@ -54,7 +55,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
             new FullModeRunner(),
             new PrefixModeRunner(prefixBlocks),
             new ReuseModeRunner(chunks, prefixBlocks),
-            new BlendModeRunner(chunks, prefixBlocks),
+            new BlendModeRunner(chunks, prefixBlocks, options.QualityCalibration),
             new ShareModeRunner(prefixBlocks),
         ];
         _runners = runners.ToDictionary(r => r.Mode);

@@ -16,6 +16,18 @@ public sealed record FusionEngineOptions
     /// </summary>
     public IReadOnlyList<int> HiddenStateLayers { get; init; } = [];
 
+    /// <summary>
+    /// Maps blend's quality signal to an estimated KL for this engine's model (<c>kvfusion eval fusion --calibrate</c>
+    /// fits one). The default was fitted on tiny-pydocs (docs/decisions.md, "Quality gate").
+    /// </summary>
+    public QualityCalibration QualityCalibration { get; init; } = DefaultQualityCalibration;
+
+    /// <summary>
+    /// The calibration fitted on tiny-pydocs: 144 points (tests/data/fusion-cases-tiny-seed11.jsonl, 24 cases, at
+    /// blend 0.15, 0.3 and 0.6, plain and from the E-cache), kept in tests/data/quality-calibration-tiny.json.
+    /// </summary>
+    public static QualityCalibration DefaultQualityCalibration { get; } = new(0.2657205231332738, 0.8212524409354448);
+
     /// <summary>Store the KV of full 256-token prefix blocks computed by a request, for later exact prefix reuse.</summary>
     public bool StorePrefixBlocks { get; init; } = true;
 }

@@ -29,6 +29,13 @@ public sealed record FusionOptions
     /// </summary>
     public bool? SaveConversation { get; init; }
 
+    /// <summary>
+    /// Blend: the quality floor, the largest estimated KL from <c>full</c> (nats, next-token distribution) let
+    /// through; above it the service raises the ratio or prefills in full (default: the service's
+    /// <c>KvFusion:Quality:Floor</c>, none when unset). The outcome is in <see cref="FusionUsage.Quality"/>.
+    /// </summary>
+    public double? QualityFloor { get; init; }
+
     /// <summary>Share (and blend with <see cref="SharedFrom"/>): the layer ranges the receiver recomputes (<c>"1-3"</c>, <c>"0,4-5"</c>, <c>"none"</c>); default: the pair's loaded profile.</summary>
     public string? Recompute { get; init; }
 }
@@ -57,11 +64,39 @@ public sealed record FusionUsage
     /// <summary>With <see cref="FusionOptions.SaveConversation"/>: the id of the stored exchange (prompt and answer), a chunk id of the request's model.</summary>
     public string? ConversationId { get; init; }
 
+    /// <summary>Blend: its estimated deviation from <c>full</c> and what the quality gate did (null for other modes).</summary>
+    public QualityUsage? Quality { get; init; }
+
     /// <summary>Milliseconds the request waited in the service's queue.</summary>
     public double QueueMs { get; init; }
 
     /// <summary>Milliseconds per fusion stage (tokenize, load, compute, select, store…).</summary>
     public IReadOnlyDictionary<string, double> StageMs { get; init; } = new Dictionary<string, double>();
+}
+
+/// <summary>Blend's quality estimate and gate decision, in <see cref="FusionUsage.Quality"/>.</summary>
+public sealed record QualityUsage
+{
+    /// <summary>Estimated KL(full ‖ fused) of the next-token distribution at the ratio used (0 when answered by full).</summary>
+    public required double EstimatedKl { get; init; }
+
+    /// <summary>The estimate at the requested ratio, before the gate acted.</summary>
+    public required double RequestedEstimatedKl { get; init; }
+
+    /// <summary>The floor applied, or null when none was set.</summary>
+    public double? Floor { get; init; }
+
+    /// <summary><c>unchecked</c> (no floor), <c>passed</c>, <c>ratio_raised</c> or <c>fell_back_to_full</c>.</summary>
+    public required string Decision { get; init; }
+
+    /// <summary>The recompute ratio used (1 when answered by full).</summary>
+    public required double Ratio { get; init; }
+
+    /// <summary>The recompute ratio asked for.</summary>
+    public required double RequestedRatio { get; init; }
+
+    /// <summary>Milliseconds the gate cost: estimating, plus the discarded blend and the full prefill when it fell back.</summary>
+    public required double CostMs { get; init; }
 }
 
 /// <summary>OpenAI's <c>stream_options</c>.</summary>

@@ -111,11 +111,17 @@ internal sealed record ChatCallSettings
                 nameof(options));
         }
 
+        var floor = QualityFloorOf(options) ?? defaults.QualityFloor;
+        if (floor is not null && mode.Mode != FusionMode.Blend && QualityFloorOf(options) is not null)
+        {
+            throw new ArgumentException($"ChatOptions.AdditionalProperties[\"{KvFusionReport.QualityFloorProperty}\"] applies to mode blend only; the call asks for {mode}.", nameof(options));
+        }
+
         return new ChatCallSettings
         {
             Mode = mode,
             SharedFrom = sharedFrom,
-            Blend = BlendOf(mode),
+            Blend = BlendOf(mode) with { QualityFloor = mode.Mode == FusionMode.Blend ? floor : null },
             MaxOutputTokens = max,
             Temperature = temperature,
             TopP = topP,
@@ -144,6 +150,30 @@ internal sealed record ChatCallSettings
         return string.IsNullOrWhiteSpace(text)
             ? throw new ArgumentException($"ChatOptions.AdditionalProperties[\"{KvFusionReport.SharedFromProperty}\"] must be a model id (a non-empty string); got '{value}'.", nameof(options))
             : text;
+    }
+
+    private static double? QualityFloorOf(ChatOptions? options)
+    {
+        if (options?.AdditionalProperties is null || !options.AdditionalProperties.TryGetValue(KvFusionReport.QualityFloorProperty, out var value) || value is null)
+        {
+            return null;
+        }
+
+        double? floor = value switch
+        {
+            double d => d,
+            float f => f,
+            int i => i,
+            long l => l,
+            decimal m => (double)m,
+            JsonElement { ValueKind: JsonValueKind.Number } e => e.GetDouble(),
+            string s when double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed) => parsed,
+            _ => null,
+        };
+        return floor is { } x && x >= 0 && double.IsFinite(x)
+            ? x
+            : throw new ArgumentException(
+                $"ChatOptions.AdditionalProperties[\"{KvFusionReport.QualityFloorProperty}\"] must be an estimated KL (a number of at least 0); got '{value}'.", nameof(options));
     }
 
     private static FusionModeSpec ModeOf(ChatOptions? options, KvFusionChatClientOptions defaults)

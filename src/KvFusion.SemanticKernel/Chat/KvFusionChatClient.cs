@@ -195,6 +195,16 @@ public sealed class KvFusionChatClient : IChatClient
             ComputeFraction = fusion.ComputeFraction,
             TtftMs = ttft ?? Stopwatch.GetElapsedTime(call.Started).TotalMilliseconds,
             PrefillMs = fusion.Total.TotalMilliseconds,
+            Quality = fusion.Quality is { } q ? new KvFusionQualityReport
+            {
+                EstimatedKl = q.EstimatedKl,
+                RequestedEstimatedKl = q.RequestedEstimatedKl,
+                Floor = q.Floor,
+                Decision = FusionQuality.NameOf(q.Decision),
+                Ratio = q.Ratio,
+                RequestedRatio = q.RequestedRatio,
+                CostMs = q.Cost.TotalMilliseconds,
+            } : null,
         };
         _logger.LogDebug(
             "Chat call fused {Tokens} prompt tokens in {Mode} mode ({Reused} reused, {Recomputed} recomputed, {Chunks} chunks) and generated {Generated}",

@@ -11,6 +11,13 @@ public sealed class KvFusionChatClientOptions
     /// <summary>Blend's share of chunk tokens recomputed, in (0, 1].</summary>
     public double RecomputeRatio { get; set; } = BlendOptions.DefaultRatio;
 
+    /// <summary>
+    /// Blend's quality floor for calls that set none in <see cref="KvFusionReport.QualityFloorProperty"/>: the largest
+    /// estimated KL from full let through; above it the ratio is raised or the call prefilled in full. Null: the
+    /// estimate is reported (<see cref="KvFusionReport.Quality"/>), nothing is gated.
+    /// </summary>
+    public double? QualityFloor { get; set; }
+
     /// <summary>Most tokens generated when <c>ChatOptions.MaxOutputTokens</c> is not set.</summary>
     public int DefaultMaxOutputTokens { get; set; } = 256;
 
@@ -34,6 +41,11 @@ public sealed class KvFusionChatClientOptions
             throw new ArgumentOutOfRangeException(nameof(RecomputeRatio), RecomputeRatio, "RecomputeRatio must be in (0, 1].");
         }
 
+        if (QualityFloor is { } floor && !(floor >= 0 && double.IsFinite(floor)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(QualityFloor), floor, "QualityFloor is an estimated KL: at least 0 and finite.");
+        }
+
         if (DefaultMaxOutputTokens < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(DefaultMaxOutputTokens), DefaultMaxOutputTokens, "DefaultMaxOutputTokens must be at least 1.");
@@ -49,6 +61,6 @@ public sealed class KvFusionChatClientOptions
     internal KvFusionChatClientOptions Snapshot()
     {
         Validate();
-        return new KvFusionChatClientOptions { Mode = Mode, RecomputeRatio = RecomputeRatio, DefaultMaxOutputTokens = DefaultMaxOutputTokens, ModelId = ModelId };
+        return new KvFusionChatClientOptions { Mode = Mode, RecomputeRatio = RecomputeRatio, QualityFloor = QualityFloor, DefaultMaxOutputTokens = DefaultMaxOutputTokens, ModelId = ModelId };
     }
 }

@@ -28,6 +28,12 @@ public sealed record KvFusionReport
     /// </summary>
     public const string SharedFromProperty = "kvfusion.shared_from";
 
+    /// <summary>
+    /// The <c>ChatOptions.AdditionalProperties</c> key of one blend call's quality floor (a number, the largest
+    /// estimated KL from full let through), over <see cref="KvFusionChatClientOptions.QualityFloor"/>.
+    /// </summary>
+    public const string QualityFloorProperty = "kvfusion.quality_floor";
+
     /// <summary>The mode used, as the engine names it (<c>blend:0.15</c>, <c>reuse</c>, ...).</summary>
     public required string Mode { get; init; }
 
@@ -58,11 +64,40 @@ public sealed record KvFusionReport
     /// <summary>Milliseconds the fusion took to build the prompt's cache (the prefill's replacement).</summary>
     public double PrefillMs { get; init; }
 
+    /// <summary>Blend's estimated deviation from full and what the quality gate did (null for other modes).</summary>
+    public KvFusionQualityReport? Quality { get; init; }
+
     /// <summary>
     /// One line for logs and consoles (a program printing a response's metadata generically shows this): the mode, the
-    /// prompt tokens reused and recomputed, the chunks fused and how many had to be precomputed, and the TTFT.
+    /// prompt tokens reused and recomputed, the chunks fused and how many had to be precomputed, the TTFT and blend's estimate.
     /// </summary>
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"{Mode}: {PrefillTokens} prompt tokens, {ReusedTokens} reused, {RecomputedTokens} recomputed; {ChunkIds.Count} chunks fused, {ChunksPrecomputed} precomputed; TTFT {TtftMs:0.0} ms");
+        $"{Mode}: {PrefillTokens} prompt tokens, {ReusedTokens} reused, {RecomputedTokens} recomputed; {ChunkIds.Count} chunks fused, {ChunksPrecomputed} precomputed; TTFT {TtftMs:0.0} ms")
+        + (Quality is { } q ? string.Create(CultureInfo.InvariantCulture, $"; estimated KL {q.EstimatedKl:0.000} ({q.Decision})") : string.Empty);
+}
+
+/// <summary>Blend's quality estimate and gate decision for one chat call, the same from the engine and from the service.</summary>
+public sealed record KvFusionQualityReport
+{
+    /// <summary>Estimated KL(full ‖ fused) of the next-token distribution at the ratio used (0 when answered by full).</summary>
+    public required double EstimatedKl { get; init; }
+
+    /// <summary>The estimate at the requested ratio, before the gate acted.</summary>
+    public required double RequestedEstimatedKl { get; init; }
+
+    /// <summary>The floor applied, or null when none was set.</summary>
+    public double? Floor { get; init; }
+
+    /// <summary><c>unchecked</c>, <c>passed</c>, <c>ratio_raised</c> or <c>fell_back_to_full</c>.</summary>
+    public required string Decision { get; init; }
+
+    /// <summary>The recompute ratio used (1 when answered by full).</summary>
+    public required double Ratio { get; init; }
+
+    /// <summary>The recompute ratio asked for.</summary>
+    public required double RequestedRatio { get; init; }
+
+    /// <summary>Milliseconds the gate cost.</summary>
+    public required double CostMs { get; init; }
 }

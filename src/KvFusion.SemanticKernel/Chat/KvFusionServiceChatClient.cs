@@ -283,6 +283,16 @@ public sealed class KvFusionServiceChatClient : IChatClient
         ComputeFraction = fusion.ComputeFraction,
         TtftMs = fusion.TtftMs,
         PrefillMs = fusion.StageMs.Values.Sum(),
+        Quality = fusion.Quality is { } q ? new KvFusionQualityReport
+        {
+            EstimatedKl = q.EstimatedKl,
+            RequestedEstimatedKl = q.RequestedEstimatedKl,
+            Floor = q.Floor,
+            Decision = q.Decision,
+            Ratio = q.Ratio,
+            RequestedRatio = q.RequestedRatio,
+            CostMs = q.CostMs,
+        } : null,
     };
 
     private static ChatFinishReason FinishOf(string reason) => reason switch
@@ -345,6 +355,7 @@ public sealed class KvFusionServiceChatClient : IChatClient
                 Chunks = [.. Chunks.Select(c => c.Id!)],
                 Mode = Settings.Mode.Mode.ToString().ToLowerInvariant(),
                 RecomputeRatio = Settings.Mode.Mode == FusionMode.Blend ? Settings.Mode.Ratio : null,
+                QualityFloor = Settings.Blend.QualityFloor,
                 SharedFrom = Settings.SharedFrom,
                 Recompute = Settings.Mode.Recompute?.ToString(),
             },

@@ -80,7 +80,7 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
             throw ApiProblemException.BadRequest("stream_options is only allowed with stream: true.");
         }
 
-        var fusion = FusionOf(request.Kvfusion, limits.MaxChunksPerRequest, models, runtime, tenant) with
+        var fusion = FusionOf(request.Kvfusion, limits.MaxChunksPerRequest, options.Value.Quality.Floor, models, runtime, tenant) with
         {
             Prefix = prefix,
             Query = query,
@@ -248,7 +248,7 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
         await body.FlushAsync(ct).ConfigureAwait(false);
     }
 
-    private static FusionRequest FusionOf(FusionOptions? kv, int maxChunks, ServedModels models, ModelRuntime receiver, TenantEngine tenant)
+    private static FusionRequest FusionOf(FusionOptions? kv, int maxChunks, double? defaultFloor, ServedModels models, ModelRuntime receiver, TenantEngine tenant)
     {
         var mode = FusionMode.Blend;
         var ratio = BlendOptions.DefaultRatio;
@@ -286,6 +286,19 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
             ratio = r > 0 && r <= 1 ? r : throw ApiProblemException.BadRequest($"kvfusion.recompute_ratio must be in (0, 1], got {r.ToString(CultureInfo.InvariantCulture)}.");
         }
 
+        var floor = defaultFloor;
+        if (kv.QualityFloor is { } f)
+        {
+            if (mode != FusionMode.Blend)
+            {
+                throw ApiProblemException.BadRequest("kvfusion.quality_floor applies to mode blend only.");
+            }
+
+            floor = f >= 0 && double.IsFinite(f)
+                ? f
+                : throw ApiProblemException.BadRequest($"kvfusion.quality_floor is an estimated KL: a number of at least 0, got {f.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
         var ids = kv.Chunks ?? [];
         if (ids.Count > maxChunks)
         {
@@ -297,7 +310,7 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
             chunks.Add(ChunkInput.FromId(ChunkService.ParseId(id)));
         }
 
-        var request = new FusionRequest { Mode = mode, Blend = new BlendOptions { Ratio = ratio }, Chunks = chunks };
+        var request = new FusionRequest { Mode = mode, Blend = new BlendOptions { Ratio = ratio, QualityFloor = floor }, Chunks = chunks };
         // Blend combines with sharing: over another agent's caches it recomputes the pair's ranges and its own selection.
         return mode == FusionMode.Share || (mode == FusionMode.Blend && kv.SharedFrom is not null)
             ? request with { SharedFrom = SharedFrom(kv, models, receiver, tenant) }
@@ -363,6 +376,16 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
             TtftMs = Math.Round(Stopwatch.GetElapsedTime(arrived).TotalMilliseconds, 3),
             QueueMs = Math.Round(lease.Waited.TotalMilliseconds, 3),
             StageMs = stages,
+            Quality = report.Quality is { } q ? new QualityUsage
+            {
+                EstimatedKl = Math.Round(q.EstimatedKl, 6),
+                RequestedEstimatedKl = Math.Round(q.RequestedEstimatedKl, 6),
+                Floor = q.Floor,
+                Decision = FusionQuality.NameOf(q.Decision),
+                Ratio = Math.Round(q.Ratio, 4),
+                RequestedRatio = Math.Round(q.RequestedRatio, 4),
+                CostMs = Math.Round(q.Cost.TotalMilliseconds, 3),
+            } : null,
         };
     }
 

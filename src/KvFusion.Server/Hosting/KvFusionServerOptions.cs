@@ -38,6 +38,27 @@ public sealed class KvFusionServerOptions
 
     /// <summary>The queue in front of the engine.</summary>
     public RequestQueueOptions Queue { get; set; } = new();
+
+    /// <summary>Blend's quality gate.</summary>
+    public QualityGateOptions Quality { get; set; } = new();
+}
+
+/// <summary>Section <c>KvFusion:Quality</c>.</summary>
+public sealed class QualityGateOptions
+{
+    /// <summary>
+    /// The floor of blend requests that name none (<c>kvfusion.quality_floor</c>): the largest estimated KL from full
+    /// let through; above it the ratio is raised or the request prefilled in full. Empty: estimates are reported,
+    /// nothing is gated.
+    /// </summary>
+    [Range(0, double.MaxValue)]
+    public double? Floor { get; set; }
+
+    /// <summary>
+    /// A quality calibration file (<c>kvfusion eval fusion --calibrate</c>) for the served model; refused at start
+    /// when fitted on another model. Empty: the built-in one (fitted on tiny-pydocs).
+    /// </summary>
+    public string? Calibration { get; set; }
 }
 
 /// <summary>Section <c>KvFusion:Auth</c>.</summary>

@@ -19,6 +19,7 @@ public sealed class KvFusionServerOptionsValidator : IValidateOptions<KvFusionSe
         Annotations(options.Limits, $"{root}:Limits", failures);
         Annotations(options.RateLimit, $"{root}:RateLimit", failures);
         Annotations(options.Queue, $"{root}:Queue", failures);
+        Annotations(options.Quality, $"{root}:Quality", failures);
         if (options.Limits.DefaultCompletionTokens > options.Limits.MaxCompletionTokens)
         {
             failures.Add($"{root}:Limits:DefaultCompletionTokens ({options.Limits.DefaultCompletionTokens}) is above {root}:Limits:MaxCompletionTokens ({options.Limits.MaxCompletionTokens}).");

@@ -77,6 +77,7 @@ public sealed class ServedModels : IAsyncDisposable
         Func<ComputeBackend> backends,
         KvStorageOptions storageOptions,
         IReadOnlyList<string> profilePaths,
+        string? qualityCalibrationPath,
         ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
@@ -110,10 +111,15 @@ public sealed class ServedModels : IAsyncDisposable
 
             CheckFamily(loaded.Select(l => l.Model).ToList());
             var profiles = LoadProfiles(loaded.Select(l => l.Model).ToList(), profilePaths);
+            var calibration = LoadCalibration(loaded.Select(l => l.Model).ToList(), qualityCalibrationPath);
             storage = await KvStorage.OpenAsync(storageOptions, loggers, cancellationToken).ConfigureAwait(false);
             foreach (var (backend, model) in loaded)
             {
-                var options = new FusionEngineOptions { HiddenStateLayers = HiddenStateLayersOf(model, loaded.Count, profiles) };
+                var options = new FusionEngineOptions
+                {
+                    HiddenStateLayers = HiddenStateLayersOf(model, loaded.Count, profiles),
+                    QualityCalibration = calibration is { } c && c.Model == model ? c.Calibration : FusionEngineOptions.DefaultQualityCalibration,
+                };
                 runtimes.Add(new ModelRuntime(backend, model, storage, options, loggers));
             }
 
@@ -200,6 +206,31 @@ public sealed class ServedModels : IAsyncDisposable
         }
 
         return profiles;
+    }
+
+    /// <summary>The quality calibration file's fit and the served model it was fitted on; null without a file.</summary>
+    private static (TransformerModel Model, QualityCalibration Calibration)? LoadCalibration(IReadOnlyList<TransformerModel> models, string? path)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            return null;
+        }
+
+        FusionException? last = null;
+        foreach (var model in models)
+        {
+            try
+            {
+                return (model, QualityCalibrationFile.Load(path, model.Fingerprint));
+            }
+            catch (FusionException e)
+            {
+                // Fitted on another served model, perhaps: try the next one; the last reason is the one reported.
+                last = e;
+            }
+        }
+
+        throw new ServedModelsException($"KvFusion:Quality:Calibration: {last!.Message}");
     }
 
     /// <summary>

@@ -21,6 +21,8 @@ public sealed class KvFusionMetrics : IDisposable
     private readonly Counter<long> _recomputed;
     private readonly Counter<long> _generated;
     private readonly Counter<long> _chunksPrecomputed;
+    private readonly Counter<long> _gateDecisions;
+    private readonly Histogram<double> _estimatedKl;
 
     /// <summary>Creates the instruments.</summary>
     public KvFusionMetrics(IMeterFactory meters, IRequestScheduler queue, ModelRuntimeHost runtime)
@@ -33,6 +35,9 @@ public sealed class KvFusionMetrics : IDisposable
         _recomputed = _meter.CreateCounter<long>("kvfusion.tokens.recomputed", "{token}", "Prompt tokens computed in the last layer.");
         _generated = _meter.CreateCounter<long>("kvfusion.tokens.generated", "{token}", "Completion tokens generated.");
         _chunksPrecomputed = _meter.CreateCounter<long>("kvfusion.chunks.precomputed", "{chunk}", "Chunks precomputed while fusing a request (store misses).");
+        _gateDecisions = _meter.CreateCounter<long>("kvfusion.quality.decisions", "{request}", "Blend requests by the quality gate's decision (unchecked, passed, ratio_raised, fell_back_to_full).");
+        _estimatedKl = _meter.CreateHistogram<double>("kvfusion.quality.estimated_kl", "1", "Blend's estimated KL from full at the ratio asked for.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2] });
         _meter.CreateObservableGauge("kvfusion.queue.waiting", () => queue.Waiting, "{request}", "Requests waiting for a place on the engine.");
         _meter.CreateObservableGauge("kvfusion.queue.active", () => queue.Active, "{request}", "Requests on the engine.");
         _meter.CreateObservableCounter("kvfusion.tier.hits", () => Hits(runtime), "{read}", "Reads a storage tier answered.");
@@ -55,6 +60,12 @@ public sealed class KvFusionMetrics : IDisposable
         if (report.ChunksPrecomputed > 0)
         {
             _chunksPrecomputed.Add(report.ChunksPrecomputed);
+        }
+
+        if (report.Quality is { } quality)
+        {
+            _gateDecisions.Add(1, new KeyValuePair<string, object?>("decision", FusionQuality.NameOf(quality.Decision)));
+            _estimatedKl.Record(quality.RequestedEstimatedKl);
         }
     }
 

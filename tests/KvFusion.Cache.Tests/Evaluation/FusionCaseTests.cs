@@ -189,6 +189,7 @@ public sealed class FusionCaseTests : IDisposable
     [InlineData("fusion-cases-tiny.jsonl", 12, 6, 256, 1UL, false)]
     [InlineData("fusion-cases-mini.jsonl", 3, 3, 64, 2UL, false)]
     [InlineData("fusion-cases-tiny-seed7.jsonl", 12, 6, 256, 7UL, false)]
+    [InlineData("fusion-cases-tiny-seed11.jsonl", 24, 6, 256, 11UL, false)]
     [InlineData("handoff-cases-tiny.jsonl", 12, 4, 256, 3UL, true)]
     public void Committed_case_sets_are_what_the_generator_makes(string file, int cases, int chunks, int chunkTokens, ulong seed, bool handoff)
     {

@@ -36,8 +36,7 @@ internal sealed class BlendCommitPolicy(BlendOptions options)
         if (layer == 0 && options.ReuseLayerZero)
         {
             // Layer 0's K/V depend only on the token: the stored ones are exact, keep them.
-            var (_, own) = rows.Partition(pass.RowCount);
-            pass.CommitKv(layer, CollectionsMarshal.AsSpan(own));
+            pass.CommitKv(layer, CollectionsMarshal.AsSpan(rows.OwnRows(pass.RowCount)));
         }
         else
         {

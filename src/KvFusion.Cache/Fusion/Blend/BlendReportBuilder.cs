@@ -10,31 +10,19 @@ internal sealed class BlendReportBuilder(int totalCandidates)
     /// <summary>All chunk tokens of the prompt: the base of every step's ratio.</summary>
     public int TotalCandidates => totalCandidates;
 
-    /// <summary>Records a check layer's selection of <paramref name="kept"/> rows with a budget of <paramref name="k"/>.</summary>
-    public void RecordCheck(int layer, int k, List<int> candidates, float[] deviation, int[] kept)
-    {
-        _selection.Add((layer, Math.Min(k, candidates.Count), totalCandidates));
-        _deviationMeans = DeviationMeans(deviation, candidates, kept);
-    }
-
-    /// <summary>Records the cache slots of the chunk tokens the check layer kept.</summary>
-    public void RecordKeptSlots(IReadOnlyList<int> slots) => _selectedSlots = slots;
-
-    /// <summary>The report with the selection added; the last check layer's slots and means are the ones reported.</summary>
-    public FusionReport Complete(FusionReport report) => report with
-    {
-        Selection = _selection,
-        SelectedSlots = _selectedSlots,
-        DeviationMeans = _deviationMeans,
-    };
-
-    private static (double, double) DeviationMeans(float[] deviation, List<int> candidates, int[] kept)
+    /// <summary>Records a check layer's selection: <paramref name="kept"/> rows of the pass before <paramref name="rows"/> drops the others.</summary>
+    public void RecordCheck(int layer, int[] kept, BlendRows rows, float[] deviation)
     {
         var keptSet = new HashSet<int>(kept);
         double sel = 0, unsel = 0;
         int ns = 0, nu = 0;
-        foreach (var r in candidates)
+        for (var r = 0; r < deviation.Length; r++)
         {
+            if (!rows.IsChunkToken(r))
+            {
+                continue;
+            }
+
             if (keptSet.Contains(r))
             {
                 sel += deviation[r];
@@ -47,6 +35,18 @@ internal sealed class BlendReportBuilder(int totalCandidates)
             }
         }
 
-        return (ns > 0 ? sel / ns : 0, nu > 0 ? unsel / nu : 0);
+        _selection.Add((layer, ns, totalCandidates));
+        _deviationMeans = (ns > 0 ? sel / ns : 0, nu > 0 ? unsel / nu : 0);
     }
+
+    /// <summary>Records the cache slots of the chunk tokens the check layer kept.</summary>
+    public void RecordKeptSlots(IReadOnlyList<int> slots) => _selectedSlots = slots;
+
+    /// <summary>The report with the selection added; the last check layer's slots and means are the ones reported.</summary>
+    public FusionReport Complete(FusionReport report) => report with
+    {
+        Selection = _selection,
+        SelectedSlots = _selectedSlots,
+        DeviationMeans = _deviationMeans,
+    };
 }

@@ -11,9 +11,11 @@ namespace KvFusion.Cache.Fusion.Runners;
 /// <c>blend</c> (CacheBlend): one layer-stepped pass over everything after the reused prefix blocks, with the chunks'
 /// stored KV imported; at each check layer the chunk tokens are scored and only the selected ones (and the query and
 /// uncached prefix) go on through the later layers. Over another model's caches (<see cref="Planning.FusionPlan.SharedFrom"/>),
-/// the sender's profiled ranges are recomputed for every chunk token before blend's pass.
+/// the sender's profiled ranges are recomputed for every chunk token before blend's pass. The pass measures blend's
+/// quality signal; with a floor, a prompt estimated above it is fused again at a doubled ratio (up to the gate's limit)
+/// or prefilled in full.
 /// </summary>
-internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks prefixBlocks) : IFusionModeRunner
+internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks prefixBlocks, QualityCalibration calibration) : IFusionModeRunner
 {
     public FusionMode Mode => FusionMode.Blend;
 
@@ -24,7 +26,92 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         var sw = Stopwatch.StartNew();
         var precomputed = await chunkCaches.EnsureAsync(plan, cancellationToken).ConfigureAwait(false);
         stages["precompute"] = sw.Elapsed;
-        sw.Restart();
+        var requestedRatio = blend.Steps()[^1].Ratio;
+        var ratio = requestedRatio;
+        var discarded = TimeSpan.Zero;
+        double? requestedEstimate = null;
+        while (true)
+        {
+            var attempt = Stopwatch.StartNew();
+            var (report, signal) = await FuseOnceAsync(run, blend.WithFinalRatio(ratio), precomputed, cancellationToken).ConfigureAwait(false);
+            if (plan.ChunkTokens == 0)
+            {
+                return report;
+            }
+
+            var estimate = calibration.Estimate(signal);
+            requestedEstimate ??= estimate;
+            QualityDecision? decision = blend.QualityFloor is not { } floor ? QualityDecision.Unchecked
+                : estimate <= floor ? (ratio == requestedRatio ? QualityDecision.Passed : QualityDecision.RatioRaised)
+                : null;
+            if (decision is { } accepted)
+            {
+                if (discarded > TimeSpan.Zero)
+                {
+                    stages["gate"] = discarded;
+                }
+
+                return report with
+                {
+                    Quality = new FusionQuality
+                    {
+                        EstimatedKl = estimate,
+                        Signal = signal,
+                        RequestedEstimatedKl = requestedEstimate.Value,
+                        Floor = blend.QualityFloor,
+                        Decision = accepted,
+                        Ratio = ratio,
+                        RequestedRatio = requestedRatio,
+                        Cost = discarded,
+                    },
+                };
+            }
+
+            // Above the floor: fuse again at a doubled ratio, or give up on blend at the gate's limit.
+            discarded += attempt.Elapsed;
+            session.Reset();
+            if (ratio >= blend.GateMaxRatio)
+            {
+                return FallBackToFull(run, precomputed, discarded, requestedEstimate.Value, requestedRatio, cancellationToken);
+            }
+
+            ratio = Math.Min(ratio * 2, blend.GateMaxRatio);
+        }
+    }
+
+    /// <summary>The prompt's own full prefill, answering a request no blend ratio brought within its floor.</summary>
+    private static FusionReport FallBackToFull(FusionRun run, int precomputed, TimeSpan discarded, double requestedEstimate, double requestedRatio, CancellationToken ct)
+    {
+        var (plan, session, stages) = (run.Plan, run.Session, run.Stages);
+        var sw = Stopwatch.StartNew();
+        session.Prefill(plan.Tokens, run.Logits, cancellationToken: ct);
+        stages.Remove("select");
+        stages.Remove("store");
+        stages["load"] = TimeSpan.Zero;
+        stages["compute"] = sw.Elapsed;
+        stages["gate"] = discarded;
+        return plan.Report(0, Enumerable.Repeat(plan.Tokens.Length, run.LayerCount).ToArray()) with
+        {
+            ChunksPrecomputed = precomputed,
+            Quality = new FusionQuality
+            {
+                EstimatedKl = 0,
+                Signal = 0,
+                RequestedEstimatedKl = requestedEstimate,
+                Floor = run.Blend.QualityFloor,
+                Decision = QualityDecision.FellBackToFull,
+                Ratio = 1,
+                RequestedRatio = requestedRatio,
+                Cost = discarded + sw.Elapsed,
+            },
+        };
+    }
+
+    /// <summary>One blend of the prompt into the (empty) session; returns its report and the quality signal its pass measured.</summary>
+    private async Task<(FusionReport Report, double Signal)> FuseOnceAsync(FusionRun run, BlendOptions blend, int precomputed, CancellationToken cancellationToken)
+    {
+        var (plan, session, stages) = (run.Plan, run.Session, run.Stages);
+        var sw = Stopwatch.StartNew();
         var load = await prefixBlocks.LoadAsync(session, plan.Tokens, plan.Prefix.Length, cancellationToken).ConfigureAwait(false);
         stages["load"] = sw.Elapsed;
         sw.Restart();
@@ -69,10 +156,11 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         }
 
         stages["load"] += sw.Elapsed - shareTime;
-        var rows = new BlendRows(rowCount, plan.Prefix.Length - start, plan.Query.Length);
+        var rows = new BlendRows(rowCount, plan.Prefix.Length - start, plan.Query.Length, [.. plan.Chunks.Select(c => c.Tokens.Length)], blend.ChunkHeadTokens);
         var report = new BlendReportBuilder(plan.ChunkTokens);
+        var probe = new BlendQualityProbe(plan.Prefix.Length, plan.ChunkTokens);
         sw.Restart();
-        var (recomputed, selectTime) = ComputeLayers(pass, session, blend, rows, report, firstLayer, cancellationToken);
+        var (recomputed, selectTime) = ComputeLayers(pass, session, blend, rows, report, probe, firstLayer, cancellationToken);
         pass.ComputeLogits(pass.RowCount - 1, run.Logits);
         stages["compute"] = sw.Elapsed - selectTime + shareTime;
         for (var l = 0; l < recomputed.Length; l++)
@@ -84,16 +172,20 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         sw.Restart();
         await prefixBlocks.StoreAsync(session, plan.Tokens, load, plan.Prefix.Length, cancellationToken).ConfigureAwait(false);
         stages["store"] = sw.Elapsed;
-        return report.Complete(plan.Report(plan.ChunkTokens + load.Loaded, recomputed) with
+        var fused = report.Complete(plan.Report(plan.ChunkTokens + load.Loaded, recomputed) with
         {
             ChunksPrecomputed = precomputed,
             PrefixBlocksReused = load.Blocks,
         });
+        return (fused, probe.Signal);
     }
 
-    /// <summary>Runs every layer, selecting at the check layers; returns the rows computed per layer and the selection time.</summary>
+    /// <summary>
+    /// Runs every layer, selecting at the check layers and measuring the quality signal in every layer after the
+    /// first check layer; returns the rows computed per layer and the selection time (the signal's included).
+    /// </summary>
     private static (int[] Recomputed, TimeSpan SelectTime) ComputeLayers(
-        ForwardPass pass, InferenceSession session, BlendOptions blend, BlendRows rows, BlendReportBuilder report, int firstLayer, CancellationToken ct)
+        ForwardPass pass, InferenceSession session, BlendOptions blend, BlendRows rows, BlendReportBuilder report, BlendQualityProbe probe, int firstLayer, CancellationToken ct)
     {
         var layers = session.Model.Config.LayerCount;
         var policy = new BlendCommitPolicy(blend);
@@ -101,10 +193,12 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         var stepIndex = 0;
         var recomputed = new int[layers];
         var selectTime = TimeSpan.Zero;
+        var probeWatch = new Stopwatch();
         for (var l = firstLayer; l < layers; l++)
         {
             ct.ThrowIfCancellationRequested();
             pass.ComputeQkv(l);
+            var probed = l > steps[0].Layer && rows.QueryRows.Length > 0;
             if (stepIndex < steps.Count && steps[stepIndex].Layer == l)
             {
                 var selectWatch = Stopwatch.StartNew();
@@ -117,11 +211,18 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
                 policy.CommitLayer(pass, l, rows);
             }
 
+            if (probed)
+            {
+                probeWatch.Start();
+                probe.Measure(pass, session, rows);
+                probeWatch.Stop();
+            }
+
             recomputed[l] = pass.RowCount;
             pass.CompleteLayer(l);
         }
 
-        return (recomputed, selectTime);
+        return (recomputed, selectTime + probeWatch.Elapsed);
     }
 
     /// <summary>
@@ -166,9 +267,11 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         var attention = BlendScorer.QueryAttention(pass, session, rows.QueryRows, criterion);
         var (candidates, others) = rows.Partition(pass.RowCount);
         var scores = BlendScorer.Scores(criterion, deviation, attention, pass.Slots, candidates);
-        var k = BlendScorer.Budget(step.Ratio, report.TotalCandidates);
-        var kept = TokenSelection.Select(scores, CollectionsMarshal.AsSpan(candidates), k, CollectionsMarshal.AsSpan(others));
-        report.RecordCheck(layer, k, candidates, deviation, kept);
+
+        // Forced chunk tokens (each chunk's first ones) are part of the step's budget, so compute stays the same.
+        var budget = BlendScorer.Budget(step.Ratio, report.TotalCandidates);
+        var kept = TokenSelection.Select(scores, CollectionsMarshal.AsSpan(candidates), Math.Max(0, budget - rows.ForcedCount), CollectionsMarshal.AsSpan(others));
+        report.RecordCheck(layer, kept, rows, deviation);
         BlendCommitPolicy.CommitAfterSelection(pass, layer, kept, committedAll);
         report.RecordKeptSlots(rows.Keep(pass, kept));
     }

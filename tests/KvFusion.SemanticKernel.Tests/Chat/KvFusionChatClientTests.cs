@@ -202,6 +202,61 @@ public sealed class KvFusionChatClientTests(CpuModelFixture models)
     }
 
     [SkippableFact]
+    public async Task A_blend_call_reports_its_quality_estimate_and_a_floor_property_gates_it()
+    {
+        using var chat = NewChat();
+        var plain = await chat.Client.GetResponseAsync(Conversation((Len, null)), new ChatOptions { Temperature = 0, MaxOutputTokens = 2 });
+        var estimate = Assert.IsType<KvFusionQualityReport>(ReportOf(plain).Quality);
+        Assert.Equal("unchecked", estimate.Decision);
+        Assert.True(estimate.EstimatedKl > 0);
+
+        var gated = await chat.Client.GetResponseAsync(
+            Conversation((Len, null)),
+            new ChatOptions { Temperature = 0, MaxOutputTokens = 2, AdditionalProperties = new() { [KvFusionReport.QualityFloorProperty] = 0.0 } });
+
+        var report = ReportOf(gated);
+        Assert.Equal("fell_back_to_full", report.Quality!.Decision);
+        Assert.Equal(0, report.Quality.Floor);
+        Assert.Equal(0, report.ReusedTokens);
+        Assert.Contains("fell_back_to_full", report.ToString(), StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task The_clients_floor_applies_to_calls_that_set_none()
+    {
+        using var chat = NewChat(new KvFusionChatClientOptions { QualityFloor = 1000 });
+
+        var response = await chat.Client.GetResponseAsync(Conversation((Len, null)), new ChatOptions { Temperature = 0, MaxOutputTokens = 2 });
+
+        Assert.Equal("passed", ReportOf(response).Quality!.Decision);
+        Assert.Equal(1000, ReportOf(response).Quality!.Floor);
+    }
+
+    [SkippableTheory]
+    [InlineData(-1.0)]
+    [InlineData("low")]
+    public async Task A_floor_that_is_not_a_kl_is_refused_naming_the_property(object floor)
+    {
+        using var chat = NewChat();
+        var options = new ChatOptions { AdditionalProperties = new() { [KvFusionReport.QualityFloorProperty] = floor } };
+
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => chat.Client.GetResponseAsync(Conversation((Len, null)), options));
+
+        Assert.Contains(KvFusionReport.QualityFloorProperty, e.Message, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task A_floor_with_a_mode_other_than_blend_is_refused()
+    {
+        using var chat = NewChat();
+        var options = new ChatOptions { AdditionalProperties = new() { [KvFusionReport.QualityFloorProperty] = 0.2, [KvFusionReport.ModeProperty] = "reuse" } };
+
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => chat.Client.GetResponseAsync(Conversation((Len, null)), options));
+
+        Assert.Contains("blend only", e.Message, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
     public async Task A_FusionMode_value_overrides_the_mode_too()
     {
         using var chat = NewChat();

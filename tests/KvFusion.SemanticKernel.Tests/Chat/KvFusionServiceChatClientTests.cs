@@ -191,6 +191,24 @@ public sealed class KvFusionServiceChatClientTests(ChatServerFixture server, Cpu
     }
 
     [SkippableFact]
+    public async Task The_quality_floor_reaches_the_service_and_its_decision_comes_back_in_the_report()
+    {
+        using var service = NewService();
+        var plain = await service.Client.GetResponseAsync(Conversation((Len, null)), new ChatOptions { Temperature = 0, MaxOutputTokens = 2 });
+        var gated = await service.Client.GetResponseAsync(
+            Conversation((Len, null)),
+            new ChatOptions { Temperature = 0, MaxOutputTokens = 2, AdditionalProperties = new() { [KvFusionReport.QualityFloorProperty] = 0.0 } });
+
+        Assert.Equal("unchecked", ReportOf(plain).Quality!.Decision);
+        Assert.True(ReportOf(plain).Quality!.EstimatedKl > 0);
+        var quality = ReportOf(gated).Quality!;
+        Assert.Equal("fell_back_to_full", quality.Decision);
+        Assert.Equal(0, quality.Floor);
+        Assert.Equal(1, quality.Ratio);
+        Assert.Equal(0, gated.Usage!.CachedInputTokenCount);
+    }
+
+    [SkippableFact]
     public async Task A_chunk_named_by_id_only_that_the_service_lacks_surfaces_its_404()
     {
         using var service = NewService();

@@ -30,6 +30,49 @@ public sealed class CompletionEndpointTests(ServerFixture server) : IClassFixtur
     }
 
     [SkippableFact]
+    public async Task A_blend_chat_reports_its_quality_estimate_and_no_gate_without_a_floor()
+    {
+        using var client = server.Client();
+        var (ids, _) = await ChunksAsync(client);
+        var answer = await ChatAsync(client, Api.Chat(Question, kvfusion: new { chunks = ids, mode = "blend" }));
+
+        var quality = answer.GetProperty("kvfusion").GetProperty("quality");
+        Assert.Equal("unchecked", quality.GetProperty("decision").GetString());
+        Assert.True(quality.GetProperty("estimated_kl").GetDouble() > 0);
+        Assert.Equal(0.15, quality.GetProperty("ratio").GetDouble(), 6);
+        Assert.Equal(JsonValueKind.Null, quality.TryGetProperty("floor", out var floor) ? floor.ValueKind : JsonValueKind.Null);
+    }
+
+    [SkippableTheory]
+    [InlineData(0.0, "fell_back_to_full")]
+    [InlineData(1000.0, "passed")]
+    public async Task A_blend_chat_with_a_quality_floor_reports_the_gate_decision(double floor, string decision)
+    {
+        using var client = server.Client();
+        var (ids, tokens) = await ChunksAsync(client);
+        var answer = await ChatAsync(client, Api.Chat(Question, kvfusion: new { chunks = ids, mode = "blend", quality_floor = floor }));
+
+        var fusion = answer.GetProperty("kvfusion");
+        var quality = fusion.GetProperty("quality");
+        Assert.Equal(decision, quality.GetProperty("decision").GetString());
+        Assert.Equal(floor, quality.GetProperty("floor").GetDouble());
+        Assert.True(quality.GetProperty("requested_estimated_kl").GetDouble() > 0);
+        if (decision == "fell_back_to_full")
+        {
+            // Answered by its own full prefill: nothing reused, every prompt token computed, and the gate's cost shown.
+            Assert.Equal(1, quality.GetProperty("ratio").GetDouble());
+            Assert.Equal(0, fusion.GetProperty("reused_tokens").GetInt32());
+            Assert.Equal(answer.GetProperty("usage").GetProperty("prompt_tokens").GetInt32(), fusion.GetProperty("recomputed_tokens").GetInt32());
+            Assert.True(quality.GetProperty("cost_ms").GetDouble() > 0);
+        }
+        else
+        {
+            Assert.Equal(tokens, fusion.GetProperty("reused_tokens").GetInt32());
+            Assert.Equal(0, quality.GetProperty("cost_ms").GetDouble());
+        }
+    }
+
+    [SkippableFact]
     public async Task A_full_recompute_chat_reports_no_cached_tokens()
     {
         using var client = server.Client();

@@ -56,7 +56,8 @@ public sealed class HealthAndMetricsTests(ServerFixture server) : IClassFixture<
             using var response = await client.GetAsync("/metrics");
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             text = await response.Content.ReadAsStringAsync();
-            if (text.Contains("kvfusion_ttft", StringComparison.Ordinal) && text.Contains("kvfusion_tokens_reused", StringComparison.Ordinal))
+            if (text.Contains("kvfusion_ttft", StringComparison.Ordinal) && text.Contains("kvfusion_tokens_reused", StringComparison.Ordinal)
+                && text.Contains("kvfusion_quality_decisions", StringComparison.Ordinal))
             {
                 break;
             }
@@ -66,6 +67,10 @@ public sealed class HealthAndMetricsTests(ServerFixture server) : IClassFixture<
 
         Assert.Contains("kvfusion_ttft", text, StringComparison.Ordinal);
         Assert.Contains("kvfusion_tokens_reused", text, StringComparison.Ordinal);
+
+        // The blend's quality gate: its decision counted by name, and its estimate's distribution.
+        Assert.Contains("decision=\"unchecked\"", text, StringComparison.Ordinal);
+        Assert.Contains("kvfusion_quality_estimated_kl", text, StringComparison.Ordinal);
     }
 
     [SkippableFact]

@@ -154,6 +154,7 @@ public sealed class MalformedInputTests
     [InlineData("--rows must be at least 1, got 0", "bench", "kernels", "--rows", "0")]
     [InlineData("--ttft-runs must be at least 1, got 0", "eval", "fusion", "--cases", "x.jsonl", "--ttft-runs", "0")]
     [InlineData("Cases", "eval", "cases", "--out", "x.jsonl", "--cases", "0")]
+    [InlineData("--floor is an estimated KL: at least 0; got -1", "eval", "fusion", "--cases", "x.jsonl", "--floor", "-1")]
     [InlineData("Unknown search 'best' (auto, exact, greedy)", "profile", "sharing", "--sender", "a", "--receiver", "b", "--cases", "x.jsonl", "--search", "best")]
     [InlineData("The budget is a fraction of full reuse's KL, in (0, 1]", "profile", "sharing", "--sender", "a", "--receiver", "b", "--cases", "x.jsonl", "--budget", "2")]
     [InlineData("Share modes and --profile need --sender", "eval", "fusion", "--cases", "x.jsonl", "--modes", "full,share:0-1")]

@@ -66,8 +66,9 @@ public sealed record BlendOptions
     /// <summary>
     /// Chunk tokens start at the first check layer from their stored E-cache (the hidden state entering that layer,
     /// kept at precompute: <see cref="FusionEngineOptions.HiddenStateLayers"/>) instead of being recomputed through
-    /// the layers below it, whose stored K/V are kept; only the query (and an uncached prefix) runs those layers. A
-    /// chunk stored without that layer's E-cache is refused (<see cref="FusionError.MissingHiddenState"/>).
+    /// the layers below it, whose stored K/V are kept; only the query (and an uncached prefix) runs those layers. When a
+    /// chunk was stored without that layer's E-cache, or the first check keeps every token, the layers below are
+    /// recomputed as without the switch (<see cref="FusionReport.StartedFromHiddenStates"/> says which ran).
     /// </summary>
     public bool StartFromHiddenStates { get; init; }
 
@@ -94,6 +95,9 @@ public sealed record BlendOptions
     /// step at <see cref="CheckLayer"/> with <see cref="Ratio"/>.
     /// </summary>
     public IReadOnlyList<SelectionStep>? Schedule { get; init; }
+
+    /// <summary>The default blend (<see cref="BlendVariants.Default"/>) at <paramref name="ratio"/>.</summary>
+    public static BlendOptions Default(double ratio = DefaultRatio) => BlendVariants.Build(BlendVariants.Default, ratio);
 
     /// <summary>The CacheBlend reference behaviour: V deviation at layer 1, layers 0 and 1 recomputed for all tokens.</summary>
     public static BlendOptions Reference(double ratio) => new()
@@ -127,6 +131,24 @@ public sealed record BlendOptions
             Ratio = Math.Min(1, Ratio * factor),
             Schedule = Schedule is { Count: > 0 } schedule ? [.. schedule.Select(s => s with { Ratio = Math.Min(1, s.Ratio * factor) })] : null,
         };
+    }
+
+    /// <summary>
+    /// These options for a model of <paramref name="layerCount"/> layers: check layers the model does not have are
+    /// dropped and the last one it has takes the final ratio, so a schedule (the default's layers 1 and 2) still runs
+    /// on a shallow model. Unchanged when every check layer exists, or when none does (<see cref="Validate"/> says so).
+    /// </summary>
+    public BlendOptions FitTo(int layerCount)
+    {
+        var steps = Steps();
+        if (steps[^1].Layer < layerCount || steps[0].Layer >= layerCount)
+        {
+            return this;
+        }
+
+        var kept = steps.Where(s => s.Layer < layerCount).ToList();
+        kept[^1] = kept[^1] with { Ratio = steps[^1].Ratio };
+        return this with { Schedule = kept, Ratio = steps[^1].Ratio };
     }
 
     /// <summary>Throws when the options cannot be used with a model of <paramref name="layerCount"/> layers.</summary>

@@ -9,14 +9,18 @@ namespace KvFusion.Cache.Fusion;
 /// </summary>
 public static class BlendVariants
 {
-    /// <summary>The variant a mode string without one gets.</summary>
-    public const string Default = "qattn";
+    /// <summary>
+    /// The variant a mode string without one gets, and the default blend of the engine, the service and the chat
+    /// clients: chunk tokens start at layer 1 from their E-cache, query attention keeps 2r there and r from layer 2.
+    /// Measured best at every ratio (docs/decisions.md, "Fusion fidelity").
+    /// </summary>
+    public const string Default = "ecachegradual";
 
     private static readonly (string Name, Func<double, BlendOptions> Build)[] Table =
     [
         ("ref", BlendOptions.Reference),
         ("dev", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.Deviation, Deviation = DeviationTarget.KeyAndValue }),
-        (Default, r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.QueryAttention }),
+        ("qattn", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.QueryAttention }),
         ("devxattn", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.DeviationTimesAttention }),
         ("gradual", r => Gradual(r, SelectionCriterion.QueryAttention, 1, 2)),
         ("gradualdev", r => Gradual(r, SelectionCriterion.Deviation, 1, 2)),

@@ -43,6 +43,13 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
         Model = model ?? throw new ArgumentNullException(nameof(model));
         Store = store ?? throw new ArgumentNullException(nameof(store));
         options.QualityCalibration.Validate();
+
+        // The default E-cache layer is where the default blend starts; a model too shallow for it stores none.
+        if (ReferenceEquals(options.HiddenStateLayers, FusionEngineOptions.DefaultHiddenStateLayers))
+        {
+            options = options with { HiddenStateLayers = [.. options.HiddenStateLayers.Where(l => l < model.Config.LayerCount)] };
+        }
+
         _options = options;
         _logger = logger;
         _gate = gate;

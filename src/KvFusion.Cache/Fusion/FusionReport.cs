@@ -39,6 +39,9 @@ public sealed record FusionReport
     /// <summary>Mean deviation of selected and of unselected tokens at the last check layer (blend).</summary>
     public (double Selected, double Unselected)? DeviationMeans { get; init; }
 
+    /// <summary>Whether blend's chunk tokens started at the first check layer from their stored E-cache.</summary>
+    public bool StartedFromHiddenStates { get; init; }
+
     /// <summary>Blend's quality estimate and gate decision (null for other modes, and for a blend without chunk tokens).</summary>
     public FusionQuality? Quality { get; init; }
 

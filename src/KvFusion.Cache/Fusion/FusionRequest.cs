@@ -57,7 +57,7 @@ public sealed record FusionRequest
     public FusionMode Mode { get; init; } = FusionMode.Blend;
 
     /// <summary>Blend settings.</summary>
-    public BlendOptions Blend { get; init; } = new();
+    public BlendOptions Blend { get; init; } = BlendOptions.Default();
 
     /// <summary>The sink chunks are precomputed behind; null: the engine's default.</summary>
     public SinkKind? Sink { get; init; }

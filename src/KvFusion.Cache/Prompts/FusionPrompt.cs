@@ -15,7 +15,7 @@ public sealed record FusionPrompt(string? Prefix, IReadOnlyList<ChunkInput> Chun
         Chunks = Chunks,
         Query = Query,
         Mode = mode,
-        Blend = blend ?? new BlendOptions(),
+        Blend = blend ?? BlendOptions.Default(),
         ReserveTokens = reserveTokens,
     };
 }

@@ -133,7 +133,7 @@ internal static class EvalCommands
             var fromHidden = modeList.Any(x => x.Mode == FusionMode.Blend && FusionModeCatalog.Resolve(x).Blend.StartFromHiddenStates);
             using var engine = new FusionEngine(m, CodecOptions.Store(codecSpec, m), new FusionEngineOptions
             {
-                HiddenStateLayers = fromHidden ? [.. Enumerable.Range(1, m.Config.LayerCount - 1)] : [],
+                HiddenStateLayers = fromHidden ? [.. Enumerable.Range(1, m.Config.LayerCount - 1)] : FusionEngineOptions.DefaultHiddenStateLayers,
                 QualityCalibration = qualityCalibration ?? FusionEngineOptions.DefaultQualityCalibration,
             });
             using var senderModel = parse.GetValue(sender) is { } senderPath ? CommonOptions.LoadModel(senderPath, backend) : null;

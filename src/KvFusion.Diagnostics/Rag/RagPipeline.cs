@@ -206,7 +206,7 @@ public sealed class RagPipeline
         parts.AddRange(retrieved.Select(r => new ChunkPart(ChunkInput.FromId(ChunkId.Parse(r.ChunkId)))));
         parts.Add(new TextPart(question));
         var prompt = _layout.Lay([PromptMessage.Text(PromptRole.System, Options.SystemPrompt), new PromptMessage(PromptRole.User, parts)]);
-        var request = prompt.ToRequest(mode, new BlendOptions { Ratio = Options.RecomputeRatio }, Options.MaxTokens + 1);
+        var request = prompt.ToRequest(mode, BlendOptions.Default(Options.RecomputeRatio), Options.MaxTokens + 1);
         var sampling = new SamplingOptions { Temperature = 0, MaxTokens = Options.MaxTokens };
 
         var clock = Stopwatch.StartNew();

@@ -218,9 +218,7 @@ internal sealed record ChatCallSettings
 
     private static ArgumentException Invalid(string message, Exception inner, string paramName = "options") => new(message, paramName, inner);
 
-    private static BlendOptions BlendOf(FusionModeSpec mode) => mode.Variant is null
-        ? new BlendOptions { Ratio = mode.Ratio }
-        : BlendVariants.Build(mode.Variant, mode.Ratio);
+    private static BlendOptions BlendOf(FusionModeSpec mode) => BlendVariants.Build(mode.Variant, mode.Ratio);
 
     private static string Format(float value) => value.ToString(CultureInfo.InvariantCulture);
 }

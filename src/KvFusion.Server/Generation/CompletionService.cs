@@ -310,7 +310,7 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
             chunks.Add(ChunkInput.FromId(ChunkService.ParseId(id)));
         }
 
-        var request = new FusionRequest { Mode = mode, Blend = new BlendOptions { Ratio = ratio, QualityFloor = floor }, Chunks = chunks };
+        var request = new FusionRequest { Mode = mode, Blend = BlendOptions.Default(ratio) with { QualityFloor = floor }, Chunks = chunks };
         // Blend combines with sharing: over another agent's caches it recomputes the pair's ranges and its own selection.
         return mode == FusionMode.Share || (mode == FusionMode.Blend && kv.SharedFrom is not null)
             ? request with { SharedFrom = SharedFrom(kv, models, receiver, tenant) }

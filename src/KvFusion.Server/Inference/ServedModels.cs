@@ -234,14 +234,17 @@ public sealed class ServedModels : IAsyncDisposable
     }
 
     /// <summary>
-    /// Where a model stores the E-cache: nowhere when it is served alone; where its profiles start recomputing when it
-    /// has any as a sender; else at every layer but 0 (which starts from the receiver's own embeddings).
+    /// Where a model stores the E-cache: where the default blend starts chunk tokens
+    /// (<see cref="FusionEngineOptions.DefaultHiddenStateLayers"/>), and, for agents, where its profiles start
+    /// recomputing when it has any as a sender, else at every layer but 0 (which starts from the receiver's own
+    /// embeddings).
     /// </summary>
     private static List<int> HiddenStateLayersOf(TransformerModel model, int servedModels, IReadOnlyList<SharingProfile> profiles)
     {
+        var layers = new SortedSet<int>(FusionEngineOptions.DefaultHiddenStateLayers.Where(l => l < model.Config.LayerCount));
         if (servedModels == 1)
         {
-            return [];
+            return [.. layers];
         }
 
         var own = profiles.Where(p => p.Sender == model.Fingerprint).ToList();
@@ -250,7 +253,6 @@ public sealed class ServedModels : IAsyncDisposable
             return [.. Enumerable.Range(1, model.Config.LayerCount - 1)];
         }
 
-        var layers = new SortedSet<int>();
         foreach (var p in own)
         {
             layers.UnionWith(p.Recompute.HiddenStateLayers);

@@ -32,7 +32,11 @@ public sealed class BlendHiddenStateTests : IDisposable
         var alone = new FusionRequest { Chunks = [ChunkInput.FromText(Chunk)], Query = Query, Sink = SinkKind.None, ReserveTokens = 16 };
 
         var full = await FuseAsync(engine, alone with { Mode = FusionMode.Full });
-        var blended = await FuseAsync(engine, alone with { Mode = FusionMode.Blend, Blend = BlendVariants.Build(variant, 1.0) });
+
+        // Just under 1 keeps every token yet still starts from the E-cache (at 1 blend recomputes everything, as full).
+        var blended = await FuseAsync(engine, alone with { Mode = FusionMode.Blend, Blend = BlendVariants.Build(variant, 1 - 1e-6) });
+        Assert.True(blended.Report.StartedFromHiddenStates);
+        Assert.All(blended.Report.Selection, s => Assert.Equal(s.Candidates, s.Selected));
 
         Assert.True(MaxAbsDiff(full.Logits, blended.Logits) <= 0.05f, $"max |Δlogit| = {MaxAbsDiff(full.Logits, blended.Logits)}");
         Assert.Equal(full.Greedy, blended.Greedy);
@@ -51,7 +55,7 @@ public sealed class BlendHiddenStateTests : IDisposable
         using var engine = new FusionEngine(model, new InMemoryKvStore(), new FusionEngineOptions { HiddenStateLayers = [1] });
         var request = new FusionRequest { Chunks = [ChunkInput.FromText(Chunk), ChunkInput.FromText(Other)], Query = Query, Mode = FusionMode.Blend, ReserveTokens = 8 };
 
-        var plain = await FuseAsync(engine, request with { Blend = BlendVariants.Build(BlendVariants.Default, 0.15) });
+        var plain = await FuseAsync(engine, request with { Blend = BlendVariants.Build("qattn", 0.15) });
         var fromHidden = await FuseAsync(engine, request with { Blend = BlendVariants.Build("ecache", 0.15) });
 
         Assert.Equal(plain.Report.TotalTokens, plain.Report.RecomputedPerLayer[0]);
@@ -61,15 +65,57 @@ public sealed class BlendHiddenStateTests : IDisposable
     }
 
     [SkippableFact]
-    public async Task A_chunk_stored_without_the_check_layers_e_cache_is_refused_by_name()
+    public async Task A_chunk_stored_without_the_check_layers_e_cache_is_fused_recomputing_the_layers_below()
     {
+        // Stored with layer 1's E-cache only: a blend checking at layer 2 cannot start there, so it recomputes layers
+        // 0-1 for its chunk tokens, exactly as the same blend without the switch.
         using var engine = new FusionEngine(_models.Tiny, new InMemoryKvStore(), new FusionEngineOptions { HiddenStateLayers = [1] });
-        var request = new FusionRequest { Chunks = [ChunkInput.FromText(Chunk)], Query = Query, Mode = FusionMode.Blend, Blend = BlendVariants.Build("ecache2", 0.15), ReserveTokens = 8 };
+        var request = new FusionRequest { Chunks = [ChunkInput.FromText(Chunk), ChunkInput.FromText(Other)], Query = Query, Mode = FusionMode.Blend, ReserveTokens = 8 };
+        var ecache2 = BlendVariants.Build("ecache2", 0.15);
 
-        var e = await Assert.ThrowsAsync<FusionException>(() => engine.FuseAsync(request));
+        var fused = await FuseAsync(engine, request with { Blend = ecache2 });
+        var without = await FuseAsync(engine, request with { Blend = ecache2 with { StartFromHiddenStates = false } });
 
-        Assert.Equal(FusionError.MissingHiddenState, e.Error);
-        Assert.Contains("E-cache of layer 2", e.Message, StringComparison.Ordinal);
+        Assert.False(fused.Report.StartedFromHiddenStates);
+        Assert.True(MaxAbsDiff(without.Logits, fused.Logits) <= 1e-4f, $"max |Δlogit| = {MaxAbsDiff(without.Logits, fused.Logits)}");
+        Assert.Equal(without.Report.RecomputedPerLayer, fused.Report.RecomputedPerLayer);
+    }
+
+    [SkippableFact]
+    public async Task The_default_blend_at_ratio_one_equals_full_over_several_chunks()
+    {
+        using var engine = new FusionEngine(_models.Tiny, new InMemoryKvStore());
+        var request = new FusionRequest { Chunks = [ChunkInput.FromText(Chunk), ChunkInput.FromText(Other)], Query = Query, ReserveTokens = 8 };
+
+        var full = await FuseAsync(engine, request with { Mode = FusionMode.Full });
+        var all = await FuseAsync(engine, request with { Mode = FusionMode.Blend, Blend = BlendOptions.Default(1.0) });
+
+        Assert.False(all.Report.StartedFromHiddenStates);
+        Assert.True(MaxAbsDiff(full.Logits, all.Logits) <= 0.05f, $"max |Δlogit| = {MaxAbsDiff(full.Logits, all.Logits)}");
+        Assert.Equal(full.Greedy, all.Greedy);
+    }
+
+    [SkippableFact]
+    public async Task The_default_blend_starts_from_the_e_cache_the_engine_stores_by_default()
+    {
+        using var engine = new FusionEngine(_models.Tiny, new InMemoryKvStore());
+        var request = new FusionRequest { Chunks = [ChunkInput.FromText(Chunk), ChunkInput.FromText(Other)], Query = Query, ReserveTokens = 8 };
+
+        var fused = await FuseAsync(engine, request);
+
+        Assert.Equal(FusionMode.Blend, request.Mode);
+        Assert.True(fused.Report.StartedFromHiddenStates);
+        Assert.Equal(fused.Report.QueryTokens, fused.Report.RecomputedPerLayer[0]);
+    }
+
+    [Fact]
+    public void The_default_schedule_fits_a_model_too_shallow_for_its_second_check_layer()
+    {
+        var fitted = BlendOptions.Default(0.15).FitTo(2);
+
+        Assert.Equal([new SelectionStep(1, 0.15)], fitted.Steps());
+        fitted.Validate(2);
+        Assert.Equal(BlendOptions.Default(0.15).Steps(), BlendOptions.Default(0.15).FitTo(6).Steps());
     }
 
     [Fact]

@@ -21,7 +21,8 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
 
     public async Task<FusionReport> RunAsync(FusionRun run, CancellationToken cancellationToken)
     {
-        var (plan, session, stages, blend) = (run.Plan, run.Session, run.Stages, run.Blend);
+        var (plan, session, stages) = (run.Plan, run.Session, run.Stages);
+        var blend = run.Blend.FitTo(run.LayerCount);
         blend.Validate(run.LayerCount);
         var sw = Stopwatch.StartNew();
         var precomputed = await chunkCaches.EnsureAsync(plan, cancellationToken).ConfigureAwait(false);
@@ -72,7 +73,7 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
             session.Reset();
             if (ratio >= blend.GateMaxRatio)
             {
-                return FallBackToFull(run, precomputed, discarded, requestedEstimate.Value, requestedRatio, cancellationToken);
+                return FallBackToFull(run, blend, precomputed, discarded, requestedEstimate.Value, requestedRatio, cancellationToken);
             }
 
             ratio = Math.Min(ratio * 2, blend.GateMaxRatio);
@@ -80,7 +81,7 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
     }
 
     /// <summary>The prompt's own full prefill, answering a request no blend ratio brought within its floor.</summary>
-    private static FusionReport FallBackToFull(FusionRun run, int precomputed, TimeSpan discarded, double requestedEstimate, double requestedRatio, CancellationToken ct)
+    private static FusionReport FallBackToFull(FusionRun run, BlendOptions blend, int precomputed, TimeSpan discarded, double requestedEstimate, double requestedRatio, CancellationToken ct)
     {
         var (plan, session, stages) = (run.Plan, run.Session, run.Stages);
         var sw = Stopwatch.StartNew();
@@ -98,7 +99,7 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
                 EstimatedKl = 0,
                 Signal = 0,
                 RequestedEstimatedKl = requestedEstimate,
-                Floor = run.Blend.QualityFloor,
+                Floor = blend.QualityFloor,
                 Decision = QualityDecision.FellBackToFull,
                 Ratio = 1,
                 RequestedRatio = requestedRatio,
@@ -122,7 +123,7 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         // rather than in blend's pass.
         var ranges = plan.SharedFrom?.Recompute ?? RecomputeRanges.None;
         var shareRanges = plan.Chunks.Count > 0 && ranges.LayerCount > 0;
-        var fromHidden = blend.StartFromHiddenStates && plan.Chunks.Count > 0;
+        var fromHidden = StartsFromHiddenStates(blend, plan);
         var start = load.Loaded;
         if ((shareRanges || fromHidden) && start < plan.Prefix.Length)
         {
@@ -176,8 +177,24 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         {
             ChunksPrecomputed = precomputed,
             PrefixBlocksReused = load.Blocks,
+            StartedFromHiddenStates = fromHidden,
         });
         return (fused, probe.Signal);
+    }
+
+    /// <summary>
+    /// Whether chunk tokens start at the first check layer from their E-cache: when asked, and not when that check
+    /// keeps every token (recomputing all of them is full's answer, which the E-cache of chunks computed alone is not)
+    /// nor when a chunk was stored without that layer's E-cache (the layers below are then recomputed for it, as
+    /// without the switch), nor over another model's caches whose ranges are recomputed first (their recompute already
+    /// rewrote those layers from the receiver's own states, which the sender's E-cache would undo).
+    /// </summary>
+    private static bool StartsFromHiddenStates(BlendOptions blend, FusionPlan plan)
+    {
+        var first = blend.Steps()[0];
+        return blend.StartFromHiddenStates && plan.Chunks.Count > 0 && first.Ratio < 1
+            && (plan.SharedFrom?.Recompute.LayerCount ?? 0) == 0
+            && ChunkCaches.HaveHiddenStates(plan, first.Layer);
     }
 
     /// <summary>

@@ -55,6 +55,20 @@ internal sealed class ChunkCaches(TransformerModel model, IKvStore store, IReadO
         }
     }
 
+    /// <summary>Whether every chunk of the plan was stored with the E-cache of <paramref name="layer"/>.</summary>
+    public static bool HaveHiddenStates(FusionPlan plan, int layer)
+    {
+        foreach (var c in plan.Chunks)
+        {
+            if ((c.Entry?.HiddenStates?.IndexOf(layer) ?? -1) < 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>
     /// Writes every chunk's stored hidden state entering <paramref name="layer"/> (its E-cache), in prompt order, as
     /// [chunk tokens, hidden] floats; returns how many it wrote.

@@ -69,7 +69,8 @@ public sealed class QualityGateTests : IDisposable
         using var engine = new FusionEngine(_models.Tiny, new InMemoryKvStore());
         var blend = BlendVariants.Build(null, 0.1);
         var ungated = await FuseAsync(engine, Request(blend));
-        var atDouble = await FuseAsync(engine, Request(BlendVariants.Build(null, 0.2)));
+        // A raised attempt recomputes from layer 0 (no E-cache start), at twice the ratio.
+        var atDouble = await FuseAsync(engine, Request(BlendVariants.Build(null, 0.2) with { StartFromHiddenStates = false }));
         var floor = (ungated.Report.Quality!.EstimatedKl + atDouble.Report.Quality!.EstimatedKl) / 2;
         Assert.True(atDouble.Report.Quality.EstimatedKl < ungated.Report.Quality.EstimatedKl, "recomputing more must lower the estimate");
 
@@ -82,7 +83,7 @@ public sealed class QualityGateTests : IDisposable
         Assert.True(q.EstimatedKl <= floor, $"{q.EstimatedKl} > {floor}");
         Assert.Equal(ungated.Report.Quality.EstimatedKl, q.RequestedEstimatedKl, 5);
 
-        // Raised to 0.2, it is the blend that asked for 0.2, and its first attempt is the gate's cost.
+        // Raised to 0.2, it is that blend, and its first attempt is the gate's cost.
         Assert.Equal(atDouble.Report.Quality.EstimatedKl, q.EstimatedKl, 5);
         Assert.True(MaxAbsDiff(atDouble.Logits, gated.Logits) <= 1e-4f, $"max |Δlogit| = {MaxAbsDiff(atDouble.Logits, gated.Logits)}");
         Assert.Equal(atDouble.Report.RecomputedPerLayer, gated.Report.RecomputedPerLayer);
@@ -126,7 +127,7 @@ public sealed class QualityGateTests : IDisposable
     {
         using var engine = new FusionEngine(_models.Tiny, new InMemoryKvStore());
         var limited = BlendVariants.Build(null, 0.1) with { GateMaxRatio = 0.3 };
-        var atLimit = await FuseAsync(engine, Request(BlendVariants.Build(null, 0.3)));
+        var atLimit = await FuseAsync(engine, Request(BlendVariants.Build(null, 0.3) with { StartFromHiddenStates = false }));
 
         // A floor only a ratio above the limit could meet: the gate stops at 0.3 and falls back.
         var gated = await FuseAsync(engine, Request(limited with { QualityFloor = atLimit.Report.Quality!.EstimatedKl * 0.5 }));

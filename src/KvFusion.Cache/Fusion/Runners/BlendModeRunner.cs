@@ -34,7 +34,10 @@ internal sealed class BlendModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         while (true)
         {
             var attempt = Stopwatch.StartNew();
-            var (report, signal) = await FuseOnceAsync(run, blend.WithFinalRatio(ratio), precomputed, cancellationToken).ConfigureAwait(false);
+            // A raised attempt recomputes its chunk tokens from layer 0 too: starting from the E-cache of chunks
+            // computed alone caps how close blend gets to full, which is what the gate asks for.
+            var attemptBlend = ratio == requestedRatio ? blend : blend.WithFinalRatio(ratio) with { StartFromHiddenStates = false };
+            var (report, signal) = await FuseOnceAsync(run, attemptBlend, precomputed, cancellationToken).ConfigureAwait(false);
             if (plan.ChunkTokens == 0)
             {
                 return report;

@@ -41,6 +41,22 @@ public static class BlendVariants
         ("ecachegradual", r => Gradual(r, SelectionCriterion.QueryAttention, 1, 2) with { StartFromHiddenStates = true }),
         ("ecache2gradual", r => Gradual(r, SelectionCriterion.QueryAttention, 2, 3) with { StartFromHiddenStates = true }),
 
+        // Per-layer ratios around the default's 2r-then-r: a wider first step, and a third step.
+        ("ecachegradual3r", r => new BlendOptions
+        {
+            Ratio = r,
+            Criterion = SelectionCriterion.QueryAttention,
+            StartFromHiddenStates = true,
+            Schedule = [new SelectionStep(1, Math.Min(1, 3 * r)), new SelectionStep(2, r)],
+        }),
+        ("ecachesteps", r => new BlendOptions
+        {
+            Ratio = r,
+            Criterion = SelectionCriterion.QueryAttention,
+            StartFromHiddenStates = true,
+            Schedule = [new SelectionStep(1, Math.Min(1, 2 * r)), new SelectionStep(2, Math.Min(1, 1.5 * r)), new SelectionStep(3, r)],
+        }),
+
         // Position-aware: each chunk's first tokens are always recomputed, inside the budget.
         ("head8", r => new BlendOptions { Ratio = r, Criterion = SelectionCriterion.QueryAttention, ChunkHeadTokens = 8 }),
         ("gradualhead8", r => Gradual(r, SelectionCriterion.QueryAttention, 1, 2) with { ChunkHeadTokens = 8 }),

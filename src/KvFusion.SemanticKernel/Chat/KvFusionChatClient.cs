@@ -7,6 +7,7 @@ using KvFusion.Engine.Generation;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using QualityUsage = KvFusion.Client.Contracts.QualityUsage;
 
 namespace KvFusion.SemanticKernel.Chat;
 
@@ -195,7 +196,7 @@ public sealed class KvFusionChatClient : IChatClient
             ComputeFraction = fusion.ComputeFraction,
             TtftMs = ttft ?? Stopwatch.GetElapsedTime(call.Started).TotalMilliseconds,
             PrefillMs = fusion.Total.TotalMilliseconds,
-            Quality = fusion.Quality is { } q ? new KvFusionQualityReport
+            Quality = fusion.Quality is { } q ? new QualityUsage
             {
                 EstimatedKl = q.EstimatedKl,
                 RequestedEstimatedKl = q.RequestedEstimatedKl,

@@ -1,4 +1,5 @@
 using System.Globalization;
+using QualityUsage = KvFusion.Client.Contracts.QualityUsage;
 
 namespace KvFusion.SemanticKernel.Chat;
 
@@ -64,8 +65,11 @@ public sealed record KvFusionReport
     /// <summary>Milliseconds the fusion took to build the prompt's cache (the prefill's replacement).</summary>
     public double PrefillMs { get; init; }
 
-    /// <summary>Blend's estimated deviation from full and what the quality gate did (null for other modes).</summary>
-    public KvFusionQualityReport? Quality { get; init; }
+    /// <summary>
+    /// Blend's estimated deviation from full and what the quality gate did (null for other modes): the service's
+    /// <c>kvfusion.quality</c> object, or the engine's report in the same shape.
+    /// </summary>
+    public QualityUsage? Quality { get; init; }
 
     /// <summary>
     /// One line for logs and consoles (a program printing a response's metadata generically shows this): the mode, the
@@ -75,29 +79,4 @@ public sealed record KvFusionReport
         CultureInfo.InvariantCulture,
         $"{Mode}: {PrefillTokens} prompt tokens, {ReusedTokens} reused, {RecomputedTokens} recomputed; {ChunkIds.Count} chunks fused, {ChunksPrecomputed} precomputed; TTFT {TtftMs:0.0} ms")
         + (Quality is { } q ? string.Create(CultureInfo.InvariantCulture, $"; estimated KL {q.EstimatedKl:0.000} ({q.Decision})") : string.Empty);
-}
-
-/// <summary>Blend's quality estimate and gate decision for one chat call, the same from the engine and from the service.</summary>
-public sealed record KvFusionQualityReport
-{
-    /// <summary>Estimated KL(full ‖ fused) of the next-token distribution at the ratio used (0 when answered by full).</summary>
-    public required double EstimatedKl { get; init; }
-
-    /// <summary>The estimate at the requested ratio, before the gate acted.</summary>
-    public required double RequestedEstimatedKl { get; init; }
-
-    /// <summary>The floor applied, or null when none was set.</summary>
-    public double? Floor { get; init; }
-
-    /// <summary><c>unchecked</c>, <c>passed</c>, <c>ratio_raised</c> or <c>fell_back_to_full</c>.</summary>
-    public required string Decision { get; init; }
-
-    /// <summary>The recompute ratio used (1 when answered by full).</summary>
-    public required double Ratio { get; init; }
-
-    /// <summary>The recompute ratio asked for.</summary>
-    public required double RequestedRatio { get; init; }
-
-    /// <summary>Milliseconds the gate cost.</summary>
-    public required double CostMs { get; init; }
 }

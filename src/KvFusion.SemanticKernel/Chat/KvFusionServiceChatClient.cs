@@ -283,16 +283,7 @@ public sealed class KvFusionServiceChatClient : IChatClient
         ComputeFraction = fusion.ComputeFraction,
         TtftMs = fusion.TtftMs,
         PrefillMs = fusion.StageMs.Values.Sum(),
-        Quality = fusion.Quality is { } q ? new KvFusionQualityReport
-        {
-            EstimatedKl = q.EstimatedKl,
-            RequestedEstimatedKl = q.RequestedEstimatedKl,
-            Floor = q.Floor,
-            Decision = q.Decision,
-            Ratio = q.Ratio,
-            RequestedRatio = q.RequestedRatio,
-            CostMs = q.CostMs,
-        } : null,
+        Quality = fusion.Quality,
     };
 
     private static ChatFinishReason FinishOf(string reason) => reason switch

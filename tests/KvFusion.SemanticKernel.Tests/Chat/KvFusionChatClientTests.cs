@@ -8,6 +8,7 @@ using KvFusion.SemanticKernel.Chat;
 using KvFusion.SemanticKernel.Retrieval;
 using Microsoft.Extensions.AI;
 using static KvFusion.SemanticKernel.Tests.Chat.ChatTestTexts;
+using QualityUsage = KvFusion.Client.Contracts.QualityUsage;
 
 namespace KvFusion.SemanticKernel.Tests.Chat;
 
@@ -206,7 +207,7 @@ public sealed class KvFusionChatClientTests(CpuModelFixture models)
     {
         using var chat = NewChat();
         var plain = await chat.Client.GetResponseAsync(Conversation((Len, null)), new ChatOptions { Temperature = 0, MaxOutputTokens = 2 });
-        var estimate = Assert.IsType<KvFusionQualityReport>(ReportOf(plain).Quality);
+        var estimate = Assert.IsType<QualityUsage>(ReportOf(plain).Quality);
         Assert.Equal("unchecked", estimate.Decision);
         Assert.True(estimate.EstimatedKl > 0);
 

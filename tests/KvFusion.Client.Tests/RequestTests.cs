@@ -133,6 +133,33 @@ public sealed class RequestTests
     }
 
     [Fact]
+    public async Task The_quality_floor_travels_and_the_gates_report_comes_back()
+    {
+        const string answer = "{\"id\":\"c\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"tiny-pydocs\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hi\"},\"finish_reason\":\"stop\"}],"
+            + "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4,\"prompt_tokens_details\":{\"cached_tokens\":2}},"
+            + "\"kvfusion\":{\"mode\":\"blend:0.15\",\"reused_tokens\":2,\"recomputed_tokens\":1,\"ttft_ms\":1.5,"
+            + "\"quality\":{\"estimated_kl\":0.19,\"requested_estimated_kl\":0.56,\"floor\":0.2,\"decision\":\"ratio_raised\",\"ratio\":0.6,\"requested_ratio\":0.15,\"cost_ms\":42.5}}}";
+        var (client, handler) = CannedHandler.Client(_ => CannedHandler.Json(HttpStatusCode.OK, answer));
+        using (client)
+        {
+            var completion = await client.ChatCompletionAsync(new ChatCompletionRequest
+            {
+                Messages = [new ChatMessage { Role = "user", Content = "Which function parses JSON?" }],
+                Kvfusion = new FusionOptions { Chunks = [Payloads.ChunkId], QualityFloor = 0.2 },
+            });
+
+            using var body = JsonDocument.Parse(handler.Last.BodyText!);
+            Assert.Equal(0.2, body.RootElement.GetProperty("kvfusion").GetProperty("quality_floor").GetDouble());
+            var quality = completion.Kvfusion.Quality!;
+            Assert.Equal("ratio_raised", quality.Decision);
+            Assert.Equal(0.6, quality.Ratio);
+            Assert.Equal(0.15, quality.RequestedRatio);
+            Assert.Equal(0.2, quality.Floor);
+            Assert.Equal(42.5, quality.CostMs);
+        }
+    }
+
+    [Fact]
     public async Task A_pin_needs_a_positive_ttl()
     {
         var (client, _) = CannedHandler.Client(_ => throw new InvalidOperationException("nothing should be sent"));

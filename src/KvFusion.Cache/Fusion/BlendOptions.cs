@@ -81,9 +81,10 @@ public sealed record BlendOptions
 
     /// <summary>
     /// The quality gate's floor: the largest estimated KL(full ‖ fused) of the next-token distribution (nats) a blend
-    /// may carry (<see cref="QualityCalibration"/>). Above it the ratio is raised (doubling, up to
-    /// <see cref="GateMaxRatio"/>, recomputing the layers below the first check layer too) until the estimate comes
-    /// within it, or the prompt is prefilled in full. Null: the estimate is reported and nothing is gated.
+    /// may carry (<see cref="QualityCalibration"/>). Above it the prompt is fused once more at the ratio the signal says
+    /// the floor needs (at most <see cref="GateMaxRatio"/>, recomputing the layers below the first check layer too), and
+    /// prefilled in full when that ratio is above the limit or the second attempt misses too. Null: the estimate is
+    /// reported and nothing is gated.
     /// </summary>
     public double? QualityFloor { get; init; }
 

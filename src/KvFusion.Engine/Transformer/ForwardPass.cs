@@ -8,10 +8,19 @@ namespace KvFusion.Engine.Transformer;
 /// happens: compute q/k/v, read or compare the fresh K/V, write them into the cache (all rows or some), finish the
 /// layer (attention over the whole cache, MLP), and drop rows that later layers need not compute. Full prefill,
 /// decode and fusion are all sequences of these steps (see <see cref="RunLayer"/> for the plain one).
+/// <para>
+/// A pass is over one session's rows, or over the rows of several sessions at once (<see cref="SequenceBatch"/>):
+/// then the projections and the MLP run as one GEMM over all rows, and K/V writes and attention run per sequence
+/// over its own cache. The steps that inspect or select rows (deviation, query attention, partial commits, keeping
+/// rows, restarting from hidden states) are for one session's pass only.
+/// </para>
 /// </summary>
 internal sealed class ForwardPass
 {
-    private readonly InferenceSession _session;
+    private readonly TransformerModel _model;
+    private readonly InferenceSession? _session;
+    private PassSegment[] _segments = new PassSegment[1];
+    private int _segmentCount;
     private PassBuffers _b;
     private int[] _tokens = [];
     private int[] _slots = [];
@@ -22,12 +31,101 @@ internal sealed class ForwardPass
 
     internal ForwardPass(InferenceSession session, PassBuffers buffers)
     {
+        _model = session.Model;
         _session = session;
         _b = buffers;
     }
 
-    /// <summary>Starts a new pass over these rows (the session reuses one instance, so nothing is allocated per token).</summary>
+    /// <summary>A pass over several sessions' rows (see <see cref="SequenceBatch"/>).</summary>
+    internal ForwardPass(TransformerModel model, PassBuffers buffers)
+    {
+        _model = model;
+        _b = buffers;
+    }
+
+    /// <summary>Starts a new pass over these rows of the owning session (one instance is reused, so nothing is allocated per token).</summary>
     internal void Reset(PassBuffers buffers, ReadOnlySpan<int> tokens, ReadOnlySpan<int> slots, ReadOnlySpan<int> positions)
+    {
+        var session = _session ?? throw new InvalidOperationException("A batch pass starts with ResetBatch.");
+        CheckRows(tokens, slots, positions);
+        session.Cache.SetPositions(slots, positions);
+        _segments[0] = new PassSegment(session.Cache, 0, tokens.Length);
+        _segmentCount = 1;
+        Start(buffers, tokens, slots, positions);
+    }
+
+    /// <summary>
+    /// Starts a pass over the rows of several caches: segment i owns rows [Start, Start + Count) of the spans, which
+    /// follow each other in segment order. Each cache appears once.
+    /// </summary>
+    internal void ResetBatch(PassBuffers buffers, ReadOnlySpan<PassSegment> segments, ReadOnlySpan<int> tokens, ReadOnlySpan<int> slots, ReadOnlySpan<int> positions)
+    {
+        CheckRows(tokens, slots, positions);
+        var next = 0;
+        for (var i = 0; i < segments.Length; i++)
+        {
+            if (segments[i].Start != next || segments[i].Count <= 0)
+            {
+                throw new ArgumentException("Segments must cover the rows in order, each at least one row.", nameof(segments));
+            }
+
+            next += segments[i].Count;
+        }
+
+        if (next != tokens.Length)
+        {
+            throw new ArgumentException($"Segments cover {next} rows; the pass has {tokens.Length}.", nameof(segments));
+        }
+
+        // Checked for every cache before any is changed, so a bad batch leaves every sequence as it was: a batch appends
+        // to each sequence (slots from its length on, positions after its last).
+        for (var i = 0; i < segments.Length; i++)
+        {
+            var s = segments[i];
+            CheckAppend(s.Cache, slots.Slice(s.Start, s.Count), positions.Slice(s.Start, s.Count));
+            for (var j = 0; j < i; j++)
+            {
+                if (ReferenceEquals(segments[j].Cache, s.Cache))
+                {
+                    throw new ArgumentException("A sequence appears twice in one batch.", nameof(segments));
+                }
+            }
+        }
+
+        if (_segments.Length < segments.Length)
+        {
+            _segments = new PassSegment[Math.Max(segments.Length, _segments.Length * 2)];
+        }
+
+        for (var i = 0; i < segments.Length; i++)
+        {
+            var s = segments[i];
+            s.Cache.SetPositions(slots.Slice(s.Start, s.Count), positions.Slice(s.Start, s.Count));
+            _segments[i] = s;
+        }
+
+        _segmentCount = segments.Length;
+        Start(buffers, tokens, slots, positions);
+    }
+
+    private static void CheckAppend(KvCache cache, ReadOnlySpan<int> slots, ReadOnlySpan<int> positions)
+    {
+        if (cache.Length + slots.Length > cache.Capacity)
+        {
+            throw new ArgumentException($"{cache.Length + slots.Length} tokens exceed the sequence's capacity of {cache.Capacity}.");
+        }
+
+        var last = cache.Length == 0 ? -1 : cache.Positions[^1];
+        for (var i = 0; i < slots.Length; i++)
+        {
+            if (slots[i] != cache.Length + i || positions[i] < Math.Max(last, 0) || (i > 0 && positions[i] < positions[i - 1]))
+            {
+                throw new ArgumentException($"A batch appends to each sequence: row {i} has slot {slots[i]} and position {positions[i]}, the sequence has {cache.Length} slots ending at position {last}.");
+            }
+        }
+    }
+
+    private void CheckRows(ReadOnlySpan<int> tokens, ReadOnlySpan<int> slots, ReadOnlySpan<int> positions)
     {
         if (tokens.Length != slots.Length || tokens.Length != positions.Length)
         {
@@ -36,7 +134,7 @@ internal sealed class ForwardPass
 
         // Checked on the host before anything is queued: on a GPU an id out of range would surface as a kernel
         // error at a later synchronization, possibly in another session's operation.
-        var vocabulary = _session.Model.Config.VocabSize;
+        var vocabulary = _model.Config.VocabSize;
         for (var i = 0; i < tokens.Length; i++)
         {
             if ((uint)tokens[i] >= (uint)vocabulary)
@@ -44,8 +142,10 @@ internal sealed class ForwardPass
                 throw new ArgumentOutOfRangeException(nameof(tokens), $"Token id {tokens[i]} at row {i} is outside the vocabulary of {vocabulary}.");
             }
         }
+    }
 
-        _session.Cache.SetPositions(slots, positions);
+    private void Start(PassBuffers buffers, ReadOnlySpan<int> tokens, ReadOnlySpan<int> slots, ReadOnlySpan<int> positions)
+    {
         _b = buffers;
         _tokens = buffers.HostTokens;
         _slots = buffers.HostSlots;
@@ -57,11 +157,11 @@ internal sealed class ForwardPass
         _qkvLayer = -1;
         _nextLayer = 0;
         _freshKvDropped = false;
-        var backend = _session.Model.Backend;
+        var backend = Backend;
         backend.Upload(tokens, _b.Tokens, 0);
         backend.Upload(slots, _b.Slots, 0);
         backend.Upload(positions, _b.Positions, 0);
-        backend.Embed(_session.Model.Embedding, _b.Tokens, RowCount, _b.Hidden);
+        backend.Embed(_model.Embedding, _b.Tokens, RowCount, _b.Hidden);
     }
 
     /// <summary>Rows still being computed.</summary>
@@ -79,9 +179,14 @@ internal sealed class ForwardPass
     /// <summary>The next layer this pass expects to finish.</summary>
     public int NextLayer => _nextLayer;
 
-    private TransformerModel Model => _session.Model;
+    private TransformerModel Model => _model;
 
-    private ComputeBackend Backend => _session.Model.Backend;
+    private ComputeBackend Backend => _model.Backend;
+
+    /// <summary>The one session of a single-session pass; the row-inspecting steps need it.</summary>
+    private InferenceSession Session => _segmentCount == 1 && _session is not null
+        ? _session
+        : throw new InvalidOperationException("This step is for a single session's pass, not a batch.");
 
     /// <summary>The plain layer: q/k/v, write all rows' K/V, attention and MLP.</summary>
     public void RunLayer(int layer)
@@ -126,6 +231,7 @@ internal sealed class ForwardPass
     /// </summary>
     public void StartAt(int layer, ReadOnlySpan<float> hidden)
     {
+        _ = Session;
         if (_qkvLayer >= 0)
         {
             throw new InvalidOperationException($"Layer {_qkvLayer} has its q/k/v computed; start a pass at a layer before computing any.");
@@ -207,10 +313,11 @@ internal sealed class ForwardPass
         }
 
         deviation[..n].Clear();
-        var tmp = _session.DeviationScratch(n);
+        var session = Session;
+        var tmp = session.DeviationScratch(n);
         if (keys)
         {
-            Backend.CacheDeviation(_b.KeyRotated, n, _b.Slots, _session.Cache.Keys(_qkvLayer), _session.Cache.KvHeads, _session.Cache.Capacity, _b.Deviation);
+            Backend.CacheDeviation(_b.KeyRotated, n, _b.Slots, session.Cache.Keys(_qkvLayer), session.Cache.KvHeads, session.Cache.Capacity, _b.Deviation);
             Backend.Download(_b.Deviation, 0, n, tmp);
             for (var i = 0; i < n; i++)
             {
@@ -220,7 +327,7 @@ internal sealed class ForwardPass
 
         if (values)
         {
-            Backend.CacheDeviation(_b.Value, n, _b.Slots, _session.Cache.Values(_qkvLayer), _session.Cache.KvHeads, _session.Cache.Capacity, _b.Deviation);
+            Backend.CacheDeviation(_b.Value, n, _b.Slots, session.Cache.Values(_qkvLayer), session.Cache.KvHeads, session.Cache.Capacity, _b.Deviation);
             Backend.Download(_b.Deviation, 0, n, tmp);
             for (var i = 0; i < n; i++)
             {
@@ -239,9 +346,24 @@ internal sealed class ForwardPass
             throw new InvalidOperationException($"The fresh K/V are of layer {_qkvLayer}, not {layer}.");
         }
 
-        var cache = _session.Cache;
-        Backend.ScatterToCache(_b.KeyRotated, RowCount, _b.Slots, cache.Keys(layer), cache.KvHeads, cache.Capacity);
-        Backend.ScatterToCache(_b.Value, RowCount, _b.Slots, cache.Values(layer), cache.KvHeads, cache.Capacity);
+        if (_segmentCount == 1)
+        {
+            var cache = _segments[0].Cache;
+            Backend.ScatterToCache(_b.KeyRotated, RowCount, _b.Slots, cache.Keys(layer), cache.KvHeads, cache.Capacity);
+            Backend.ScatterToCache(_b.Value, RowCount, _b.Slots, cache.Values(layer), cache.KvHeads, cache.Capacity);
+            return;
+        }
+
+        // Each sequence's rows go to its own cache; the backend's scatter reads from row 0, so they move to scratch first.
+        for (var i = 0; i < _segmentCount; i++)
+        {
+            var (cache, start, n) = _segments[i];
+            Backend.CopyRows(_b.KeyRotated, start, _b.KvScratchA, 0, n);
+            Backend.CopyRows(_b.Value, start, _b.KvScratchB, 0, n);
+            Backend.CopyRows(_b.Slots, start, _b.IndexScratch, 0, n);
+            Backend.ScatterToCache(_b.KvScratchA, n, _b.IndexScratch, cache.Keys(layer), cache.KvHeads, cache.Capacity);
+            Backend.ScatterToCache(_b.KvScratchB, n, _b.IndexScratch, cache.Values(layer), cache.KvHeads, cache.Capacity);
+        }
     }
 
     /// <summary>
@@ -264,7 +386,7 @@ internal sealed class ForwardPass
 
         CheckRowIndices(rows);
         var n = rows.Length;
-        var cache = _session.Cache;
+        var cache = Session.Cache;
         Backend.Upload(rows, _b.Gather, 0);
         Backend.GatherRows(_b.KeyRotated, _b.Gather, n, _b.KvScratchA);
         Backend.GatherRows(_b.Value, _b.Gather, n, _b.KvScratchB);
@@ -282,7 +404,8 @@ internal sealed class ForwardPass
     {
         RequireQkv();
         CheckRowIndices(rows);
-        var cache = _session.Cache;
+        var session = Session;
+        var cache = session.Cache;
         if (perSlot.Length < cache.Length)
         {
             throw new ArgumentException($"perSlot needs {cache.Length} entries.", nameof(perSlot));
@@ -293,7 +416,7 @@ internal sealed class ForwardPass
         Backend.Upload(rows, _b.Gather, 0);
         Backend.GatherRows(_b.Query, _b.Gather, n, _b.QueryScratch);
         Backend.GatherRows(_b.Positions, _b.Gather, n, _b.IndexScratch);
-        var weights = _session.SlotScratch();
+        var weights = session.SlotScratch();
         Backend.Attention(new AttentionArguments(
             _b.QueryScratch, n, _b.IndexScratch, cache.Keys(_qkvLayer), cache.Values(_qkvLayer), cache.PositionsOnDevice, cache.Length, cache.Capacity,
             c.HeadCount, c.KvHeadCount, c.HeadDim, 1f / MathF.Sqrt(c.HeadDim), _b.Attention, weights));
@@ -318,10 +441,34 @@ internal sealed class ForwardPass
         var c = Model.Config;
         var w = Model.Layers[layer];
         var n = RowCount;
-        var cache = _session.Cache;
-        Backend.Attention(new AttentionArguments(
-            _b.Query, n, _b.Positions, cache.Keys(layer), cache.Values(layer), cache.PositionsOnDevice, cache.Length, cache.Capacity,
-            c.HeadCount, c.KvHeadCount, c.HeadDim, 1f / MathF.Sqrt(c.HeadDim), _b.Attention, keyAttention));
+        var scale = 1f / MathF.Sqrt(c.HeadDim);
+        if (_segmentCount == 1)
+        {
+            var cache = _segments[0].Cache;
+            Backend.Attention(new AttentionArguments(
+                _b.Query, n, _b.Positions, cache.Keys(layer), cache.Values(layer), cache.PositionsOnDevice, cache.Length, cache.Capacity,
+                c.HeadCount, c.KvHeadCount, c.HeadDim, scale, _b.Attention, keyAttention));
+        }
+        else
+        {
+            if (keyAttention is not null)
+            {
+                throw new InvalidOperationException("Attention to keys is for a single session's pass, not a batch.");
+            }
+
+            // Attention reads its queries from row 0: each sequence's rows move to scratch and its output back.
+            for (var i = 0; i < _segmentCount; i++)
+            {
+                var (cache, start, rows) = _segments[i];
+                Backend.CopyRows(_b.Query, start, _b.QueryScratch, 0, rows);
+                Backend.CopyRows(_b.Positions, start, _b.IndexScratch, 0, rows);
+                Backend.Attention(new AttentionArguments(
+                    _b.QueryScratch, rows, _b.IndexScratch, cache.Keys(layer), cache.Values(layer), cache.PositionsOnDevice, cache.Length, cache.Capacity,
+                    c.HeadCount, c.KvHeadCount, c.HeadDim, scale, _b.AttentionScratch, null));
+                Backend.CopyRows(_b.AttentionScratch, 0, _b.Attention, start, rows);
+            }
+        }
+
         Backend.MatMul(_b.Attention, n, w.Output, w.OutputBias, _b.Hidden, accumulate: true);
         Backend.RmsNorm(_b.Hidden, n, w.PostAttentionNorm, c.RmsNormEps, _b.Normed);
         Backend.MatMul(_b.Normed, n, w.Gate, w.GateBias, _b.Gate, accumulate: false);
@@ -339,6 +486,7 @@ internal sealed class ForwardPass
     /// </summary>
     public void KeepRows(ReadOnlySpan<int> rows)
     {
+        _ = Session;
         CheckRowIndices(rows);
         for (var i = 1; i < rows.Length; i++)
         {
@@ -395,6 +543,38 @@ internal sealed class ForwardPass
         Backend.Download(_b.Logits, 0, 1, logits);
     }
 
+    /// <summary>
+    /// Logits of several current rows after all layers into <paramref name="logits"/> ([count, vocab] F32, at least
+    /// rows.Length rows) and, row after row, into <paramref name="host"/> (rows.Length · vocab_size floats): one
+    /// lm_head GEMM for a batch's sequences.
+    /// </summary>
+    public void ComputeLogits(ReadOnlySpan<int> rows, DeviceTensor logits, Span<float> host)
+    {
+        if (_nextLayer != Model.Config.LayerCount)
+        {
+            throw new InvalidOperationException($"Logits need all {Model.Config.LayerCount} layers; {_nextLayer} are done.");
+        }
+
+        CheckRowIndices(rows);
+        var n = rows.Length;
+        if (n == 0)
+        {
+            return;
+        }
+
+        var vocabulary = Model.Config.VocabSize;
+        if (logits.Rows < n || host.Length < (long)n * vocabulary)
+        {
+            throw new ArgumentException($"Logits of {n} rows need {n} device rows and {(long)n * vocabulary} host floats.");
+        }
+
+        Backend.Upload(rows, _b.Gather, 0);
+        Backend.GatherRows(_b.Hidden, _b.Gather, n, _b.Normed);
+        Backend.RmsNorm(_b.Normed, n, Model.FinalNorm, Model.Config.RmsNormEps, _b.Normed);
+        Backend.MatMul(_b.Normed, n, Model.LmHead, null, logits, accumulate: false);
+        Backend.Download(logits, 0, n, host[..(n * vocabulary)]);
+    }
+
     private void EnsureLayer(int layer)
     {
         if (layer != _nextLayer)
@@ -431,13 +611,16 @@ internal sealed class ForwardPass
     }
 }
 
+/// <summary>The rows [Start, Start + Count) of a batch pass that belong to one sequence's cache.</summary>
+internal readonly record struct PassSegment(KvCache Cache, int Start, int Count);
+
 /// <summary>Scratch tensors of a pass, sized for a maximum row count and reused across passes.</summary>
 internal sealed class PassBuffers : IDisposable
 {
     public PassBuffers(ComputeBackend backend, ModelConfig c, int rows)
     {
         Rows = rows;
-        Bytes = 4L * rows * ((2L * c.HiddenSize) + (3L * c.QueryWidth) + (5L * c.KvWidth) + (2L * c.IntermediateSize) + 7) + (4L * c.VocabSize);
+        Bytes = 4L * rows * ((2L * c.HiddenSize) + (4L * c.QueryWidth) + (5L * c.KvWidth) + (2L * c.IntermediateSize) + 7) + (4L * c.VocabSize);
         Hidden = backend.Allocate(TensorDType.F32, rows, c.HiddenSize);
         Normed = backend.Allocate(TensorDType.F32, rows, c.HiddenSize);
         Query = backend.Allocate(TensorDType.F32, rows, c.QueryWidth);
@@ -454,6 +637,7 @@ internal sealed class PassBuffers : IDisposable
         Deviation = backend.Allocate(TensorDType.F32, rows, 1);
         Logits = backend.Allocate(TensorDType.F32, 1, c.VocabSize);
         QueryScratch = backend.Allocate(TensorDType.F32, rows, c.QueryWidth);
+        AttentionScratch = backend.Allocate(TensorDType.F32, rows, c.QueryWidth);
         KvScratchA = backend.Allocate(TensorDType.F32, rows, c.KvWidth);
         KvScratchB = backend.Allocate(TensorDType.F32, rows, c.KvWidth);
         IndexScratch = backend.Allocate(TensorDType.I32, rows, 1);
@@ -505,6 +689,8 @@ internal sealed class PassBuffers : IDisposable
 
     public DeviceTensor QueryScratch { get; }
 
+    public DeviceTensor AttentionScratch { get; }
+
     public DeviceTensor KvScratchA { get; }
 
     public DeviceTensor KvScratchB { get; }
@@ -513,7 +699,7 @@ internal sealed class PassBuffers : IDisposable
 
     public void Dispose()
     {
-        foreach (var t in new[] { Hidden, Normed, Query, KeyPre, KeyRotated, Value, Attention, Gate, Up, Tokens, Slots, Positions, Gather, Deviation, Logits, QueryScratch, KvScratchA, KvScratchB, IndexScratch })
+        foreach (var t in new[] { Hidden, Normed, Query, KeyPre, KeyRotated, Value, Attention, Gate, Up, Tokens, Slots, Positions, Gather, Deviation, Logits, QueryScratch, AttentionScratch, KvScratchA, KvScratchB, IndexScratch })
         {
             t.Dispose();
         }

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using KvFusion.Cache.Scheduling;
 using KvFusion.Engine.Generation;
 using KvFusion.Engine.Transformer;
 
@@ -16,18 +17,36 @@ namespace KvFusion.Cache.Fusion;
 public sealed class FusedContext : IDisposable
 {
     private readonly ComputeGate _gate;
+    private readonly BatchScheduler? _scheduler;
     private readonly Lock _lock = new();
     private bool _stepping;
     private bool _disposed;
     private int _stepsEntered;
 
-    internal FusedContext(InferenceSession session, float[] logits, FusionReport report, int[] promptTokens, ComputeGate gate)
+    internal FusedContext(InferenceSession session, float[] logits, FusionReport report, int[] promptTokens, ComputeGate gate, BatchScheduler? scheduler = null, object? owner = null)
     {
         Session = session;
         Logits = logits;
         Report = report;
         PromptTokens = promptTokens;
         _gate = gate;
+        _scheduler = scheduler;
+        Owner = owner ?? this;
+    }
+
+    /// <summary>Who the context is for (the tenant's engine): the batch scheduler takes turns between owners.</summary>
+    internal object Owner { get; }
+
+    /// <summary>Whether <see cref="Dispose"/> was called.</summary>
+    internal bool IsDisposed
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _disposed;
+            }
+        }
     }
 
     /// <summary>
@@ -52,13 +71,24 @@ public sealed class FusedContext : IDisposable
     internal Func<Task>? StepHook { get; set; }
 
     /// <summary>
-    /// Streams a continuation of the fused prompt. Each step (one decode and the sampling of the next token) waits for
-    /// the engine's compute queue and leaves it before the token is yielded, so concurrent requests and generations
-    /// take turns step by step and no generation holds the queue between tokens.
+    /// Streams a continuation of the fused prompt. With batching (<see cref="FusionEngineOptions.Batching"/>, the
+    /// default) the engine's scheduler decodes it together with every other running generation, one batched step per
+    /// token; without, each step (one decode and the sampling of the next token) waits for the engine's compute queue
+    /// and leaves it before the token is yielded. Either way no generation holds the queue between tokens, and the
+    /// tokens are the same.
     /// </summary>
     /// <exception cref="ObjectDisposedException">The engine or this context was disposed before a step could run.</exception>
-    public async IAsyncEnumerable<GeneratedToken> GenerateAsync(
-        SamplingOptions options, GenerationStats? stats = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<GeneratedToken> GenerateAsync(SamplingOptions options, GenerationStats? stats = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        return _scheduler is { } scheduler
+            ? scheduler.GenerateAsync(this, options, stats, cancellationToken)
+            : GenerateInTurnAsync(options, stats, cancellationToken);
+    }
+
+    private async IAsyncEnumerable<GeneratedToken> GenerateInTurnAsync(
+        SamplingOptions options, GenerationStats? stats, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         // The generator decodes the previous token inside each MoveNextAsync, so gating that call gates one step.
         var tokens = TextGenerator.ContinueAsync(Session, Logits, options, stats, cancellationToken).GetAsyncEnumerator(cancellationToken);
@@ -124,16 +154,31 @@ public sealed class FusedContext : IDisposable
         Session.Dispose();
     }
 
-    private void BeginStep()
+    /// <summary>Counts a step that got through the compute queue (see <see cref="StepsEntered"/>).</summary>
+    internal void CountStep() => Interlocked.Increment(ref _stepsEntered);
+
+    /// <summary>Marks a step as running on the session, unless the context was disposed; pair with <see cref="EndStep"/>.</summary>
+    internal bool TryBeginStep()
     {
         lock (_lock)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_disposed)
+            {
+                return false;
+            }
+
             _stepping = true;
+            return true;
         }
     }
 
-    private void EndStep()
+    private void BeginStep()
+    {
+        ObjectDisposedException.ThrowIf(!TryBeginStep(), this);
+    }
+
+    /// <summary>Ends a step; releases the session if the context was disposed during it.</summary>
+    internal void EndStep()
     {
         bool release;
         lock (_lock)

@@ -3,6 +3,7 @@ using KvFusion.Cache.Chunks;
 using KvFusion.Cache.Fusion.Planning;
 using KvFusion.Cache.Fusion.Runners;
 using KvFusion.Cache.Keys;
+using KvFusion.Cache.Scheduling;
 using KvFusion.Cache.Storage;
 using KvFusion.Engine.Transformer;
 using Microsoft.Extensions.Logging;
@@ -24,6 +25,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
 {
     private readonly ILogger _logger;
     private readonly ComputeGate _gate;
+    private readonly BatchScheduler? _scheduler;
     private readonly bool _ownsGate;
     private readonly FusionEngineOptions _options;
     private readonly SingleFlight<CacheKey> _precomputes = new();
@@ -34,11 +36,11 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
 
     /// <summary>Creates an engine over a loaded model and a store.</summary>
     public FusionEngine(TransformerModel model, IKvStore store, FusionEngineOptions? options = null, ILogger<FusionEngine>? logger = null)
-        : this(model, store, options ?? new FusionEngineOptions(), (ILogger?)logger ?? NullLogger.Instance, new ComputeGate(), ownsGate: true)
+        : this(model, store, options ?? new FusionEngineOptions(), (ILogger?)logger ?? NullLogger.Instance, new ComputeGate(), scheduler: null, ownsGate: true)
     {
     }
 
-    private FusionEngine(TransformerModel model, IKvStore store, FusionEngineOptions options, ILogger logger, ComputeGate gate, bool ownsGate)
+    private FusionEngine(TransformerModel model, IKvStore store, FusionEngineOptions options, ILogger logger, ComputeGate gate, BatchScheduler? scheduler, bool ownsGate)
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));
         Store = store ?? throw new ArgumentNullException(nameof(store));
@@ -54,6 +56,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
         _logger = logger;
         _gate = gate;
         _ownsGate = ownsGate;
+        _scheduler = ownsGate && options.Batching is { } batching ? new BatchScheduler(model, gate, batching, logger) : scheduler;
         _planner = new FusionPlanner(model, store, options);
         var chunks = new ChunkCaches(model, store, options.HiddenStateLayers);
         var prefixBlocks = new PrefixBlocks(model, store, options.StorePrefixBlocks);
@@ -133,7 +136,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
             var report = await runner.RunAsync(run, cancellationToken).ConfigureAwait(false);
             report = report with { Total = total.Elapsed, StageTimes = stages };
             _logger.LogDebug("Fused {Tokens} tokens in {Mode} mode in {Milliseconds:F1} ms", report.TotalTokens, report.Mode, report.Total.TotalMilliseconds);
-            var context = new FusedContext(session, run.Logits, report, plan.Tokens, _gate);
+            var context = new FusedContext(session, run.Logits, report, plan.Tokens, _gate, _scheduler, this);
             session = null;
             return context;
         }
@@ -150,10 +153,30 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
     /// chunk are shared within the returned engine only, since the same chunk is a different entry in another store.
     /// Disposing the returned engine does nothing; disposing this one closes the queue for all of them.
     /// </summary>
-    public FusionEngine WithStore(IKvStore store) => new(Model, store, _options, _logger, _gate, ownsGate: false);
+    public FusionEngine WithStore(IKvStore store) => new(Model, store, _options, _logger, _gate, _scheduler, ownsGate: false);
 
-    /// <summary>Refuses new work, fails queued work, and waits for the computation in progress to finish.</summary>
-    public ValueTask DisposeAsync() => _ownsGate ? _gate.DisposeAsync() : ValueTask.CompletedTask;
+    /// <summary>The batch scheduler (null without batching), for tests.</summary>
+    internal BatchScheduler? Scheduler => _scheduler;
+
+    /// <summary>Generations decoding in the engine's batch now (0 without batching).</summary>
+    public int RunningGenerations => _scheduler?.Running ?? 0;
+
+    /// <summary>
+    /// Refuses new work, ends running generations and fails queued work with <see cref="ObjectDisposedException"/>, and
+    /// waits for the computation in progress to finish.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_ownsGate)
+        {
+            if (_scheduler is not null)
+            {
+                await _scheduler.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await _gate.DisposeAsync().ConfigureAwait(false);
+        }
+    }
 
     /// <summary>
     /// Refuses new work, fails queued work, and blocks until the computation in progress (one fusion, precompute or
@@ -163,6 +186,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
     {
         if (_ownsGate)
         {
+            _scheduler?.DisposeAsync().AsTask().GetAwaiter().GetResult();
             _gate.Dispose();
         }
     }

@@ -34,6 +34,13 @@ public sealed record FusionEngineOptions
     /// </summary>
     public static QualityCalibration DefaultQualityCalibration { get; } = new(0.2657205231332738, 0.8212524409354448);
 
+    /// <summary>
+    /// Continuous batching of generations: the decode steps of every running generation of the engine (and of the
+    /// engines made from it by <see cref="FusionEngine.WithStore"/>) share one forward pass. Null: each generation
+    /// decodes alone, taking turns step by step in the compute queue.
+    /// </summary>
+    public Scheduling.BatchingOptions? Batching { get; init; } = new();
+
     /// <summary>Store the KV of full 256-token prefix blocks computed by a request, for later exact prefix reuse.</summary>
     public bool StorePrefixBlocks { get; init; } = true;
 }

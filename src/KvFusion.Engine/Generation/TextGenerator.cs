@@ -55,57 +55,27 @@ public static class TextGenerator
         InferenceSession session, float[] logits, SamplingOptions options, GenerationStats? stats = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(session);
-        options.Validate();
-        var sampler = new TokenSampler(options);
-        var stops = options.StopTokens ?? session.Model.Config.EosTokenIds;
-        var decoder = session.Model.Tokenizer is { } tok ? new IncrementalDecoder(tok) : null;
-        for (var i = 0; i < options.MaxTokens; i++)
+        var generation = new TokenGeneration(session.Model, options, stats);
+        var emitted = new List<GeneratedToken>(2);
+        while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var next = sampler.Next(logits);
-            if (Contains(stops, next))
+            emitted.Clear();
+            var more = generation.Advance(logits, session.Length >= session.Cache.Capacity, emitted);
+            foreach (var token in emitted)
             {
-                stats?.FinishReason = FinishReason.Stop;
-                yield break;
+                yield return token;
             }
 
-            stats?.GeneratedTokens = i + 1;
-            yield return new GeneratedToken(next, decoder?.Add(next) ?? string.Empty, i);
-            if (i + 1 == options.MaxTokens)
+            if (!more)
             {
-                break;
-            }
-
-            if (session.Length >= session.Cache.Capacity)
-            {
-                stats?.FinishReason = FinishReason.ContextFull;
                 yield break;
             }
 
             // Decode is compute-bound; yielding keeps the caller's context responsive between tokens.
             await Task.Yield();
-            session.Decode(next, logits);
+            session.Decode(generation.NextInput, logits);
         }
-
-        if (decoder is not null && decoder.Flush() is { Length: > 0 } rest)
-        {
-            yield return new GeneratedToken(-1, rest, options.MaxTokens);
-        }
-
-        stats?.FinishReason = FinishReason.Length;
-    }
-
-    private static bool Contains(IReadOnlyList<int> list, int value)
-    {
-        for (var i = 0; i < list.Count; i++)
-        {
-            if (list[i] == value)
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 }
 

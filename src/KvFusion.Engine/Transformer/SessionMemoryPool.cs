@@ -25,7 +25,15 @@ internal sealed class SessionMemoryPool(ComputeBackend backend, ModelConfig conf
     private readonly ConcurrentDictionary<int, ConcurrentBag<KvCacheMemory>> _caches = new();
     private readonly ConcurrentDictionary<int, ConcurrentBag<PassBuffers>> _passes = new();
     private long _keptBytes;
+    private long _liveBytes;
+    private int _liveCaches;
     private volatile bool _disposed;
+
+    /// <summary>KV caches rented by open sessions and not yet returned.</summary>
+    public int LiveCaches => Volatile.Read(ref _liveCaches);
+
+    /// <summary>Bytes of the KV caches rented by open sessions.</summary>
+    public long LiveCacheBytes => Interlocked.Read(ref _liveBytes);
 
     /// <summary>The cache capacity a session asking for <paramref name="slots"/> gets.</summary>
     public int CacheCapacity(int slots) => Math.Min(config.MaxPositionEmbeddings, RoundUp(slots));
@@ -36,18 +44,25 @@ internal sealed class SessionMemoryPool(ComputeBackend backend, ModelConfig conf
     /// <summary>A cache of exactly <paramref name="capacity"/> slots: a kept one, or new.</summary>
     public KvCacheMemory RentCache(int capacity)
     {
-        if (_caches.TryGetValue(capacity, out var bag) && bag.TryTake(out var memory))
+        if (!_caches.TryGetValue(capacity, out var bag) || !bag.TryTake(out var memory))
+        {
+            memory = KvCacheMemory.Allocate(backend, config, capacity);
+        }
+        else
         {
             Interlocked.Add(ref _keptBytes, -memory.Bytes);
-            return memory;
         }
 
-        return KvCacheMemory.Allocate(backend, config, capacity);
+        Interlocked.Increment(ref _liveCaches);
+        Interlocked.Add(ref _liveBytes, memory.Bytes);
+        return memory;
     }
 
     /// <summary>Keeps <paramref name="memory"/> for a later session, or frees it.</summary>
     public void Return(KvCacheMemory memory)
     {
+        Interlocked.Decrement(ref _liveCaches);
+        Interlocked.Add(ref _liveBytes, -memory.Bytes);
         if (!Keep(_caches.GetOrAdd(memory.Capacity, _ => []), memory, memory.Bytes))
         {
             memory.Dispose();
@@ -148,9 +163,12 @@ internal sealed class KvCacheMemory : IDisposable
             values[l] = backend.Allocate(TensorDType.F32, config.KvHeadCount * capacity, config.HeadDim);
         }
 
-        var bytes = (2L * config.LayerCount * config.KvHeadCount * capacity * config.HeadDim * sizeof(float)) + (4L * capacity);
-        return new KvCacheMemory(keys, values, backend.Allocate(TensorDType.I32, capacity, 1), capacity, bytes);
+        return new KvCacheMemory(keys, values, backend.Allocate(TensorDType.I32, capacity, 1), capacity, BytesFor(config, capacity));
     }
+
+    /// <summary>Bytes a cache of <paramref name="capacity"/> slots holds: K and V of every layer, float32, and the positions.</summary>
+    public static long BytesFor(ModelConfig config, int capacity) =>
+        (2L * config.LayerCount * config.KvHeadCount * capacity * config.HeadDim * sizeof(float)) + (4L * capacity);
 
     public void Dispose()
     {

@@ -192,6 +192,15 @@ public sealed class TransformerModel : IDisposable
     /// <summary>KV caches and pass scratch of ended sessions, reused by new ones.</summary>
     internal SessionMemoryPool SessionMemory => _sessionMemory;
 
+    /// <summary>Sessions open now (each holds a KV cache until disposed).</summary>
+    public int OpenSessions => _sessionMemory.LiveCaches;
+
+    /// <summary>Bytes of the KV caches of the open sessions.</summary>
+    public long SessionKvBytes => _sessionMemory.LiveCacheBytes;
+
+    /// <summary>Bytes of the KV cache a session of <paramref name="tokens"/> tokens holds (its capacity is rounded up).</summary>
+    public long SessionKvBytesFor(int tokens) => KvCacheMemory.BytesFor(Config, _sessionMemory.CacheCapacity(tokens));
+
     /// <summary>
     /// Creates an inference session with a KV cache of at least <paramref name="capacity"/> slots (default: the
     /// model's context; rounded up to a multiple of <see cref="SessionMemoryPool.Granularity"/> within it, so ended

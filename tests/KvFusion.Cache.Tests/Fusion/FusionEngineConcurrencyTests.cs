@@ -14,6 +14,9 @@ public sealed class FusionEngineConcurrencyTests(TinyModelFixture fixture)
     // engine passes whatever the machine's load; a broken one is caught when it returns within this time.
     private static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(500);
 
+    // The compute gate's step-by-step decoding (batching off): what these tests pin down.
+    private static readonly FusionEngineOptions InTurn = new() { Batching = null };
+
     private static TaskCompletionSource Signal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private static FusionRequest Request(string chunk) => new()
@@ -110,7 +113,7 @@ public sealed class FusionEngineConcurrencyTests(TinyModelFixture fixture)
     public async Task A_decode_step_waits_while_another_request_holds_the_compute_gate()
     {
         var store = new ControlledKvStore();
-        using var engine = new FusionEngine(fixture.Model, store);
+        using var engine = new FusionEngine(fixture.Model, store, InTurn);
         using var context = await engine.FuseAsync(Request("The with statement wraps the execution of a block."));
         await using var tokens = context.GenerateAsync(new SamplingOptions { MaxTokens = 4, StopTokens = [] }).GetAsyncEnumerator();
 
@@ -142,7 +145,7 @@ public sealed class FusionEngineConcurrencyTests(TinyModelFixture fixture)
     [SkippableFact]
     public async Task Disposing_a_context_while_its_step_decodes_releases_the_session_after_the_step()
     {
-        using var engine = new FusionEngine(fixture.Model, new ControlledKvStore());
+        using var engine = new FusionEngine(fixture.Model, new ControlledKvStore(), InTurn);
         var context = await engine.FuseAsync(Request("The with statement wraps the execution of a block."));
         await using var tokens = context.GenerateAsync(new SamplingOptions { MaxTokens = 4, StopTokens = [] }).GetAsyncEnumerator();
         Assert.True(await tokens.MoveNextAsync());

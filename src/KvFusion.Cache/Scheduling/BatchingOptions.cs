@@ -1,0 +1,15 @@
+namespace KvFusion.Cache.Scheduling;
+
+/// <summary>
+/// Settings of continuous batching (<see cref="Fusion.FusionEngineOptions.Batching"/>): the decode steps of every
+/// running generation share one forward pass, so each step reads the weights once for all of them.
+/// </summary>
+public sealed record BatchingOptions
+{
+    /// <summary>Generations one step decodes at most; more take turns, tenant by tenant.</summary>
+    public int MaxSequencesPerStep { get; init; } = 64;
+
+    /// <summary>Checks the settings.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A setting is out of range.</exception>
+    public void Validate() => ArgumentOutOfRangeException.ThrowIfLessThan(MaxSequencesPerStep, 1, nameof(MaxSequencesPerStep));
+}

@@ -23,8 +23,11 @@ public sealed class FusedContext : IDisposable
     private bool _disposed;
     private int _stepsEntered;
 
-    internal FusedContext(InferenceSession session, float[] logits, FusionReport report, int[] promptTokens, ComputeGate gate, BatchScheduler? scheduler = null, object? owner = null)
+    private readonly KvMemoryReservation? _memory;
+
+    internal FusedContext(InferenceSession session, float[] logits, FusionReport report, int[] promptTokens, ComputeGate gate, BatchScheduler? scheduler = null, object? owner = null, KvMemoryReservation? memory = null)
     {
+        _memory = memory;
         Session = session;
         Logits = logits;
         Report = report;
@@ -151,7 +154,13 @@ public sealed class FusedContext : IDisposable
             }
         }
 
+        Release();
+    }
+
+    private void Release()
+    {
         Session.Dispose();
+        _memory?.Dispose();
     }
 
     /// <summary>Counts a step that got through the compute queue (see <see cref="StepsEntered"/>).</summary>
@@ -189,7 +198,7 @@ public sealed class FusedContext : IDisposable
 
         if (release)
         {
-            Session.Dispose();
+            Release();
         }
     }
 }

@@ -26,6 +26,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
     private readonly ILogger _logger;
     private readonly ComputeGate _gate;
     private readonly BatchScheduler? _scheduler;
+    private readonly KvMemoryBudget? _memory;
     private readonly bool _ownsGate;
     private readonly FusionEngineOptions _options;
     private readonly SingleFlight<CacheKey> _precomputes = new();
@@ -36,11 +37,11 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
 
     /// <summary>Creates an engine over a loaded model and a store.</summary>
     public FusionEngine(TransformerModel model, IKvStore store, FusionEngineOptions? options = null, ILogger<FusionEngine>? logger = null)
-        : this(model, store, options ?? new FusionEngineOptions(), (ILogger?)logger ?? NullLogger.Instance, new ComputeGate(), scheduler: null, ownsGate: true)
+        : this(model, store, options ?? new FusionEngineOptions(), (ILogger?)logger ?? NullLogger.Instance, new ComputeGate(), scheduler: null, memory: null, ownsGate: true)
     {
     }
 
-    private FusionEngine(TransformerModel model, IKvStore store, FusionEngineOptions options, ILogger logger, ComputeGate gate, BatchScheduler? scheduler, bool ownsGate)
+    private FusionEngine(TransformerModel model, IKvStore store, FusionEngineOptions options, ILogger logger, ComputeGate gate, BatchScheduler? scheduler, KvMemoryBudget? memory, bool ownsGate)
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));
         Store = store ?? throw new ArgumentNullException(nameof(store));
@@ -57,6 +58,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
         _gate = gate;
         _ownsGate = ownsGate;
         _scheduler = ownsGate && options.Batching is { } batching ? new BatchScheduler(model, gate, batching, logger) : scheduler;
+        _memory = ownsGate && options.MaxSessionKvBytes is { } bytes ? new KvMemoryBudget(bytes) : memory;
         _planner = new FusionPlanner(model, store, options);
         var chunks = new ChunkCaches(model, store, options.HiddenStateLayers);
         var prefixBlocks = new PrefixBlocks(model, store, options.StorePrefixBlocks);
@@ -126,23 +128,35 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
         stages["tokenize"] = sw.Elapsed;
         var runner = _runners.GetValueOrDefault(request.Mode) ?? throw new FusionException(FusionError.InvalidRequest, $"Unknown mode {request.Mode}.");
 
-        await _gate.EnterAsync(cancellationToken).ConfigureAwait(false);
+        var capacity = Math.Min(Model.Config.MaxPositionEmbeddings, plan.Tokens.Length + Math.Max(0, request.ReserveTokens));
+        var memory = _memory is null ? null : await _memory.ReserveAsync(Model.SessionKvBytesFor(capacity), _options.KvMemoryWait, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _gate.EnterAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            memory?.Dispose();
+            throw;
+        }
+
         InferenceSession? session = null;
         try
         {
-            var capacity = Math.Min(Model.Config.MaxPositionEmbeddings, plan.Tokens.Length + Math.Max(0, request.ReserveTokens));
             session = Model.CreateSession(capacity);
             var run = new FusionRun { Plan = plan, Session = session, Blend = request.Blend, Logits = new float[Model.Config.VocabSize], Stages = stages };
             var report = await runner.RunAsync(run, cancellationToken).ConfigureAwait(false);
             report = report with { Total = total.Elapsed, StageTimes = stages };
             _logger.LogDebug("Fused {Tokens} tokens in {Mode} mode in {Milliseconds:F1} ms", report.TotalTokens, report.Mode, report.Total.TotalMilliseconds);
-            var context = new FusedContext(session, run.Logits, report, plan.Tokens, _gate, _scheduler, this);
+            var context = new FusedContext(session, run.Logits, report, plan.Tokens, _gate, _scheduler, this, memory);
             session = null;
+            memory = null;
             return context;
         }
         finally
         {
             session?.Dispose();
+            memory?.Dispose();
             _gate.Exit();
         }
     }
@@ -153,10 +167,13 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
     /// chunk are shared within the returned engine only, since the same chunk is a different entry in another store.
     /// Disposing the returned engine does nothing; disposing this one closes the queue for all of them.
     /// </summary>
-    public FusionEngine WithStore(IKvStore store) => new(Model, store, _options, _logger, _gate, _scheduler, ownsGate: false);
+    public FusionEngine WithStore(IKvStore store) => new(Model, store, _options, _logger, _gate, _scheduler, _memory, ownsGate: false);
 
     /// <summary>The batch scheduler (null without batching), for tests.</summary>
     internal BatchScheduler? Scheduler => _scheduler;
+
+    /// <summary>Bytes of KV memory reserved by live contexts now (0 without <see cref="FusionEngineOptions.MaxSessionKvBytes"/>).</summary>
+    public long ReservedKvBytes => _memory?.Reserved ?? 0;
 
     /// <summary>Generations decoding in the engine's batch now (0 without batching).</summary>
     public int RunningGenerations => _scheduler?.Running ?? 0;

@@ -41,6 +41,16 @@ public sealed record FusionEngineOptions
     /// </summary>
     public Scheduling.BatchingOptions? Batching { get; init; } = new();
 
+    /// <summary>
+    /// Bytes of working KV cache the sessions of this engine (and of the engines made from it by
+    /// <see cref="FusionEngine.WithStore"/>) may hold together; a fusion that does not fit waits for memory, up to
+    /// <see cref="KvMemoryWait"/>. Null: no bound.
+    /// </summary>
+    public long? MaxSessionKvBytes { get; init; }
+
+    /// <summary>How long a fusion waits for KV memory before it is refused with <see cref="Scheduling.KvMemoryFullException"/>.</summary>
+    public TimeSpan KvMemoryWait { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Store the KV of full 256-token prefix blocks computed by a request, for later exact prefix reuse.</summary>
     public bool StorePrefixBlocks { get; init; } = true;
 }

@@ -25,6 +25,9 @@ public enum FusionError
 
     /// <summary>A shared chunk lacks the E-cache layer a recompute range starts at.</summary>
     MissingHiddenState,
+
+    /// <summary>The prompt and the tokens to generate need more KV memory than the engine's whole budget.</summary>
+    KvMemoryExceeded,
 }
 
 /// <summary>A fusion request that cannot be served; nothing was stored for it. <see cref="Error"/> says why.</summary>

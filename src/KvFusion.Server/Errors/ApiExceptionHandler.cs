@@ -1,6 +1,7 @@
 using System.Text.Json;
 using KvFusion.Cache.Container;
 using KvFusion.Cache.Fusion;
+using KvFusion.Cache.Scheduling;
 using KvFusion.Cache.Tiers;
 using KvFusion.Server.Inference;
 using Microsoft.AspNetCore.Diagnostics;
@@ -45,6 +46,7 @@ internal sealed class ApiExceptionHandler(ProblemWriter problems, ILogger<ApiExc
     {
         ApiProblemException p => p,
         RequestQueueFullException q => new ApiProblemException(503, "Service at capacity", q.Message, "queue_full") { RetryAfter = q.RetryAfter },
+        KvMemoryFullException m => new ApiProblemException(503, "KV memory full", m.Message, "kv_memory_full") { RetryAfter = m.RetryAfter },
         FusionException f => f.Error switch
         {
             FusionError.UnknownChunk => ApiProblemException.NotFound(f.Message),

@@ -1,4 +1,6 @@
 using System.ComponentModel.DataAnnotations;
+using KvFusion.Cache.Fusion;
+using KvFusion.Cache.Scheduling;
 
 namespace KvFusion.Server.Hosting;
 
@@ -124,12 +126,22 @@ public sealed class RateLimitOptions
     public int PerSecond { get; set; } = 100;
 }
 
+/// <summary>How the engine runs the requests that hold a place.</summary>
+public enum EngineScheduler
+{
+    /// <summary>Continuous batching: the decode steps of every running request share one forward pass.</summary>
+    Batching,
+
+    /// <summary>Each request decodes alone; running requests take turns step by step.</summary>
+    Queue,
+}
+
 /// <summary>Section <c>KvFusion:Queue</c>.</summary>
 public sealed class RequestQueueOptions
 {
-    /// <summary>Requests running on the engine at once (they take turns step by step on the one backend).</summary>
+    /// <summary>Requests running on the engine at once (with batching, the most one step decodes).</summary>
     [Range(1, 1024)]
-    public int MaxActive { get; set; } = 4;
+    public int MaxActive { get; set; } = 64;
 
     /// <summary>Requests waiting for a place; beyond that the service answers 503 with Retry-After.</summary>
     [Range(0, 100_000)]
@@ -138,6 +150,29 @@ public sealed class RequestQueueOptions
     /// <summary>Seconds a 503 tells the client to wait.</summary>
     [Range(1, 3600)]
     public int RetryAfterSeconds { get; set; } = 1;
+
+    /// <summary>How running requests share the engine: <c>Batching</c> (the default) or <c>Queue</c>.</summary>
+    public EngineScheduler Scheduler { get; set; } = EngineScheduler.Batching;
+
+    /// <summary>
+    /// Bytes of working KV cache (prompt plus max_tokens of every running request, float32 on the backend) a model's
+    /// requests may hold together. A request that does not fit waits up to <see cref="KvWaitSeconds"/>, then gets 503
+    /// with Retry-After; one larger than the whole budget gets 400.
+    /// </summary>
+    [Range(1L << 20, long.MaxValue)]
+    public long MaxKvBytes { get; set; } = 2L << 30;
+
+    /// <summary>Seconds a request waits for KV memory before it is refused.</summary>
+    [Range(1, 3600)]
+    public int KvWaitSeconds { get; set; } = 30;
+
+    /// <summary>The engine settings these options stand for.</summary>
+    internal FusionEngineOptions EngineOptions() => new()
+    {
+        Batching = Scheduler == EngineScheduler.Batching ? new BatchingOptions { MaxSequencesPerStep = MaxActive } : null,
+        MaxSessionKvBytes = MaxKvBytes,
+        KvMemoryWait = TimeSpan.FromSeconds(KvWaitSeconds),
+    };
 }
 
 /// <summary>Section <c>KvFusion:Sharing</c>.</summary>

@@ -69,7 +69,8 @@ public sealed class ServedModels : IAsyncDisposable
 
     /// <summary>
     /// Loads every model (each on a backend of its own from <paramref name="backends"/>), checks that they are one
-    /// family and that each profile is for a served pair, and opens the tiers.
+    /// family and that each profile is for a served pair, and opens the tiers. Each model's engine starts from
+    /// <paramref name="engineDefaults"/> (its scheduling and memory bound), with its own E-cache layers and calibration.
     /// </summary>
     /// <exception cref="ServedModelsException">Two models of different families, one id twice, or a profile for a pair not served (the message says which).</exception>
     public static async Task<ServedModels> OpenAsync(
@@ -78,9 +79,11 @@ public sealed class ServedModels : IAsyncDisposable
         KvStorageOptions storageOptions,
         IReadOnlyList<string> profilePaths,
         string? qualityCalibrationPath,
+        FusionEngineOptions engineDefaults,
         ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(engineDefaults);
         ArgumentNullException.ThrowIfNull(modelDirectories);
         ArgumentNullException.ThrowIfNull(backends);
         ArgumentNullException.ThrowIfNull(profilePaths);
@@ -115,7 +118,7 @@ public sealed class ServedModels : IAsyncDisposable
             storage = await KvStorage.OpenAsync(storageOptions, loggers, cancellationToken).ConfigureAwait(false);
             foreach (var (backend, model) in loaded)
             {
-                var options = new FusionEngineOptions
+                var options = engineDefaults with
                 {
                     HiddenStateLayers = HiddenStateLayersOf(model, loaded.Count, profiles),
                     QualityCalibration = calibration is { } c && c.Model == model ? c.Calibration : FusionEngineOptions.DefaultQualityCalibration,

@@ -62,9 +62,15 @@ internal sealed class BatchScheduler : IAsyncDisposable
         Register(sequence);
         try
         {
-            await foreach (var token in sequence.Output.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            // Tokens decoded ahead wait in the channel; a cancelled reader gets none of them.
+            var reader = sequence.Output.Reader;
+            while (await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                yield return token;
+                while (reader.TryRead(out var token))
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    yield return token;
+                }
             }
         }
         finally

@@ -26,8 +26,9 @@ namespace KvFusion.Cli.Commands;
 /// <c>kvfusion bench serve</c>: a bounded load test of the service. Starts the real server in this process on a free
 /// loopback port (RocksDB in a temporary folder), stores the chunks of a RAG workload from the corpus, then for each
 /// client count runs concurrent streamed chat completions in blend and in full mode, the full-prefill baseline measured
-/// in the same run, and reports client-side TTFT percentiles, the server's own TTFT and output tokens/s
-/// (<see cref="ServeBenchmark"/>).
+/// in the same run, and reports client-side TTFT percentiles, the server's own TTFT, time per output token and output
+/// tokens/s (<see cref="ServeBenchmark"/>). Each scheduler (<c>--scheduler</c>: continuous batching, and the queue that
+/// decodes requests in turn) gets a server of its own, one after the other in the same process.
 /// </summary>
 internal static class BenchServeCommand
 {
@@ -70,14 +71,16 @@ internal static class BenchServeCommand
         var maxTokens = new Option<int>("--max-tokens") { Description = "max_tokens of every request.", DefaultValueFactory = _ => 16 }.Between(1, 2048);
         var chunkTokens = new Option<int>("--chunk-tokens") { Description = "Tokens per chunk (6 chunks per prompt).", DefaultValueFactory = _ => 256 }.AtLeast(16);
         var json = new Option<string?>("--json") { Description = "Write the results as JSON to this file." };
-        var plot = new Option<string?>("--plot") { Description = "Write a TTFT-by-clients plot (PNG) to this file (default: the --json path with .png, else bench-serve.png)." };
-        var command = new Command("serve", "Load test of the service in this process: concurrent streamed chat completions over loopback HTTP, blend against full prefill in the same run; TTFT p50/p99 and output tokens/s per client count.")
+        var plot = new Option<string?>("--plot") { Description = "Write a plot (PNG) of TTFT, and of output tokens/s and p99 TTFT by scheduler, against clients to this file (default: the --json path with .png, else bench-serve.png)." };
+        var schedulers = new Option<string>("--scheduler") { Description = "Comma-separated schedulers to compare, each on a server of its own: queue (requests decode in turn), batching (continuous batching).", DefaultValueFactory = _ => "queue,batching" };
+        var command = new Command("serve", "Load test of the service in this process: concurrent streamed chat completions over loopback HTTP, blend against full prefill and batching against the queue in the same run; TTFT p50/p99, time per output token and output tokens/s per client count.")
         {
-            model, threads, device, corpus, clients, requests, duration, maxTokens, chunkTokens, json, plot,
+            model, threads, device, corpus, clients, requests, duration, maxTokens, chunkTokens, schedulers, json, plot,
         };
         command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
         {
             var clientCounts = BenchCommands.ParseList(parse.GetValue(clients)!, "--clients");
+            var schedulerNames = ParseSchedulers(parse.GetValue(schedulers)!);
             if (clientCounts.Max() > 1024)
             {
                 throw new CliException("--clients: at most 1024 clients.");
@@ -121,43 +124,46 @@ internal static class BenchServeCommand
             {
                 await CommonOptions.Diagnostics.Progress().StartAsync(async ctx =>
                 {
-                    var start = ctx.AddTask("starting the server", maxValue: 1);
-                    var app = Build(root, setup, () => CommonOptions.CreateBackend(deviceName, threadCount));
-                    await using (app.ConfigureAwait(false))
+                    foreach (var scheduler in schedulerNames)
                     {
-                        await app.StartAsync(ct).ConfigureAwait(false);
-                        try
+                        var start = ctx.AddTask($"starting the server ({scheduler})", maxValue: 1);
+                        var app = Build(Path.Combine(root, scheduler), setup, scheduler, () => CommonOptions.CreateBackend(deviceName, threadCount));
+                        await using (app.ConfigureAwait(false))
                         {
-                            start.Value = 1;
-                            var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-                            using var http = CreateClient(address, clientCounts.Max());
-                            var prompts = await PrepareAsync(http, setup, ctx, ct).ConfigureAwait(false);
-                            await WarmUpAsync(http, prompts, options.MaxTokens, ct).ConfigureAwait(false);
-                            loadBefore = LoadAverage();
-                            foreach (var c in clientCounts)
+                            await app.StartAsync(ct).ConfigureAwait(false);
+                            try
                             {
-                                foreach (var mode in Modes)
+                                start.Value = 1;
+                                var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+                                using var http = CreateClient(address, clientCounts.Max());
+                                var prompts = await PrepareAsync(http, setup, ctx, ct).ConfigureAwait(false);
+                                await WarmUpAsync(http, prompts, options.MaxTokens, ct).ConfigureAwait(false);
+                                loadBefore ??= LoadAverage();
+                                foreach (var c in clientCounts)
                                 {
-                                    var label = string.Create(CultureInfo.InvariantCulture, $"{c} clients, {mode.Name}");
-                                    var task = ctx.AddTask(label, maxValue: options.Requests ?? 1);
-                                    var started = DateTime.UtcNow;
-                                    var progress = new CallbackProgress(done =>
+                                    foreach (var mode in Modes)
                                     {
-                                        task.Description = string.Create(CultureInfo.InvariantCulture, $"{label}: {done} requests");
-                                        task.Value = options.Requests is null ? Math.Min(1, (DateTime.UtcNow - started) / options.Duration!.Value) : done;
-                                    });
-                                    runs.Add(await ServeBenchmark.RunAsync(http, prompts, mode, c, options, progress, ct).ConfigureAwait(false));
-                                    task.Value = task.MaxValue;
+                                        var label = string.Create(CultureInfo.InvariantCulture, $"{scheduler}, {c} clients, {mode.Name}");
+                                        var task = ctx.AddTask(label, maxValue: options.Requests ?? 1);
+                                        var started = DateTime.UtcNow;
+                                        var progress = new CallbackProgress(done =>
+                                        {
+                                            task.Description = string.Create(CultureInfo.InvariantCulture, $"{label}: {done} requests");
+                                            task.Value = options.Requests is null ? Math.Min(1, (DateTime.UtcNow - started) / options.Duration!.Value) : done;
+                                        });
+                                        runs.Add(await ServeBenchmark.RunAsync(http, prompts, mode, c, options, scheduler, progress, ct).ConfigureAwait(false));
+                                        task.Value = task.MaxValue;
+                                    }
                                 }
-                            }
 
-                            loadAfter = LoadAverage();
-                        }
-                        finally
-                        {
-                            // Ctrl+C or a failure still stops the server (and its model and store) before the folder goes.
-                            using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-                            await app.StopAsync(stopping.Token).ConfigureAwait(false);
+                                loadAfter = LoadAverage();
+                            }
+                            finally
+                            {
+                                // Ctrl+C or a failure still stops the server (and its model and store) before the folder goes.
+                                using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                                await app.StopAsync(stopping.Token).ConfigureAwait(false);
+                            }
                         }
                     }
                 }).ConfigureAwait(false);
@@ -183,7 +189,10 @@ internal static class BenchServeCommand
                 CommonOptions.Diagnostics.MarkupLineInterpolated($"[grey]wrote {jsonPath}[/]");
             }
 
-            FusionCharts.TtftByClients(plotPath, $"{Path.GetFileName(modelDir)}: TTFT under load, {ChunksPerPrompt} chunks of {size} tokens", runs.Select(r => new ClientTtftPoint(r.Mode, r.Clients, r.TtftP50Ms, r.TtftP99Ms)).ToList());
+            FusionCharts.ServeByClients(
+                plotPath,
+                $"{Path.GetFileName(modelDir)}: {ChunksPerPrompt} chunks of {size} tokens, max_tokens {options.MaxTokens}",
+                runs.Select(r => new ClientServePoint(string.Create(CultureInfo.InvariantCulture, $"{r.Scheduler} {r.Mode}"), r.Clients, r.TtftP50Ms, r.TtftP99Ms, r.OutputTokensPerSecond)).ToList());
             CommonOptions.Diagnostics.MarkupLineInterpolated($"[grey]wrote {plotPath}[/]");
             var failed = runs.Where(r => r.Errors > 0).ToList();
             if (failed.Count > 0)
@@ -201,7 +210,18 @@ internal static class BenchServeCommand
     /// <summary>What every run shares: the model, the corpus, the chunk size, the client counts and the bound of a run.</summary>
     private sealed record Setup(string Model, string Corpus, int ChunkTokens, int[] Clients, ServeBenchmarkOptions Options);
 
-    private static WebApplication Build(string root, Setup setup, ComputeBackendFactory backends)
+    private static string[] ParseSchedulers(string text)
+    {
+        var names = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (names.Length == 0 || names.Any(n => n is not ("queue" or "batching")) || names.Distinct(StringComparer.Ordinal).Count() != names.Length)
+        {
+            throw new CliException($"--scheduler takes queue and/or batching, each once, comma-separated; got '{text}'.");
+        }
+
+        return names;
+    }
+
+    private static WebApplication Build(string root, Setup setup, string scheduler, ComputeBackendFactory backends)
     {
         var most = setup.Clients.Max();
         var overrides = new Dictionary<string, string?>(StringComparer.Ordinal)
@@ -212,6 +232,7 @@ internal static class BenchServeCommand
             [$"{KvFusionServerOptions.SectionName}:DocumentsPath"] = Path.Combine(root, "documents"),
             [$"{KvFusionServerOptions.SectionName}:Queue:MaxActive"] = most.ToString(CultureInfo.InvariantCulture),
             [$"{KvFusionServerOptions.SectionName}:Queue:Capacity"] = (2 * most).ToString(CultureInfo.InvariantCulture),
+            [$"{KvFusionServerOptions.SectionName}:Queue:Scheduler"] = scheduler,
             [$"{KvFusionServerOptions.SectionName}:RateLimit:Burst"] = "1000000",
             [$"{KvFusionServerOptions.SectionName}:RateLimit:PerSecond"] = "1000000",
             [$"{KvFusionServerOptions.SectionName}:Limits:MaxCompletionTokens"] = Math.Max(2048, setup.Options.MaxTokens).ToString(CultureInfo.InvariantCulture),
@@ -308,16 +329,19 @@ internal static class BenchServeCommand
             : string.Create(CultureInfo.InvariantCulture, $"{setup.Options.Duration!.Value.TotalSeconds:0.#} s per run");
         var table = new Table()
             .Title(string.Create(CultureInfo.InvariantCulture, $"serve: {Path.GetFileName(setup.Model)} on {device}, {ChunksPerPrompt} chunks of {setup.ChunkTokens} tokens, max_tokens {setup.Options.MaxTokens}, {bound}, {Environment.ProcessorCount} cores"))
-            .AddColumns("clients", "mode", "requests", "errors", "TTFT p50 ms", "TTFT p99 ms", "server TTFT p50 ms", "queue p50 ms", "output tok/s", "full / mode p50", "full / mode p99", "per client");
+            .AddColumns("scheduler", "clients", "mode", "requests", "errors", "TTFT p50 ms", "TTFT p99 ms", "server TTFT p50 ms", "queue p50 ms", "TPOT p50 ms", "output tok/s", "full / mode p50", "full / mode p99", "queue / batching p99", "batching / queue tok/s", "per client");
         foreach (var r in runs)
         {
             var b = r.Mode == ServeMode.Full.Name ? null : ServeBenchmark.Baseline(runs, r, ServeMode.Full.Name);
+            var q = r.Scheduler == ServeBenchmark.QueueScheduler ? null : ServeBenchmark.QueueBaseline(runs, r);
             table.AddRow(
-                r.Clients.ToString(CultureInfo.InvariantCulture), r.Mode, r.Requests.ToString(CultureInfo.InvariantCulture),
+                r.Scheduler, r.Clients.ToString(CultureInfo.InvariantCulture), r.Mode, r.Requests.ToString(CultureInfo.InvariantCulture),
                 r.Errors > 0 ? $"[red]{r.Errors}[/]" : "0",
-                F(r.TtftP50Ms, "F1"), F(r.TtftP99Ms, "F1"), F(r.ServerTtftP50Ms, "F1"), F(r.QueueP50Ms, "F1"), F(r.OutputTokensPerSecond, "F1"),
+                F(r.TtftP50Ms, "F1"), F(r.TtftP99Ms, "F1"), F(r.ServerTtftP50Ms, "F1"), F(r.QueueP50Ms, "F1"), F(r.TpotP50Ms, "F2"), F(r.OutputTokensPerSecond, "F1"),
                 b is null ? "[grey]baseline[/]" : F(b.TtftP50Ms / r.TtftP50Ms, "F2") + "x",
                 b is null ? "[grey]baseline[/]" : F(b.TtftP99Ms / r.TtftP99Ms, "F2") + "x",
+                q is null ? "[grey]baseline[/]" : F(q.TtftP99Ms / r.TtftP99Ms, "F2") + "x",
+                q is null ? "[grey]baseline[/]" : F(r.OutputTokensPerSecond / q.OutputTokensPerSecond, "F2") + "x",
                 string.Create(CultureInfo.InvariantCulture, $"{r.RequestsPerClientMin}..{r.RequestsPerClientMax}"));
         }
 
@@ -332,7 +356,7 @@ internal static class BenchServeCommand
             AnsiConsole.MarkupLineInterpolated($"[yellow]{empty} answers had no text: their TTFT is the time to the finishing event.[/]");
         }
 
-        AnsiConsole.MarkupLine("[grey]TTFT is client-side: from sending the request to the first event with answer text, over loopback HTTP. Server TTFT is the service's kvfusion.ttft_ms (from the request's arrival); queue is its wait for a place on the engine. p99 is the nearest rank (the slowest request below 100). Output tok/s: completion tokens of the run over its wall time. Per client: fewest..most requests one client finished.[/]");
+        AnsiConsole.MarkupLine("[grey]TTFT is client-side: from sending the request to the first event with answer text, over loopback HTTP. Server TTFT is the service's kvfusion.ttft_ms (from the request's arrival); queue is its wait for a place on the engine. p99 is the nearest rank (the slowest request below 100). TPOT: time per output token after the first, from the first answer text to the finishing event. Output tok/s: completion tokens of the run over its wall time. Queue / batching: the queue scheduler's run at the same clients and mode over this one. Per client: fewest..most requests one client finished.[/]");
     }
 
     private static void WriteJson(string path, Setup setup, string device, int? threads, List<ServeRunResult> runs, double? loadBefore, double? loadAfter)
@@ -371,6 +395,13 @@ internal static class BenchServeCommand
         }
 
         w.WriteNumber("queue_max_active", setup.Clients.Max());
+        w.WriteStartArray("schedulers");
+        foreach (var name in runs.Select(r => r.Scheduler).Distinct(StringComparer.Ordinal))
+        {
+            w.WriteStringValue(name);
+        }
+
+        w.WriteEndArray();
         w.WriteString("baseline_mode", ServeMode.Full.Name);
         w.WriteString("ttft", "client-side, from sending the request to the first SSE event with answer text, over loopback HTTP");
         ServeBenchmark.WriteRuns(w, runs, ServeMode.Full.Name);

@@ -198,55 +198,77 @@ internal static class FusionCharts
     }
 
     /// <summary>
-    /// Time to first token under load against the number of concurrent clients, one color per mode: p50 as a solid
-    /// line, p99 dashed, on a log-scaled y axis (TTFT grows with the clients sharing the engine).
+    /// Two panels against concurrent clients: TTFT p50 (solid) and p99 (dashed) on a log scale, and output tokens/s,
+    /// one line per series (scheduler and mode).
     /// </summary>
-    public static void TtftByClients(string pngPath, string title, IReadOnlyList<ClientTtftPoint> points)
+    public static void ServeByClients(string pngPath, string title, IReadOnlyList<ClientServePoint> points)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(pngPath);
         ArgumentNullException.ThrowIfNull(points);
 
-        Plot plot = NewPlot(title, "concurrent clients", "time to first token (ms, log scale)", TitleFontSize);
-        List<string> modes = points.Select(p => p.Mode).Distinct(StringComparer.Ordinal).ToList();
+        Plot ttft = NewPlot(title, "concurrent clients", "time to first token (ms, log scale)", TitleFontSize);
+        Plot throughput = NewPlot("output tokens/s, all clients together", "concurrent clients", "output tokens per second", TitleFontSize);
+        List<string> series = points.Select(p => p.Series).Distinct(StringComparer.Ordinal).ToList();
         List<double> all = [];
-        for (int m = 0; m < modes.Count; m++)
+        for (int m = 0; m < series.Count; m++)
         {
-            ClientTtftPoint[] line = points.Where(p => p.Mode == modes[m]).OrderBy(p => p.Clients).ToArray();
-            Color color = modes[m] == "full" ? Colors.Black : SeriesColors[m % SeriesColors.Length];
-            foreach (var (pick, suffix, pattern) in new (Func<ClientTtftPoint, double>, string, LinePattern)[] { (p => p.P50Ms, "p50", LinePattern.Solid), (p => p.P99Ms, "p99", LinePattern.Dashed) })
+            ClientServePoint[] line = points.Where(p => p.Series == series[m]).OrderBy(p => p.Clients).ToArray();
+            Color color = SeriesColors[m % SeriesColors.Length];
+            foreach (var (pick, suffix, pattern) in new (Func<ClientServePoint, double>, string, LinePattern)[] { (p => p.P50Ms, "p50", LinePattern.Solid), (p => p.P99Ms, "p99", LinePattern.Dashed) })
             {
-                ClientTtftPoint[] valid = line.Where(p => double.IsFinite(pick(p)) && pick(p) > 0).ToArray();
+                ClientServePoint[] valid = line.Where(p => double.IsFinite(pick(p)) && pick(p) > 0).ToArray();
                 if (valid.Length == 0)
                 {
                     continue;
                 }
 
                 all.AddRange(valid.Select(pick));
-                var scatter = plot.Add.Scatter(valid.Select(p => (double)p.Clients).ToArray(), valid.Select(p => Math.Log10(pick(p))).ToArray(), color);
-                scatter.LegendText = $"{modes[m]} {suffix}";
+                var scatter = ttft.Add.Scatter(valid.Select(p => (double)p.Clients).ToArray(), valid.Select(p => Math.Log10(pick(p))).ToArray(), color);
+                scatter.LegendText = $"{series[m]} {suffix}";
                 scatter.LineWidth = 2;
                 scatter.LinePattern = pattern;
                 scatter.MarkerSize = suffix == "p50" ? 9 : 7;
                 scatter.MarkerShape = MarkerShapes[m % MarkerShapes.Length];
             }
+
+            ClientServePoint[] rates = line.Where(p => double.IsFinite(p.TokensPerSecond)).ToArray();
+            if (rates.Length > 0)
+            {
+                var rate = throughput.Add.Scatter(rates.Select(p => (double)p.Clients).ToArray(), rates.Select(p => p.TokensPerSecond).ToArray(), color);
+                rate.LegendText = series[m];
+                rate.LineWidth = 2;
+                rate.MarkerSize = 9;
+                rate.MarkerShape = MarkerShapes[m % MarkerShapes.Length];
+            }
         }
 
-        plot.Axes.Bottom.TickGenerator = IntegerTicks(points.Select(p => (double)p.Clients));
+        ttft.Axes.Bottom.TickGenerator = IntegerTicks(points.Select(p => (double)p.Clients));
+        throughput.Axes.Bottom.TickGenerator = IntegerTicks(points.Select(p => (double)p.Clients));
         if (all.Count > 0)
         {
             double lo = all.Min();
             double hi = all.Max();
-            plot.Axes.Left.TickGenerator = Log10Ticks(lo, hi);
+            ttft.Axes.Left.TickGenerator = Log10Ticks(lo, hi);
             double span = Math.Max(Math.Log10(hi / lo), 0.3);
             double xLo = points.Min(p => p.Clients);
             double xHi = points.Max(p => p.Clients);
             double xPad = Math.Max((xHi - xLo) * 0.05, 0.5);
-            plot.Axes.SetLimits(xLo - xPad, xHi + xPad, Math.Log10(lo) - 0.08 * span, Math.Log10(hi) + 0.08 * span);
-            plot.ShowLegend(Alignment.UpperLeft);
-            StyleLegend(plot);
+            ttft.Axes.SetLimits(xLo - xPad, xHi + xPad, Math.Log10(lo) - 0.08 * span, Math.Log10(hi) + 0.08 * span);
+            ttft.ShowLegend(Alignment.UpperLeft);
+            StyleLegend(ttft);
+            throughput.Axes.AutoScale();
+            throughput.Axes.SetLimitsY(0, Math.Max(1, points.Where(p => double.IsFinite(p.TokensPerSecond)).Select(p => p.TokensPerSecond).DefaultIfEmpty(1).Max() * 1.1));
+            throughput.ShowLegend(Alignment.UpperLeft);
+            StyleLegend(throughput);
         }
 
-        Save(plot, pngPath, 1000, 600);
+        const int width = 1800;
+        const int height = 650;
+        using SKSurface surface = CreateSurface(width, height);
+        surface.Canvas.Clear(SKColors.White);
+        ttft.Render(surface.Canvas, new PixelRect(0, width / 2, 0, height));
+        throughput.Render(surface.Canvas, new PixelRect(width / 2, width, 0, height));
+        SavePng(surface, pngPath);
     }
 
     /// <summary>

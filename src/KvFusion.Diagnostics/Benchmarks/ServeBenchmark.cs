@@ -78,6 +78,9 @@ public readonly record struct ServeSample
     /// <summary>Milliseconds from sending the request to the end of the stream.</summary>
     public double LatencyMs { get; init; }
 
+    /// <summary>Time per output token after the first: (finish − first token) / (completion tokens − 1); NaN for one token.</summary>
+    public double TpotMs { get; init; }
+
     /// <summary>The server's <c>kvfusion.ttft_ms</c> (from the request's arrival), NaN when not reported.</summary>
     public double ServerTtftMs { get; init; }
 
@@ -105,6 +108,12 @@ public sealed record ServeRunResult
 
     /// <summary>The mode's label (<c>blend:0.15</c>, <c>full</c>).</summary>
     public required string Mode { get; init; }
+
+    /// <summary>How the server ran concurrent requests: <c>batching</c> or <c>queue</c>.</summary>
+    public string Scheduler { get; init; } = "batching";
+
+    /// <summary>Median time per output token after the first (ms).</summary>
+    public double TpotP50Ms { get; init; } = double.NaN;
 
     /// <summary>Requests finished (successfully or not).</summary>
     public required int Requests { get; init; }
@@ -184,7 +193,15 @@ public static class ServeBenchmark
     /// One run: <paramref name="clients"/> loops send requests (prompts in turn) until the run's bound is reached.
     /// <paramref name="progress"/> receives the number of requests finished after each.
     /// </summary>
-    public static async Task<ServeRunResult> RunAsync(HttpClient http, IReadOnlyList<ServePrompt> prompts, ServeMode mode, int clients, ServeBenchmarkOptions options, IProgress<int>? progress = null, CancellationToken cancellationToken = default)
+    /// <param name="http">A client of the server.</param>
+    /// <param name="prompts">The prompts, sent in turn.</param>
+    /// <param name="mode">The fusion mode of every request.</param>
+    /// <param name="clients">Concurrent client loops.</param>
+    /// <param name="options">The bound of the run and max_tokens.</param>
+    /// <param name="scheduler">The server's scheduler, recorded in the result.</param>
+    /// <param name="progress">Receives the number of requests finished.</param>
+    /// <param name="cancellationToken">Stops the run.</param>
+    public static async Task<ServeRunResult> RunAsync(HttpClient http, IReadOnlyList<ServePrompt> prompts, ServeMode mode, int clients, ServeBenchmarkOptions options, string scheduler = "batching", IProgress<int>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(http);
         ArgumentNullException.ThrowIfNull(prompts);
@@ -231,7 +248,7 @@ public static class ServeBenchmark
 
         await Task.WhenAll(loops).ConfigureAwait(false);
         var seconds = wall.Elapsed.TotalSeconds;
-        return Summarize(mode.Name, clients, samples, seconds, cap.IsCancellationRequested && !cancellationToken.IsCancellationRequested);
+        return Summarize(mode.Name, clients, samples, seconds, cap.IsCancellationRequested && !cancellationToken.IsCancellationRequested) with { Scheduler = scheduler };
     }
 
     /// <summary>Sends one streamed chat completion and reads its events to the end.</summary>
@@ -309,6 +326,7 @@ public static class ServeBenchmark
             {
                 TtftMs = empty ? (double.IsNaN(finished) ? Elapsed() : finished) : ttft,
                 LatencyMs = Elapsed(),
+                TpotMs = !empty && counts.CompletionTokens > 1 && double.IsFinite(finished) ? (finished - ttft) / (counts.CompletionTokens - 1) : double.NaN,
                 ServerTtftMs = fusion?.TtftMs ?? double.NaN,
                 QueueMs = fusion?.QueueMs ?? double.NaN,
                 CompletionTokens = counts.CompletionTokens,
@@ -351,6 +369,7 @@ public static class ServeBenchmark
             ServerTtftP50Ms = Percentile(ok.Select(s => s.ServerTtftMs), 0.50),
             QueueP50Ms = Percentile(ok.Select(s => s.QueueMs), 0.50),
             LatencyP50Ms = Percentile(ok.Select(s => s.LatencyMs), 0.50),
+            TpotP50Ms = Percentile(ok.Select(s => s.TpotMs), 0.50),
             OutputTokensPerSecond = wallSeconds > 0 ? tokens / wallSeconds : double.NaN,
             CompletionTokens = tokens,
             WallSeconds = wallSeconds,
@@ -381,6 +400,7 @@ public static class ServeBenchmark
             writer.WriteStartObject();
             writer.WriteNumber("clients", r.Clients);
             writer.WriteString("mode", r.Mode);
+            writer.WriteString("scheduler", r.Scheduler);
             writer.WriteNumber("requests", r.Requests);
             writer.WriteNumber("errors", r.Errors);
             Number(writer, "ttft_p50_ms", r.TtftP50Ms, 3);
@@ -388,6 +408,7 @@ public static class ServeBenchmark
             Number(writer, "server_ttft_p50_ms", r.ServerTtftP50Ms, 3);
             Number(writer, "server_queue_p50_ms", r.QueueP50Ms, 3);
             Number(writer, "latency_p50_ms", r.LatencyP50Ms, 3);
+            Number(writer, "tpot_p50_ms", r.TpotP50Ms, 3);
             Number(writer, "output_tokens_per_s", r.OutputTokensPerSecond, 2);
             writer.WriteNumber("completion_tokens", r.CompletionTokens);
             writer.WriteNumber("wall_s", Math.Round(r.WallSeconds, 3));
@@ -399,6 +420,12 @@ public static class ServeBenchmark
             {
                 Number(writer, "ttft_p50_ratio_full_to_mode", b.TtftP50Ms / r.TtftP50Ms, 3);
                 Number(writer, "ttft_p99_ratio_full_to_mode", b.TtftP99Ms / r.TtftP99Ms, 3);
+            }
+
+            if (r.Scheduler != QueueScheduler && QueueBaseline(runs, r) is { } q)
+            {
+                Number(writer, "ttft_p99_ratio_batching_to_queue", r.TtftP99Ms / q.TtftP99Ms, 3);
+                Number(writer, "output_tokens_per_s_ratio_batching_to_queue", r.OutputTokensPerSecond / q.OutputTokensPerSecond, 3);
             }
 
             writer.WriteStartObject("server_stage_p50_ms");
@@ -421,12 +448,23 @@ public static class ServeBenchmark
         writer.WriteEndArray();
     }
 
-    /// <summary>The baseline run with the same number of clients as <paramref name="run"/>, if there is one.</summary>
+    /// <summary>The scheduler name of the one-request-at-a-time baseline.</summary>
+    public const string QueueScheduler = "queue";
+
+    /// <summary>The baseline mode's run with the clients and scheduler of <paramref name="run"/>, if there is one.</summary>
     public static ServeRunResult? Baseline(IReadOnlyList<ServeRunResult> runs, ServeRunResult run, string baselineMode)
     {
         ArgumentNullException.ThrowIfNull(runs);
         ArgumentNullException.ThrowIfNull(run);
-        return runs.FirstOrDefault(b => b.Clients == run.Clients && b.Mode == baselineMode);
+        return runs.FirstOrDefault(b => b.Clients == run.Clients && b.Mode == baselineMode && b.Scheduler == run.Scheduler);
+    }
+
+    /// <summary>The queue scheduler's run with the clients and mode of <paramref name="run"/>, if there is one.</summary>
+    public static ServeRunResult? QueueBaseline(IReadOnlyList<ServeRunResult> runs, ServeRunResult run)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        ArgumentNullException.ThrowIfNull(run);
+        return runs.FirstOrDefault(b => b.Clients == run.Clients && b.Mode == run.Mode && b.Scheduler == QueueScheduler);
     }
 
     private static void Number(Utf8JsonWriter writer, string name, double value, int digits)
@@ -442,7 +480,7 @@ public static class ServeBenchmark
     }
 
     private static ServeSample Failed(string error, double elapsedMs) =>
-        new() { Error = error, TtftMs = double.NaN, LatencyMs = elapsedMs, ServerTtftMs = double.NaN, QueueMs = double.NaN };
+        new() { Error = error, TtftMs = double.NaN, LatencyMs = elapsedMs, TpotMs = double.NaN, ServerTtftMs = double.NaN, QueueMs = double.NaN };
 
     /// <summary>The title and detail of a ProblemDetails body, else the body's start.</summary>
     private static string ProblemText(string body)

@@ -213,8 +213,9 @@ internal sealed class BatchScheduler : IAsyncDisposable
                 var session = s.Context.Session;
                 more = s.Generation.Advance(s.Context.Logits, session.Length >= session.Cache.Capacity, emitted);
             }
-            catch (Exception e) when (e is NonFiniteLogitException or InvalidOperationException)
+            catch (Exception e) when (e is not OutOfMemoryException)
             {
+                // One sequence's failure (a NaN logit, say) ends that sequence only.
                 Finish(s, e);
                 continue;
             }

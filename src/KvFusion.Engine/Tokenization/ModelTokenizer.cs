@@ -235,9 +235,17 @@ public sealed class IncrementalDecoder
     /// <summary>Creates a decoder over the tokenizer.</summary>
     public IncrementalDecoder(ModelTokenizer tokenizer) => _tokenizer = tokenizer;
 
-    /// <summary>Adds a token; returns the newly complete text (possibly empty).</summary>
+    /// <summary>
+    /// Adds a token; returns the newly complete text (possibly empty). An id past the tokenizer's vocabulary (models pad
+    /// their embedding beyond it, and a sampler can pick a padding row) has no text, as in Hugging Face's decode.
+    /// </summary>
     public string Add(int id)
     {
+        if ((uint)id >= (uint)_tokenizer.VocabSize)
+        {
+            return string.Empty;
+        }
+
         _ids.Add(id);
         var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ids);
         var prefix = _tokenizer.Decode(span[_prefixStart.._readStart]);

@@ -50,6 +50,24 @@ public sealed class ModelTokenizerTests
         Assert.Equal(text, string.Concat(pieces));
     }
 
+    [SkippableFact]
+    public void Incremental_decoder_gives_no_text_for_an_id_past_the_vocabulary_and_keeps_decoding()
+    {
+        using var tokenizer = ModelTokenizer.Load(Path.Combine(SharedModels.Path("tiny-pydocs"), "tokenizer.json"));
+        var ids = tokenizer.Encode("import json");
+        var decoder = new IncrementalDecoder(tokenizer);
+        var pieces = new List<string> { decoder.Add(ids[0]), decoder.Add(tokenizer.VocabSize + 7) };
+        Assert.Equal(string.Empty, pieces[1]);
+        foreach (var id in ids.Skip(1))
+        {
+            pieces.Add(decoder.Add(id));
+        }
+
+        pieces.Add(decoder.Flush());
+        Assert.Equal("import json", string.Concat(pieces));
+        Assert.Throws<ArgumentOutOfRangeException>(() => tokenizer.Decode([tokenizer.VocabSize + 7]));
+    }
+
     [Fact]
     public void Missing_or_malformed_tokenizer_file_fails_with_a_model_load_error()
     {

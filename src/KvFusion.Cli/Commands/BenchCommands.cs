@@ -21,6 +21,7 @@ internal static class BenchCommands
         command.Subcommands.Add(BenchEvictionCommand.Create());
         command.Subcommands.Add(BenchStoreCommand.Create());
         command.Subcommands.Add(BenchServeCommand.Create());
+        command.Subcommands.Add(BenchBatchCommand.Create());
         return command;
     }
 

@@ -72,10 +72,11 @@ internal static class BenchServeCommand
         var chunkTokens = new Option<int>("--chunk-tokens") { Description = "Tokens per chunk (6 chunks per prompt).", DefaultValueFactory = _ => 256 }.AtLeast(16);
         var json = new Option<string?>("--json") { Description = "Write the results as JSON to this file." };
         var plot = new Option<string?>("--plot") { Description = "Write a plot (PNG) of TTFT, and of output tokens/s and p99 TTFT by scheduler, against clients to this file (default: the --json path with .png, else bench-serve.png)." };
+        var queueActive = new Option<int>("--queue-active") { Description = "Requests the queue scheduler runs at once, taking turns step by step (1: one request at a time, the service before batching).", DefaultValueFactory = _ => 1 }.Between(1, 1024);
         var schedulers = new Option<string>("--scheduler") { Description = "Comma-separated schedulers to compare, each on a server of its own: queue (requests decode in turn), batching (continuous batching).", DefaultValueFactory = _ => "queue,batching" };
         var command = new Command("serve", "Load test of the service in this process: concurrent streamed chat completions over loopback HTTP, blend against full prefill and batching against the queue in the same run; TTFT p50/p99, time per output token and output tokens/s per client count.")
         {
-            model, threads, device, corpus, clients, requests, duration, maxTokens, chunkTokens, schedulers, json, plot,
+            model, threads, device, corpus, clients, requests, duration, maxTokens, chunkTokens, schedulers, queueActive, json, plot,
         };
         command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
         {
@@ -115,7 +116,7 @@ internal static class BenchServeCommand
 
             var jsonPath = parse.GetValue(json);
             var plotPath = parse.GetValue(plot) ?? (jsonPath is null ? "bench-serve.png" : Path.ChangeExtension(jsonPath, ".png"));
-            var setup = new Setup(modelDir, corpusPath, size, clientCounts, options);
+            var setup = new Setup(modelDir, corpusPath, size, clientCounts, options, parse.GetValue(queueActive));
             var runs = new List<ServeRunResult>();
             double? loadBefore = null;
             double? loadAfter = null;
@@ -208,7 +209,7 @@ internal static class BenchServeCommand
     }
 
     /// <summary>What every run shares: the model, the corpus, the chunk size, the client counts and the bound of a run.</summary>
-    private sealed record Setup(string Model, string Corpus, int ChunkTokens, int[] Clients, ServeBenchmarkOptions Options);
+    private sealed record Setup(string Model, string Corpus, int ChunkTokens, int[] Clients, ServeBenchmarkOptions Options, int QueueActive);
 
     private static string[] ParseSchedulers(string text)
     {
@@ -230,7 +231,7 @@ internal static class BenchServeCommand
             [WebHostDefaults.ServerUrlsKey] = "http://127.0.0.1:0",
             [$"{KvFusionServerOptions.SectionName}:Model"] = setup.Model,
             [$"{KvFusionServerOptions.SectionName}:DocumentsPath"] = Path.Combine(root, "documents"),
-            [$"{KvFusionServerOptions.SectionName}:Queue:MaxActive"] = most.ToString(CultureInfo.InvariantCulture),
+            [$"{KvFusionServerOptions.SectionName}:Queue:MaxActive"] = (scheduler == ServeBenchmark.QueueScheduler ? setup.QueueActive : most).ToString(CultureInfo.InvariantCulture),
             [$"{KvFusionServerOptions.SectionName}:Queue:Capacity"] = (2 * most).ToString(CultureInfo.InvariantCulture),
             [$"{KvFusionServerOptions.SectionName}:Queue:Scheduler"] = scheduler,
             [$"{KvFusionServerOptions.SectionName}:RateLimit:Burst"] = "1000000",
@@ -353,7 +354,7 @@ internal static class BenchServeCommand
 
         if (runs.Sum(r => r.EmptyAnswers) is > 0 and var empty)
         {
-            AnsiConsole.MarkupLineInterpolated($"[yellow]{empty} answers had no text: their TTFT is the time to the finishing event.[/]");
+            AnsiConsole.MarkupLineInterpolated($"[yellow]{empty} answers had no text (a random-weight model samples ids past its byte-level tokenizer): their TTFT is the time to the first event, sent when the first token is sampled.[/]");
         }
 
         AnsiConsole.MarkupLine("[grey]TTFT is client-side: from sending the request to the first event with answer text, over loopback HTTP. Server TTFT is the service's kvfusion.ttft_ms (from the request's arrival); queue is its wait for a place on the engine. p99 is the nearest rank (the slowest request below 100). TPOT: time per output token after the first, from the first answer text to the finishing event. Output tok/s: completion tokens of the run over its wall time. Queue / batching: the queue scheduler's run at the same clients and mode over this one. Per client: fewest..most requests one client finished.[/]");
@@ -394,7 +395,8 @@ internal static class BenchServeCommand
             }
         }
 
-        w.WriteNumber("queue_max_active", setup.Clients.Max());
+        w.WriteNumber("queue_max_active", setup.QueueActive);
+        w.WriteNumber("batching_max_active", setup.Clients.Max());
         w.WriteStartArray("schedulers");
         foreach (var name in runs.Select(r => r.Scheduler).Distinct(StringComparer.Ordinal))
         {
@@ -403,7 +405,8 @@ internal static class BenchServeCommand
 
         w.WriteEndArray();
         w.WriteString("baseline_mode", ServeMode.Full.Name);
-        w.WriteString("ttft", "client-side, from sending the request to the first SSE event with answer text, over loopback HTTP");
+        w.WriteString("ttft", "client-side, from sending the request to the first SSE event with answer text (or, when the tokens have no text, the first event, sent at the first token), over loopback HTTP");
+        w.WriteString("tpot", "client-side, (finish event - first token) / (completion tokens - 1)");
         ServeBenchmark.WriteRuns(w, runs, ServeMode.Full.Name);
     }
 

@@ -271,6 +271,7 @@ public static class ServeBenchmark
 
             using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
             double ttft = double.NaN;
+            double firstToken = double.NaN;
             double finished = double.NaN;
             var done = false;
             ChatCompletionChunk? usage = null;
@@ -299,6 +300,13 @@ public static class ServeBenchmark
 
                 foreach (var choice in chunk.Choices)
                 {
+                    // The role event is sent when the first token is sampled: the first token's time when tokens have
+                    // no text (a random-weight model's ids past its byte-level tokenizer).
+                    if (double.IsNaN(firstToken) && choice.Delta.Role is not null)
+                    {
+                        firstToken = Elapsed();
+                    }
+
                     if (double.IsNaN(ttft) && !string.IsNullOrEmpty(choice.Delta.Content))
                     {
                         ttft = Elapsed();
@@ -322,11 +330,12 @@ public static class ServeBenchmark
             }
 
             var empty = double.IsNaN(ttft);
+            var first = !empty ? ttft : double.IsFinite(firstToken) ? firstToken : double.IsNaN(finished) ? Elapsed() : finished;
             return new ServeSample
             {
-                TtftMs = empty ? (double.IsNaN(finished) ? Elapsed() : finished) : ttft,
+                TtftMs = first,
                 LatencyMs = Elapsed(),
-                TpotMs = !empty && counts.CompletionTokens > 1 && double.IsFinite(finished) ? (finished - ttft) / (counts.CompletionTokens - 1) : double.NaN,
+                TpotMs = counts.CompletionTokens > 1 && double.IsFinite(finished) && finished > first ? (finished - first) / (counts.CompletionTokens - 1) : double.NaN,
                 ServerTtftMs = fusion?.TtftMs ?? double.NaN,
                 QueueMs = fusion?.QueueMs ?? double.NaN,
                 CompletionTokens = counts.CompletionTokens,

@@ -141,10 +141,35 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
         }
 
         InferenceSession? session = null;
+        var holdsGate = true;
         try
         {
-            session = Model.CreateSession(capacity);
-            var run = new FusionRun { Plan = plan, Session = session, Blend = request.Blend, Logits = new float[Model.Config.VocabSize], Stages = stages };
+            var created = session = Model.CreateSession(capacity);
+            var logits = new float[Model.Config.VocabSize];
+            Func<ReadOnlyMemory<int>, CancellationToken, Task> prefiller = async (tokens, ct) =>
+                {
+                    // Without batching, or once the engine is closing (the request in flight finishes in place, still
+                    // holding the gate that disposal waits for), the prompt is computed here.
+                    if (_scheduler is not { IsClosed: false } scheduler)
+                    {
+                        created.Prefill(tokens.Span, logits, cancellationToken: ct);
+                        return;
+                    }
+
+                    // The prompt goes into the batch in chunks between decode steps; the gate is the loop's meanwhile.
+                    _gate.Exit();
+                    holdsGate = false;
+                    try
+                    {
+                        await scheduler.PrefillAsync(created, tokens, logits, ct).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        await _gate.EnterAsync(CancellationToken.None).ConfigureAwait(false);
+                        holdsGate = true;
+                    }
+                };
+            var run = new FusionRun { Plan = plan, Session = created, Blend = request.Blend, Logits = logits, Stages = stages, Prefiller = prefiller };
             var report = await runner.RunAsync(run, cancellationToken).ConfigureAwait(false);
             report = report with { Total = total.Elapsed, StageTimes = stages };
             _logger.LogDebug("Fused {Tokens} tokens in {Mode} mode in {Milliseconds:F1} ms", report.TotalTokens, report.Mode, report.Total.TotalMilliseconds);
@@ -157,7 +182,10 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
         {
             session?.Dispose();
             memory?.Dispose();
-            _gate.Exit();
+            if (holdsGate)
+            {
+                _gate.Exit();
+            }
         }
     }
 

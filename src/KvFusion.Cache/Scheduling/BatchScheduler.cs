@@ -11,10 +11,17 @@ namespace KvFusion.Cache.Scheduling;
 /// <summary>
 /// Continuous batching of generations (Orca's iteration-level scheduling): one loop owns every running generation of
 /// a model, and each iteration samples each one's next token from its logits, then decodes all of them through one
-/// <see cref="SequenceBatch"/> step inside the engine's compute gate. Fusions and precomputes take the gate between
-/// steps, so a sequence joins the batch as soon as its prompt is fused and leaves it the step after it ends, is
-/// cancelled, or its context is disposed. When more generations run than a step holds, tenants take turns.
+/// <see cref="SequenceBatch"/> step inside the engine's compute gate, followed by one chunk of a waiting prompt's
+/// prefill (Sarathi-Serve's stall-free chunked prefill: running streams wait one chunk per step, not a whole
+/// prompt). Fusions' other work (loading, blend's selective recompute) and precomputes take the gate between steps,
+/// so a sequence joins the batch as soon as its prompt is fused and leaves it the step after it ends, is cancelled, or
+/// its context is disposed. When more generations run than a step holds, tenants take turns.
 /// </summary>
+/// <remarks>
+/// Decode rows and prompt chunks run as separate passes of the step: each row then goes through the kernels it goes
+/// through alone (decode batches of up to the CPU's GEMV row limit, prompt chunks at the prefill chunk's boundaries),
+/// so a sequence's tokens and logits are the ones it gets without batching.
+/// </remarks>
 internal sealed class BatchScheduler : IAsyncDisposable
 {
     private readonly TransformerModel _model;
@@ -22,6 +29,7 @@ internal sealed class BatchScheduler : IAsyncDisposable
     private readonly BatchingOptions _options;
     private readonly ILogger _logger;
     private readonly ConcurrentQueue<Sequence> _arrivals = new();
+    private readonly ConcurrentQueue<PrefillJob> _prefillArrivals = new();
     private readonly SemaphoreSlim _arrived = new(0);
     private readonly CancellationTokenSource _closing = new();
     private readonly Lock _startLock = new();
@@ -29,6 +37,7 @@ internal sealed class BatchScheduler : IAsyncDisposable
     private int _running;
     private long _steps;
     private long _decoded;
+    private long _chunks;
     private int _rotation;
     private volatile bool _closed;
 
@@ -41,11 +50,17 @@ internal sealed class BatchScheduler : IAsyncDisposable
         _logger = logger;
     }
 
+    /// <summary>Whether the scheduler (or the gate under it) was closed: it takes no new work.</summary>
+    public bool IsClosed => _closed || _gate.IsClosed;
+
     /// <summary>Generations running now.</summary>
     public int Running => Volatile.Read(ref _running);
 
     /// <summary>Batched steps run so far.</summary>
     public long Steps => Interlocked.Read(ref _steps);
+
+    /// <summary>Prompt chunks prefilled so far.</summary>
+    public long PrefillChunks => Interlocked.Read(ref _chunks);
 
     /// <summary>Decode tokens computed so far, over all steps.</summary>
     public long DecodedTokens => Interlocked.Read(ref _decoded);
@@ -79,6 +94,43 @@ internal sealed class BatchScheduler : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Appends <paramref name="tokens"/> to <paramref name="session"/> in chunks of
+    /// <see cref="BatchingOptions.PrefillChunkTokens"/>, one per step, and writes the last token's logits to
+    /// <paramref name="logits"/>. Call it without holding the compute gate.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired (between chunks).</exception>
+    public Task PrefillAsync(InferenceSession session, ReadOnlyMemory<int> tokens, float[] logits, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        if (tokens.IsEmpty)
+        {
+            throw new ArgumentException("Nothing to prefill.", nameof(tokens));
+        }
+
+        if (session.Length + tokens.Length > session.Cache.Capacity)
+        {
+            throw new ArgumentException($"{session.Length + tokens.Length} tokens exceed the session's capacity of {session.Cache.Capacity}.", nameof(tokens));
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var job = new PrefillJob(session, tokens, logits, cancellationToken);
+        lock (_startLock)
+        {
+            if (_closed || _gate.IsClosed)
+            {
+                throw Closed();
+            }
+
+            _prefillArrivals.Enqueue(job);
+            _loop ??= Task.Run(LoopAsync, CancellationToken.None);
+        }
+
+        _arrived.Release();
+        return job.Done.Task;
+    }
+
     /// <summary>Ends every running generation with <see cref="ObjectDisposedException"/> and stops the loop.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -103,6 +155,11 @@ internal sealed class BatchScheduler : IAsyncDisposable
         while (_arrivals.TryDequeue(out var s))
         {
             Finish(s, Closed());
+        }
+
+        while (_prefillArrivals.TryDequeue(out var job))
+        {
+            job.Done.TrySetException(Closed());
         }
 
         _arrived.Dispose();
@@ -131,8 +188,10 @@ internal sealed class BatchScheduler : IAsyncDisposable
     {
         var active = new List<Sequence>();
         var chosen = new List<Sequence>();
+        var prefills = new Queue<PrefillJob>();
         var emitted = new List<GeneratedToken>(2);
         SequenceBatch? batch = null;
+        SequenceBatch? chunks = null;
         try
         {
             while (!_closing.IsCancellationRequested)
@@ -142,7 +201,18 @@ internal sealed class BatchScheduler : IAsyncDisposable
                     active.Add(arrival);
                 }
 
-                if (active.Count == 0)
+                while (_prefillArrivals.TryDequeue(out var job))
+                {
+                    prefills.Enqueue(job);
+                }
+
+                // Cancelled prompts leave between steps, never while a step computes on their session.
+                while (prefills.TryPeek(out var head) && head.Cancellation.IsCancellationRequested)
+                {
+                    prefills.Dequeue().Done.TrySetCanceled(head.Cancellation);
+                }
+
+                if (active.Count == 0 && prefills.Count == 0)
                 {
                     await _arrived.WaitAsync(_closing.Token).ConfigureAwait(false);
                     continue;
@@ -150,13 +220,20 @@ internal sealed class BatchScheduler : IAsyncDisposable
 
                 Sample(active, emitted);
                 Choose(active, chosen);
-                if (chosen.Count == 0)
+                var prefill = prefills.Count > 0 ? prefills.Peek() : null;
+                if (chosen.Count == 0 && prefill is null)
                 {
                     continue;
                 }
 
                 batch ??= new SequenceBatch(_model, _options.MaxSequencesPerStep, _options.MaxSequencesPerStep);
-                await StepAsync(batch, chosen).ConfigureAwait(false);
+                chunks ??= prefill is null ? null : new SequenceBatch(_model, _options.PrefillChunkTokens, 1);
+                await StepAsync(batch, chosen, chunks, prefill).ConfigureAwait(false);
+                if (prefill is not null && prefill.Done.Task.IsCompleted)
+                {
+                    prefills.Dequeue();
+                }
+
                 active.RemoveAll(s => s.Done);
             }
         }
@@ -172,6 +249,10 @@ internal sealed class BatchScheduler : IAsyncDisposable
             }
 
             active.Clear();
+            while (prefills.TryDequeue(out var job))
+            {
+                job.Done.TrySetException(e);
+            }
         }
         finally
         {
@@ -180,7 +261,13 @@ internal sealed class BatchScheduler : IAsyncDisposable
                 Finish(s, Closed());
             }
 
+            while (prefills.TryDequeue(out var job))
+            {
+                job.Done.TrySetException(Closed());
+            }
+
             batch?.Dispose();
+            chunks?.Dispose();
         }
     }
 
@@ -306,33 +393,63 @@ internal sealed class BatchScheduler : IAsyncDisposable
         }
     }
 
-    /// <summary>Decodes every chosen sequence's next token in one batched step inside the compute gate.</summary>
-    private async Task StepAsync(SequenceBatch batch, List<Sequence> chosen)
+    /// <summary>
+    /// One step inside the compute gate: every chosen sequence's next token in one batched pass, then the next chunk of
+    /// the waiting prompt at the head of the line in a pass of its own.
+    /// </summary>
+    private async Task StepAsync(SequenceBatch batch, List<Sequence> chosen, SequenceBatch? chunks, PrefillJob? prefill)
     {
+        var decoded = false;
+        var prefilled = false;
+        Exception? decodeError = null;
         try
         {
             await _gate.EnterAsync(CancellationToken.None).ConfigureAwait(false);
             try
             {
-                batch.Clear();
-                foreach (var s in chosen)
+                if (chosen.Count > 0)
                 {
-                    s.Context.CountStep();
-                    if (s.Context.StepHook is { } hook)
+                    try
                     {
-                        await hook().ConfigureAwait(false);
-                    }
+                        batch.Clear();
+                        foreach (var s in chosen)
+                        {
+                            s.Context.CountStep();
+                            if (s.Context.StepHook is { } hook)
+                            {
+                                await hook().ConfigureAwait(false);
+                            }
 
-                    batch.Add(s.Context.Session, [s.Generation.NextInput]);
+                            batch.Add(s.Context.Session, [s.Generation.NextInput]);
+                        }
+
+                        batch.Run();
+                        decoded = true;
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        decodeError = e;
+                    }
                 }
 
-                batch.Run();
+                if (prefill is not null && chunks is not null)
+                {
+                    prefilled = RunChunk(chunks, prefill);
+                }
             }
             finally
             {
                 _gate.Exit();
             }
+        }
+        catch (ObjectDisposedException)
+        {
+            decodeError = Closed();
+            prefill?.Done.TrySetException(Closed());
+        }
 
+        if (decoded)
+        {
             var step = Interlocked.Increment(ref _steps);
             for (var e = 0; e < chosen.Count; e++)
             {
@@ -343,21 +460,52 @@ internal sealed class BatchScheduler : IAsyncDisposable
 
             Interlocked.Add(ref _decoded, chosen.Count);
         }
-        catch (Exception e) when (e is not OperationCanceledException || !_closing.IsCancellationRequested)
+        else
         {
             foreach (var s in chosen)
             {
-                Finish(s, e is ObjectDisposedException ? Closed() : e);
+                Finish(s, decodeError ?? Closed());
             }
         }
-        finally
+
+        foreach (var s in chosen)
         {
-            foreach (var s in chosen)
+            s.Context.EndStep();
+        }
+
+        batch.Clear();
+        if (prefilled)
+        {
+            prefill!.Done.TrySetResult();
+        }
+    }
+
+    /// <summary>Computes the next chunk of <paramref name="job"/>; returns true when that was its last (its logits are written).</summary>
+    private bool RunChunk(SequenceBatch chunks, PrefillJob job)
+    {
+        try
+        {
+            var chunk = _options.PrefillChunkTokens;
+            var n = Math.Min(chunk, job.Tokens.Length - job.Offset);
+            var last = job.Offset + n == job.Tokens.Length;
+            chunks.Clear();
+            chunks.Add(job.Session, job.Tokens.Span.Slice(job.Offset, n), logits: last);
+            chunks.Run();
+            Interlocked.Increment(ref _chunks);
+            job.Offset += n;
+            if (last)
             {
-                s.Context.EndStep();
+                chunks.LogitsOf(0).CopyTo(job.Logits);
             }
 
-            batch.Clear();
+            chunks.Clear();
+            return last;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            chunks.Clear();
+            job.Done.TrySetException(e);
+            return false;
         }
     }
 
@@ -374,6 +522,22 @@ internal sealed class BatchScheduler : IAsyncDisposable
     }
 
     private static ObjectDisposedException Closed() => new(nameof(FusionEngine), "The fusion engine was disposed.");
+
+    private sealed class PrefillJob(InferenceSession session, ReadOnlyMemory<int> tokens, float[] logits, CancellationToken cancellation)
+    {
+        public InferenceSession Session { get; } = session;
+
+        public ReadOnlyMemory<int> Tokens { get; } = tokens;
+
+        public float[] Logits { get; } = logits;
+
+        public CancellationToken Cancellation { get; } = cancellation;
+
+        /// <summary>Tokens computed so far.</summary>
+        public int Offset { get; set; }
+
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
 
     private sealed class Sequence(FusedContext context, TokenGeneration generation, CancellationToken cancellation)
     {

@@ -2,6 +2,7 @@ using KvFusion.Cache.Fusion;
 using KvFusion.Cache.Storage;
 using KvFusion.Cache.Tests.Support;
 using KvFusion.Engine.Generation;
+using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Cache.Tests.Scheduling;
 
@@ -46,6 +47,49 @@ public sealed class BatchSchedulerTests(TinyModelFixture fixture)
         var batchedTokens = scheduler.DecodedTokens - decoded;
         Assert.True(batchedTokens > batchedSteps, $"{batchedTokens} tokens in {batchedSteps} steps: no step decoded two sequences.");
         Assert.Equal(0, engine.RunningGenerations);
+    }
+
+    [SkippableFact]
+    public async Task A_long_prompt_prefilled_in_chunks_between_decode_steps_answers_as_alone()
+    {
+        var request = LongPrompt();
+        var sampling = new SamplingOptions { Temperature = 0, MaxTokens = 12, StopTokens = [] };
+        var alone = (await AnswersAsync(Solo, [(request, sampling)]))[0];
+
+        await using var engine = new FusionEngine(fixture.Model, new InMemoryKvStore());
+        var scheduler = engine.Scheduler!;
+
+        // Streams are decoding when the long prompt arrives: its chunks are computed between their steps.
+        var streams = Enumerable.Range(0, 3).Select(i => AnswerAsync(engine, Request(i), Sampling(i) with { MaxTokens = 40 })).ToList();
+        await WaitUntilAsync(() => scheduler.Steps > 0);
+        var answer = await AnswerAsync(engine, request, sampling);
+        await Task.WhenAll(streams);
+
+        Assert.True(fixture.Model.Tokenizer!.Encode(request.Query!).Length > InferenceSession.DefaultPrefillChunk, "the prompt fits one chunk");
+        Assert.Equal(alone, answer);
+    }
+
+    [SkippableFact]
+    public async Task Small_prefill_chunks_give_the_prompt_logits_of_a_whole_prefill_within_tolerance()
+    {
+        var request = LongPrompt();
+        float[] alone;
+        await using (var solo = new FusionEngine(fixture.Model, new InMemoryKvStore(), Solo))
+        {
+            using var context = await solo.FuseAsync(request);
+            alone = [.. context.Logits];
+        }
+
+        await using var engine = new FusionEngine(fixture.Model, new InMemoryKvStore(), new FusionEngineOptions { Batching = new() { PrefillChunkTokens = 37 } });
+        using (var context = await engine.FuseAsync(request))
+        {
+            var max = alone.Zip(context.Logits, (a, b) => Math.Abs(a - b)).Max();
+            Assert.True(max < 2e-3f, $"logits differ by {max}");
+            Assert.Equal(Array.IndexOf(alone, alone.Max()), Array.IndexOf(context.Logits, context.Logits.Max()));
+        }
+
+        var tokens = fixture.Model.Tokenizer!.Encode(request.Query!).Length;
+        Assert.True(engine.Scheduler!.PrefillChunks >= tokens / 37, $"{engine.Scheduler.PrefillChunks} chunks for {tokens} tokens");
     }
 
     [SkippableFact]
@@ -137,7 +181,9 @@ public sealed class BatchSchedulerTests(TinyModelFixture fixture)
     public async Task Disposing_the_engine_ends_running_generations_and_refuses_new_ones()
     {
         var engine = new FusionEngine(fixture.Model, new InMemoryKvStore());
-        using var context = await engine.FuseAsync(Request(0));
+
+        // Room for 1800 tokens: the generation is still decoding when the engine goes.
+        using var context = await engine.FuseAsync(Request(0) with { ReserveTokens = 1800 });
         await using var tokens = context.GenerateAsync(new SamplingOptions { MaxTokens = 100_000, StopTokens = [] }).GetAsyncEnumerator();
         Assert.True(await tokens.MoveNextAsync());
         await engine.DisposeAsync();
@@ -154,6 +200,14 @@ public sealed class BatchSchedulerTests(TinyModelFixture fixture)
             }
         });
     }
+
+    private static FusionRequest LongPrompt() => new()
+    {
+        Chunks = [],
+        Query = string.Join(' ', Enumerable.Repeat(string.Join(' ', Chunks), 12)) + " Summarize.",
+        Mode = FusionMode.Full,
+        ReserveTokens = 64,
+    };
 
     private static FusionRequest Request(int i, int chunks = 2) => new()
     {

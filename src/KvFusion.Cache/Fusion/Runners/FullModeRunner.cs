@@ -7,12 +7,12 @@ internal sealed class FullModeRunner : IFusionModeRunner
 {
     public FusionMode Mode => FusionMode.Full;
 
-    public Task<FusionReport> RunAsync(FusionRun run, CancellationToken cancellationToken)
+    public async Task<FusionReport> RunAsync(FusionRun run, CancellationToken cancellationToken)
     {
         var plan = run.Plan;
         var sw = Stopwatch.StartNew();
-        run.Session.Prefill(plan.Tokens, run.Logits, cancellationToken: cancellationToken);
+        await run.PrefillAsync(plan.Tokens, cancellationToken).ConfigureAwait(false);
         run.Stages["compute"] = sw.Elapsed;
-        return Task.FromResult(plan.Report(reused: 0, Enumerable.Repeat(plan.Tokens.Length, run.LayerCount).ToArray()));
+        return plan.Report(reused: 0, Enumerable.Repeat(plan.Tokens.Length, run.LayerCount).ToArray());
     }
 }

@@ -16,7 +16,7 @@ internal sealed class PrefixModeRunner(PrefixBlocks prefixBlocks) : IFusionModeR
         var load = await prefixBlocks.LoadAsync(session, plan.Tokens, plan.Tokens.Length - 1, cancellationToken).ConfigureAwait(false);
         stages["load"] = sw.Elapsed;
         sw.Restart();
-        session.Prefill(plan.Tokens.AsSpan(load.Loaded), run.Logits, cancellationToken: cancellationToken);
+        await run.PrefillAsync(plan.Tokens.AsMemory(load.Loaded), cancellationToken).ConfigureAwait(false);
         stages["compute"] = sw.Elapsed;
         sw.Restart();
         await prefixBlocks.StoreAsync(session, plan.Tokens, load, plan.Tokens.Length, cancellationToken).ConfigureAwait(false);

@@ -20,7 +20,7 @@ internal sealed class ReuseModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         var computed = plan.Query.Length;
         if (load.Loaded < plan.Prefix.Length)
         {
-            session.Prefill(plan.Prefix.AsSpan(load.Loaded), run.Logits, cancellationToken: cancellationToken);
+            await run.PrefillAsync(plan.Prefix.AsMemory(load.Loaded), cancellationToken).ConfigureAwait(false);
             computed += plan.Prefix.Length - load.Loaded;
         }
 
@@ -29,7 +29,7 @@ internal sealed class ReuseModeRunner(ChunkCaches chunkCaches, PrefixBlocks pref
         ChunkCaches.Import(session, plan);
         stages["load"] += sw.Elapsed;
         sw.Restart();
-        session.Prefill(plan.Query, run.Logits, cancellationToken: cancellationToken);
+        await run.PrefillAsync(plan.Query, cancellationToken).ConfigureAwait(false);
         stages["compute"] += sw.Elapsed;
         sw.Restart();
         await prefixBlocks.StoreAsync(session, plan.Tokens, load, plan.Prefix.Length, cancellationToken).ConfigureAwait(false);

@@ -6,7 +6,8 @@ namespace KvFusion.Engine.Compute.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
-    private const int AttentionRowBlock = 48;
+    /// <summary>Query rows one attention task computes (a row's kernels depend on its block's size).</summary>
+    internal const int AttentionRowBlock = 48;
 
     /// <inheritdoc />
     internal override void Attention(in AttentionArguments arguments)

@@ -19,7 +19,7 @@ internal static unsafe class CpuGemm
     public const int MC = 192;
 
     /// <summary>Rows up to which the streaming GEMV path is used instead of packing.</summary>
-    public const int GemvMaxRows = 4;
+    public const int GemvMaxRows = 24;
 
     /// <summary>Floats of packing scratch one serial call needs for a panel block of <paramref name="nb"/> columns.</summary>
     public static int PackScratchFloats(int nb) => KC * (((nb + NR - 1) / NR) * NR);
@@ -300,7 +300,73 @@ internal static unsafe class CpuGemm
         for (var j = n0; j < n0 + nb; j++)
         {
             var row = (long)j * ldw;
-            for (var i0 = 0; i0 < m; i0++)
+            var i0 = 0;
+
+            // Four rows share each weight load and conversion; every row's sums run in the order of the one-row loop
+            // below, so a row's result does not depend on how many rows are computed with it (batched decode equals
+            // decode alone, bit for bit).
+            for (; i0 + 4 <= m; i0 += 4)
+            {
+                var a0 = a + (i0 * lda);
+                var a1 = a0 + lda;
+                var a2 = a1 + lda;
+                var a3 = a2 + lda;
+                var p = 0;
+                Vector512<float> x00 = default, x01 = default, x10 = default, x11 = default;
+                Vector512<float> x20 = default, x21 = default, x30 = default, x31 = default;
+                for (; p <= k16 - 32; p += 32)
+                {
+                    var wa = T.Load16(w, row + p);
+                    var wb = T.Load16(w, row + p + 16);
+                    x00 = Avx512F.FusedMultiplyAdd(wa, Avx512F.LoadVector512(a0 + p), x00);
+                    x01 = Avx512F.FusedMultiplyAdd(wb, Avx512F.LoadVector512(a0 + p + 16), x01);
+                    x10 = Avx512F.FusedMultiplyAdd(wa, Avx512F.LoadVector512(a1 + p), x10);
+                    x11 = Avx512F.FusedMultiplyAdd(wb, Avx512F.LoadVector512(a1 + p + 16), x11);
+                    x20 = Avx512F.FusedMultiplyAdd(wa, Avx512F.LoadVector512(a2 + p), x20);
+                    x21 = Avx512F.FusedMultiplyAdd(wb, Avx512F.LoadVector512(a2 + p + 16), x21);
+                    x30 = Avx512F.FusedMultiplyAdd(wa, Avx512F.LoadVector512(a3 + p), x30);
+                    x31 = Avx512F.FusedMultiplyAdd(wb, Avx512F.LoadVector512(a3 + p + 16), x31);
+                }
+
+                for (; p < k16; p += 16)
+                {
+                    var wa = T.Load16(w, row + p);
+                    x00 = Avx512F.FusedMultiplyAdd(wa, Avx512F.LoadVector512(a0 + p), x00);
+                    x10 = Avx512F.FusedMultiplyAdd(wa, Avx512F.LoadVector512(a1 + p), x10);
+                    x20 = Avx512F.FusedMultiplyAdd(wa, Avx512F.LoadVector512(a2 + p), x20);
+                    x30 = Avx512F.FusedMultiplyAdd(wa, Avx512F.LoadVector512(a3 + p), x30);
+                }
+
+                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+                for (; p < k8; p += 8)
+                {
+                    var wv = T.Load8(w, row + p);
+                    s0 = Fma.MultiplyAdd(wv, Avx.LoadVector256(a0 + p), s0);
+                    s1 = Fma.MultiplyAdd(wv, Avx.LoadVector256(a1 + p), s1);
+                    s2 = Fma.MultiplyAdd(wv, Avx.LoadVector256(a2 + p), s2);
+                    s3 = Fma.MultiplyAdd(wv, Avx.LoadVector256(a3 + p), s3);
+                }
+
+                var r0 = Vector512.Sum(x00 + x01) + Vector256.Sum(s0);
+                var r1 = Vector512.Sum(x10 + x11) + Vector256.Sum(s1);
+                var r2 = Vector512.Sum(x20 + x21) + Vector256.Sum(s2);
+                var r3 = Vector512.Sum(x30 + x31) + Vector256.Sum(s3);
+                for (; p < k; p++)
+                {
+                    var wv = T.Load1(w, row + p);
+                    r0 += wv * a0[p];
+                    r1 += wv * a1[p];
+                    r2 += wv * a2[p];
+                    r3 += wv * a3[p];
+                }
+
+                Put(c + (i0 * ldc) + j, accumulate, r0);
+                Put(c + ((i0 + 1) * ldc) + j, accumulate, r1);
+                Put(c + ((i0 + 2) * ldc) + j, accumulate, r2);
+                Put(c + ((i0 + 3) * ldc) + j, accumulate, r3);
+            }
+
+            for (; i0 < m; i0++)
             {
                 var ai = a + (i0 * lda);
                 var p = 0;
@@ -334,7 +400,6 @@ internal static unsafe class CpuGemm
         }
     }
 
-    /// <summary>Loads weights of one stored dtype as float32; a struct per dtype so the JIT specializes the loops.</summary>
     private interface IWeightLoader
     {
         static abstract Vector512<float> Load16(void* p, long index);

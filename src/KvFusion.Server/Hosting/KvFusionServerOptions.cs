@@ -162,6 +162,13 @@ public sealed class RequestQueueOptions
     [Range(1L << 20, long.MaxValue)]
     public long MaxKvBytes { get; set; } = 2L << 30;
 
+    /// <summary>
+    /// Prompt tokens one batched step prefills beside its decode tokens. The default keeps the unbatched prefill's chunk
+    /// boundaries (answers equal to the queue's); smaller chunks stall running streams less.
+    /// </summary>
+    [Range(16, 8192)]
+    public int PrefillChunkTokens { get; set; } = Engine.Transformer.InferenceSession.DefaultPrefillChunk;
+
     /// <summary>Seconds a request waits for KV memory before it is refused.</summary>
     [Range(1, 3600)]
     public int KvWaitSeconds { get; set; } = 30;
@@ -169,7 +176,7 @@ public sealed class RequestQueueOptions
     /// <summary>The engine settings these options stand for.</summary>
     internal FusionEngineOptions EngineOptions() => new()
     {
-        Batching = Scheduler == EngineScheduler.Batching ? new BatchingOptions { MaxSequencesPerStep = MaxActive } : null,
+        Batching = Scheduler == EngineScheduler.Batching ? new BatchingOptions { MaxSequencesPerStep = MaxActive, PrefillChunkTokens = PrefillChunkTokens } : null,
         MaxSessionKvBytes = MaxKvBytes,
         KvMemoryWait = TimeSpan.FromSeconds(KvWaitSeconds),
     };

@@ -262,12 +262,20 @@ internal static class FusionCharts
             StyleLegend(throughput);
         }
 
-        const int width = 1800;
+        // Each panel renders on a surface of its own (a plot paints its whole canvas), then both go side by side.
+        const int width = 900;
         const int height = 650;
-        using SKSurface surface = CreateSurface(width, height);
+        using SKSurface surface = CreateSurface(2 * width, height);
         surface.Canvas.Clear(SKColors.White);
-        ttft.Render(surface.Canvas, new PixelRect(0, width / 2, 0, height));
-        throughput.Render(surface.Canvas, new PixelRect(width / 2, width, 0, height));
+        foreach (var (panel, x) in new[] { (ttft, 0), (throughput, width) })
+        {
+            using SKSurface half = CreateSurface(width, height);
+            half.Canvas.Clear(SKColors.White);
+            panel.Render(half.Canvas, new PixelRect(0, width, 0, height));
+            using SKImage image = half.Snapshot();
+            surface.Canvas.DrawImage(image, x, 0);
+        }
+
         SavePng(surface, pngPath);
     }
 

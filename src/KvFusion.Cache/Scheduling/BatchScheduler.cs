@@ -188,7 +188,8 @@ internal sealed class BatchScheduler : IAsyncDisposable
     {
         var active = new List<Sequence>();
         var chosen = new List<Sequence>();
-        var prefills = new Queue<PrefillJob>();
+        var prefills = new List<PrefillJob>();
+        var stepPrefills = new List<PrefillJob>();
         var emitted = new List<GeneratedToken>(2);
         SequenceBatch? batch = null;
         SequenceBatch? chunks = null;
@@ -203,14 +204,11 @@ internal sealed class BatchScheduler : IAsyncDisposable
 
                 while (_prefillArrivals.TryDequeue(out var job))
                 {
-                    prefills.Enqueue(job);
+                    prefills.Add(job);
                 }
 
                 // Cancelled prompts leave between steps, never while a step computes on their session.
-                while (prefills.TryPeek(out var head) && head.Cancellation.IsCancellationRequested)
-                {
-                    prefills.Dequeue().Done.TrySetCanceled(head.Cancellation);
-                }
+                prefills.RemoveAll(static p => p.Cancellation.IsCancellationRequested && p.Done.TrySetCanceled(p.Cancellation));
 
                 if (active.Count == 0 && prefills.Count == 0)
                 {
@@ -220,19 +218,16 @@ internal sealed class BatchScheduler : IAsyncDisposable
 
                 Sample(active, emitted);
                 Choose(active, chosen);
-                var prefill = prefills.Count > 0 ? prefills.Peek() : null;
-                if (chosen.Count == 0 && prefill is null)
+                ChoosePrefills(prefills, stepPrefills);
+                if (chosen.Count == 0 && stepPrefills.Count == 0)
                 {
                     continue;
                 }
 
                 batch ??= new SequenceBatch(_model, _options.MaxSequencesPerStep, _options.MaxSequencesPerStep);
-                chunks ??= prefill is null ? null : new SequenceBatch(_model, _options.PrefillChunkTokens, 1);
-                await StepAsync(batch, chosen, chunks, prefill).ConfigureAwait(false);
-                if (prefill is not null && prefill.Done.Task.IsCompleted)
-                {
-                    prefills.Dequeue();
-                }
+                chunks ??= stepPrefills.Count == 0 ? null : new SequenceBatch(_model, _options.PrefillChunkTokens, 1);
+                await StepAsync(batch, chosen, chunks, stepPrefills).ConfigureAwait(false);
+                prefills.RemoveAll(static p => p.Done.Task.IsCompleted);
 
                 active.RemoveAll(s => s.Done);
             }
@@ -249,10 +244,8 @@ internal sealed class BatchScheduler : IAsyncDisposable
             }
 
             active.Clear();
-            while (prefills.TryDequeue(out var job))
-            {
-                job.Done.TrySetException(e);
-            }
+            prefills.ForEach(job => job.Done.TrySetException(e));
+            prefills.Clear();
         }
         finally
         {
@@ -261,11 +254,7 @@ internal sealed class BatchScheduler : IAsyncDisposable
                 Finish(s, Closed());
             }
 
-            while (prefills.TryDequeue(out var job))
-            {
-                job.Done.TrySetException(Closed());
-            }
-
+            prefills.ForEach(job => job.Done.TrySetException(Closed()));
             batch?.Dispose();
             chunks?.Dispose();
         }
@@ -320,6 +309,38 @@ internal sealed class BatchScheduler : IAsyncDisposable
         }
 
         active.RemoveAll(s => s.Done);
+    }
+
+    /// <summary>
+    /// The prompt chunks of the next step, first come first served: the head's next chunk, then the chunks of the
+    /// prompts behind it while they fit the step's <see cref="BatchingOptions.PrefillChunkTokens"/> (a burst of short
+    /// prompts is prefilled a few per step, not one per decode step). A chunk is never cut to fit: chunks keep
+    /// Prefill's boundaries, so each prompt is computed as alone.
+    /// </summary>
+    private void ChoosePrefills(List<PrefillJob> prefills, List<PrefillJob> chosen)
+    {
+        chosen.Clear();
+        var budget = _options.PrefillChunkTokens;
+        foreach (var job in prefills)
+        {
+            if (job.Cancellation.IsCancellationRequested)
+            {
+                continue;
+            }
+
+            var n = Math.Min(_options.PrefillChunkTokens, job.Tokens.Length - job.Offset);
+            if (chosen.Count > 0 && n > budget)
+            {
+                break;
+            }
+
+            chosen.Add(job);
+            budget -= n;
+            if (budget <= 0)
+            {
+                break;
+            }
+        }
     }
 
     /// <summary>
@@ -394,13 +415,13 @@ internal sealed class BatchScheduler : IAsyncDisposable
     }
 
     /// <summary>
-    /// One step inside the compute gate: every chosen sequence's next token in one batched pass, then the next chunk of
-    /// the waiting prompt at the head of the line in a pass of its own.
+    /// One step inside the compute gate: every chosen sequence's next token in one batched pass, then the chosen prompt
+    /// chunks, each in a pass of its own.
     /// </summary>
-    private async Task StepAsync(SequenceBatch batch, List<Sequence> chosen, SequenceBatch? chunks, PrefillJob? prefill)
+    private async Task StepAsync(SequenceBatch batch, List<Sequence> chosen, SequenceBatch? chunks, List<PrefillJob> prefills)
     {
         var decoded = false;
-        var prefilled = false;
+        var completed = new List<PrefillJob>();
         Exception? decodeError = null;
         try
         {
@@ -432,9 +453,15 @@ internal sealed class BatchScheduler : IAsyncDisposable
                     }
                 }
 
-                if (prefill is not null && chunks is not null)
+                if (chunks is not null)
                 {
-                    prefilled = RunChunk(chunks, prefill);
+                    foreach (var job in prefills)
+                    {
+                        if (RunChunk(chunks, job))
+                        {
+                            completed.Add(job);
+                        }
+                    }
                 }
             }
             finally
@@ -445,7 +472,7 @@ internal sealed class BatchScheduler : IAsyncDisposable
         catch (ObjectDisposedException)
         {
             decodeError = Closed();
-            prefill?.Done.TrySetException(Closed());
+            prefills.ForEach(p => p.Done.TrySetException(Closed()));
         }
 
         if (decoded)
@@ -474,9 +501,9 @@ internal sealed class BatchScheduler : IAsyncDisposable
         }
 
         batch.Clear();
-        if (prefilled)
+        foreach (var job in completed)
         {
-            prefill!.Done.TrySetResult();
+            job.Done.TrySetResult();
         }
     }
 

@@ -421,7 +421,6 @@ internal sealed class BatchScheduler : IAsyncDisposable
     private async Task StepAsync(SequenceBatch batch, List<Sequence> chosen, SequenceBatch? chunks, List<PrefillJob> prefills)
     {
         var decoded = false;
-        var completed = new List<PrefillJob>();
         Exception? decodeError = null;
         try
         {
@@ -457,10 +456,7 @@ internal sealed class BatchScheduler : IAsyncDisposable
                 {
                     foreach (var job in prefills)
                     {
-                        if (RunChunk(chunks, job))
-                        {
-                            completed.Add(job);
-                        }
+                        RunChunk(chunks, job);
                     }
                 }
             }
@@ -501,14 +497,19 @@ internal sealed class BatchScheduler : IAsyncDisposable
         }
 
         batch.Clear();
-        foreach (var job in completed)
+
+        // A prompt whose last chunk ran is answered outside the gate (a failed one already holds its exception).
+        foreach (var job in prefills)
         {
-            job.Done.TrySetResult();
+            if (job.Offset == job.Tokens.Length)
+            {
+                job.Done.TrySetResult();
+            }
         }
     }
 
-    /// <summary>Computes the next chunk of <paramref name="job"/>; returns true when that was its last (its logits are written).</summary>
-    private bool RunChunk(SequenceBatch chunks, PrefillJob job)
+    /// <summary>Computes the next chunk of <paramref name="job"/> (after its last, the logits are written); a failure fails the job.</summary>
+    private void RunChunk(SequenceBatch chunks, PrefillJob job)
     {
         try
         {
@@ -526,13 +527,11 @@ internal sealed class BatchScheduler : IAsyncDisposable
             }
 
             chunks.Clear();
-            return last;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             chunks.Clear();
             job.Done.TrySetException(e);
-            return false;
         }
     }
 

@@ -84,6 +84,43 @@ public sealed class CpuBackendTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(24, 7, 5)]
+    [InlineData(17, 33, 40)]
+    [InlineData(9, 19, 300)]
+    [InlineData(16, 64, 576)]
+    [InlineData(23, 12, 577)]
+    public void MatMul_of_few_rows_gives_each_row_the_same_bits_as_that_row_alone(int m, int n, int k)
+    {
+        var x = Random(m * k, 4);
+        var w = Random(n * k, 5, 0.1f);
+        foreach (var dtype in new[] { TensorDType.F32, TensorDType.F16, TensorDType.BF16 })
+        {
+            var (weight, _) = WeightTensor(w, n, k, dtype);
+            using var weightTensor = weight;
+            using var xt = Upload(x, m, k);
+            using var yt = _backend.Allocate(TensorDType.F32, m, n);
+            _backend.MatMul(xt, m, weightTensor, null, yt, accumulate: false);
+            var together = Read(yt, m);
+            for (var rows = 1; rows <= m; rows += rows < 4 ? 1 : 3)
+            {
+                for (var i = 0; i + rows <= m; i += rows)
+                {
+                    using var part = Upload(x.AsSpan(i * k, rows * k).ToArray(), rows, k);
+                    using var partOut = _backend.Allocate(TensorDType.F32, rows, n);
+                    _backend.MatMul(part, rows, weightTensor, null, partOut, accumulate: false);
+                    var alone = Read(partOut, rows);
+                    for (var e = 0; e < rows * n; e++)
+                    {
+                        Assert.True(
+                            BitConverter.SingleToInt32Bits(alone[e]) == BitConverter.SingleToInt32Bits(together[(i * n) + e]),
+                            $"{dtype} rows {i}..{i + rows - 1}, element {e}: {alone[e]} alone vs {together[(i * n) + e]} with {m} rows");
+                    }
+                }
+            }
+        }
+    }
+
     private unsafe (DeviceTensor Tensor, float[] Stored) WeightTensor(float[] w, int rows, int cols, TensorDType dtype)
     {
         var t = _backend.Allocate(dtype, rows, cols);

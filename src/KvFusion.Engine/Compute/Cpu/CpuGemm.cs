@@ -9,7 +9,8 @@ namespace KvFusion.Engine.Compute.Cpu;
 /// Single-precision GEMM for the CPU backend: C[m, n] (+)= A[m, k] · op(B), with A float32 and B float32, fp16 or
 /// bf16, either stored [n, k] (weights and keys: C = A·Bᵀ) or [k, n] (values: C = A·B). B is converted and packed
 /// into 16-column panels per k-block (so weights stay in their stored dtype in memory) and a 6×16 register-blocked
-/// FMA kernel runs over them. Few-row products (decode) take a GEMV path that streams B once.
+/// FMA kernel runs over them. Few-row products (decode) take a GEMV path that streams B once, two columns at a time
+/// (converted once to float32 and prefetched when several rows share them).
 /// </summary>
 internal static unsafe class CpuGemm
 {
@@ -290,8 +291,273 @@ internal static unsafe class CpuGemm
         }
     }
 
+    /// <summary>
+    /// Rows from which a column pair is converted to float32 once (and the next pairs prefetched) rather than
+    /// converted per row group.
+    /// </summary>
+    private const int ConvertOnceRows = 2;
+
+    /// <summary>Longest row a column pair is converted for, on the stack (2 × 8192 floats).</summary>
+    private const int ConvertOnceMaxDepth = 8192;
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Gemv<T>(float* a, long lda, void* w, long ldw, float* c, long ldc, int m, int n0, int nb, int k, bool accumulate)
+        where T : struct, IWeightLoader
+    {
+        if (!Avx512F.IsSupported)
+        {
+            GemvColumns<T>(a, lda, w, ldw, c, ldc, m, n0, nb, k, accumulate);
+            return;
+        }
+
+        var end = n0 + nb;
+        var j = n0;
+
+        // Weights of a column pair converted once serve every row (the conversion is exact, so results are the same
+        // bits as converting per row group).
+        var convert = typeof(T) != typeof(F32Weights) && m >= ConvertOnceRows && k <= ConvertOnceMaxDepth;
+        var pair = convert ? stackalloc float[2 * k] : default;
+        fixed (float* pp = pair)
+        {
+            for (; j + 2 <= end; j += 2)
+            {
+                var rowA = (long)j * ldw;
+                var rowB = rowA + ldw;
+                if (convert)
+                {
+                    ToFloat<T>(w, rowA, pp, k, 4 * ldw);
+                    ToFloat<T>(w, rowB, pp + k, k, 4 * ldw);
+                    GemvPair<F32Weights>(a, lda, pp, 0, k, c + j, ldc, m, k, accumulate);
+                }
+                else
+                {
+                    // One row streams weights fast enough for the hardware prefetcher; more rows compute longer
+                    // between loads and would stall on DRAM without this.
+                    if (m >= ConvertOnceRows)
+                    {
+                        Prefetch<T>(w, rowA + (4 * ldw), 2 * k);
+                    }
+
+                    GemvPair<T>(a, lda, w, rowA, rowB, c + j, ldc, m, k, accumulate);
+                }
+            }
+        }
+
+        GemvColumns<T>(a, lda, w, ldw, c, ldc, m, j, end - j, k, accumulate);
+    }
+
+    /// <summary>Asks for <paramref name="count"/> weights from <paramref name="index"/> on into L2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch<T>(void* w, long index, int count)
+        where T : struct, IWeightLoader
+    {
+        var start = (byte*)w + (index * T.ElementBytes);
+        var bytes = (long)count * T.ElementBytes;
+        for (long b = 0; b < bytes; b += 64)
+        {
+            Sse.Prefetch1(start + b);
+        }
+    }
+
+    /// <summary>
+    /// Converts one weight row and prefetches the row <paramref name="ahead"/> elements further into L2: the compute
+    /// between two pairs stalls the hardware prefetcher, and without this every pair waits on DRAM.
+    /// </summary>
+    private static void ToFloat<T>(void* w, long row, float* dst, int k, long ahead)
+        where T : struct, IWeightLoader
+    {
+        Prefetch<T>(w, row + ahead, k);
+        var p = 0;
+        for (; p <= k - 16; p += 16)
+        {
+            T.Load16(w, row + p).Store(dst + p);
+        }
+
+        for (; p < k; p++)
+        {
+            dst[p] = T.Load1(w, row + p);
+        }
+    }
+
+    /// <summary>
+    /// Columns j and j+1 (weight rows at <paramref name="rowA"/> and <paramref name="rowB"/>) for every row: four rows
+    /// by two columns per block share each activation and weight load. Each (row, column) sum runs in the order of
+    /// <see cref="GemvColumns"/>' one-row loop, so a result does not depend on the rows and columns computed with it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemvPair<T>(float* a, long lda, void* w, long rowA, long rowB, float* c, long ldc, int m, int k, bool accumulate)
+        where T : struct, IWeightLoader
+    {
+        var k16 = k & ~15;
+        var k8 = k & ~7;
+        var i0 = 0;
+        for (; i0 + 4 <= m; i0 += 4)
+        {
+            var a0 = a + (i0 * lda);
+            var a1 = a0 + lda;
+            var a2 = a1 + lda;
+            var a3 = a2 + lda;
+            Vector512<float> e00 = default, e01 = default, e10 = default, e11 = default;
+            Vector512<float> e20 = default, e21 = default, e30 = default, e31 = default;
+            Vector512<float> o00 = default, o01 = default, o10 = default, o11 = default;
+            Vector512<float> o20 = default, o21 = default, o30 = default, o31 = default;
+            var p = 0;
+            for (; p <= k16 - 32; p += 32)
+            {
+                var wa = T.Load16(w, rowA + p);
+                var wb = T.Load16(w, rowB + p);
+                var v = Avx512F.LoadVector512(a0 + p);
+                e00 = Avx512F.FusedMultiplyAdd(wa, v, e00);
+                e01 = Avx512F.FusedMultiplyAdd(wb, v, e01);
+                v = Avx512F.LoadVector512(a1 + p);
+                e10 = Avx512F.FusedMultiplyAdd(wa, v, e10);
+                e11 = Avx512F.FusedMultiplyAdd(wb, v, e11);
+                v = Avx512F.LoadVector512(a2 + p);
+                e20 = Avx512F.FusedMultiplyAdd(wa, v, e20);
+                e21 = Avx512F.FusedMultiplyAdd(wb, v, e21);
+                v = Avx512F.LoadVector512(a3 + p);
+                e30 = Avx512F.FusedMultiplyAdd(wa, v, e30);
+                e31 = Avx512F.FusedMultiplyAdd(wb, v, e31);
+                wa = T.Load16(w, rowA + p + 16);
+                wb = T.Load16(w, rowB + p + 16);
+                v = Avx512F.LoadVector512(a0 + p + 16);
+                o00 = Avx512F.FusedMultiplyAdd(wa, v, o00);
+                o01 = Avx512F.FusedMultiplyAdd(wb, v, o01);
+                v = Avx512F.LoadVector512(a1 + p + 16);
+                o10 = Avx512F.FusedMultiplyAdd(wa, v, o10);
+                o11 = Avx512F.FusedMultiplyAdd(wb, v, o11);
+                v = Avx512F.LoadVector512(a2 + p + 16);
+                o20 = Avx512F.FusedMultiplyAdd(wa, v, o20);
+                o21 = Avx512F.FusedMultiplyAdd(wb, v, o21);
+                v = Avx512F.LoadVector512(a3 + p + 16);
+                o30 = Avx512F.FusedMultiplyAdd(wa, v, o30);
+                o31 = Avx512F.FusedMultiplyAdd(wb, v, o31);
+            }
+
+            for (; p < k16; p += 16)
+            {
+                var wa = T.Load16(w, rowA + p);
+                var wb = T.Load16(w, rowB + p);
+                var v = Avx512F.LoadVector512(a0 + p);
+                e00 = Avx512F.FusedMultiplyAdd(wa, v, e00);
+                e01 = Avx512F.FusedMultiplyAdd(wb, v, e01);
+                v = Avx512F.LoadVector512(a1 + p);
+                e10 = Avx512F.FusedMultiplyAdd(wa, v, e10);
+                e11 = Avx512F.FusedMultiplyAdd(wb, v, e11);
+                v = Avx512F.LoadVector512(a2 + p);
+                e20 = Avx512F.FusedMultiplyAdd(wa, v, e20);
+                e21 = Avx512F.FusedMultiplyAdd(wb, v, e21);
+                v = Avx512F.LoadVector512(a3 + p);
+                e30 = Avx512F.FusedMultiplyAdd(wa, v, e30);
+                e31 = Avx512F.FusedMultiplyAdd(wb, v, e31);
+            }
+
+            var r00 = Vector512.Sum(e00 + o00);
+            var r01 = Vector512.Sum(e01 + o01);
+            var r10 = Vector512.Sum(e10 + o10);
+            var r11 = Vector512.Sum(e11 + o11);
+            var r20 = Vector512.Sum(e20 + o20);
+            var r21 = Vector512.Sum(e21 + o21);
+            var r30 = Vector512.Sum(e30 + o30);
+            var r31 = Vector512.Sum(e31 + o31);
+            if (k8 > k16)
+            {
+                var wa = T.Load8(w, rowA + p);
+                var wb = T.Load8(w, rowB + p);
+                r00 += Vector256.Sum(Avx.Multiply(wa, Avx.LoadVector256(a0 + p)));
+                r01 += Vector256.Sum(Avx.Multiply(wb, Avx.LoadVector256(a0 + p)));
+                r10 += Vector256.Sum(Avx.Multiply(wa, Avx.LoadVector256(a1 + p)));
+                r11 += Vector256.Sum(Avx.Multiply(wb, Avx.LoadVector256(a1 + p)));
+                r20 += Vector256.Sum(Avx.Multiply(wa, Avx.LoadVector256(a2 + p)));
+                r21 += Vector256.Sum(Avx.Multiply(wb, Avx.LoadVector256(a2 + p)));
+                r30 += Vector256.Sum(Avx.Multiply(wa, Avx.LoadVector256(a3 + p)));
+                r31 += Vector256.Sum(Avx.Multiply(wb, Avx.LoadVector256(a3 + p)));
+                p += 8;
+            }
+            else
+            {
+                r00 += 0f;
+                r01 += 0f;
+                r10 += 0f;
+                r11 += 0f;
+                r20 += 0f;
+                r21 += 0f;
+                r30 += 0f;
+                r31 += 0f;
+            }
+
+            for (; p < k; p++)
+            {
+                var wa = T.Load1(w, rowA + p);
+                var wb = T.Load1(w, rowB + p);
+                r00 += wa * a0[p];
+                r01 += wb * a0[p];
+                r10 += wa * a1[p];
+                r11 += wb * a1[p];
+                r20 += wa * a2[p];
+                r21 += wb * a2[p];
+                r30 += wa * a3[p];
+                r31 += wb * a3[p];
+            }
+
+            var ci = c + (i0 * ldc);
+            Put(ci, accumulate, r00);
+            Put(ci + 1, accumulate, r01);
+            Put(ci + ldc, accumulate, r10);
+            Put(ci + ldc + 1, accumulate, r11);
+            Put(ci + (2 * ldc), accumulate, r20);
+            Put(ci + (2 * ldc) + 1, accumulate, r21);
+            Put(ci + (3 * ldc), accumulate, r30);
+            Put(ci + (3 * ldc) + 1, accumulate, r31);
+        }
+
+        for (; i0 < m; i0++)
+        {
+            var ai = a + (i0 * lda);
+            var ci = c + (i0 * ldc);
+            Put(ci, accumulate, Dot<T>(ai, w, rowA, k));
+            Put(ci + 1, accumulate, Dot<T>(ai, w, rowB, k));
+        }
+    }
+
+    /// <summary>One row against one weight row: the summation order every GEMV path keeps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot<T>(float* ai, void* w, long row, int k)
+        where T : struct, IWeightLoader
+    {
+        var k16 = Avx512F.IsSupported ? k & ~15 : 0;
+        var k8 = k & ~7;
+        var p = 0;
+        var w0 = Vector512<float>.Zero;
+        var w1 = Vector512<float>.Zero;
+        for (; p <= k16 - 32; p += 32)
+        {
+            w0 = Avx512F.FusedMultiplyAdd(T.Load16(w, row + p), Avx512F.LoadVector512(ai + p), w0);
+            w1 = Avx512F.FusedMultiplyAdd(T.Load16(w, row + p + 16), Avx512F.LoadVector512(ai + p + 16), w1);
+        }
+
+        for (; p < k16; p += 16)
+        {
+            w0 = Avx512F.FusedMultiplyAdd(T.Load16(w, row + p), Avx512F.LoadVector512(ai + p), w0);
+        }
+
+        var s = Vector256<float>.Zero;
+        for (; p < k8; p += 8)
+        {
+            s = Fma.MultiplyAdd(T.Load8(w, row + p), Avx.LoadVector256(ai + p), s);
+        }
+
+        var r = (k16 > 0 ? Vector512.Sum(w0 + w1) : 0f) + Vector256.Sum(s);
+        for (; p < k; p++)
+        {
+            r += T.Load1(w, row + p) * ai[p];
+        }
+
+        return r;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemvColumns<T>(float* a, long lda, void* w, long ldw, float* c, long ldc, int m, int n0, int nb, int k, bool accumulate)
         where T : struct, IWeightLoader
     {
         var wide = Avx512F.IsSupported;
@@ -368,40 +634,15 @@ internal static unsafe class CpuGemm
 
             for (; i0 < m; i0++)
             {
-                var ai = a + (i0 * lda);
-                var p = 0;
-                var w0 = Vector512<float>.Zero;
-                var w1 = Vector512<float>.Zero;
-                for (; p <= k16 - 32; p += 32)
-                {
-                    w0 = Avx512F.FusedMultiplyAdd(T.Load16(w, row + p), Avx512F.LoadVector512(ai + p), w0);
-                    w1 = Avx512F.FusedMultiplyAdd(T.Load16(w, row + p + 16), Avx512F.LoadVector512(ai + p + 16), w1);
-                }
-
-                for (; p < k16; p += 16)
-                {
-                    w0 = Avx512F.FusedMultiplyAdd(T.Load16(w, row + p), Avx512F.LoadVector512(ai + p), w0);
-                }
-
-                var s = Vector256<float>.Zero;
-                for (; p < k8; p += 8)
-                {
-                    s = Fma.MultiplyAdd(T.Load8(w, row + p), Avx.LoadVector256(ai + p), s);
-                }
-
-                var r = Vector512.Sum(w0 + w1) + Vector256.Sum(s);
-                for (; p < k; p++)
-                {
-                    r += T.Load1(w, row + p) * ai[p];
-                }
-
-                Put(c + (i0 * ldc) + j, accumulate, r);
+                Put(c + (i0 * ldc) + j, accumulate, Dot<T>(a + (i0 * lda), w, row, k));
             }
         }
     }
 
     private interface IWeightLoader
     {
+        static abstract int ElementBytes { get; }
+
         static abstract Vector512<float> Load16(void* p, long index);
 
         static abstract Vector256<float> Load8(void* p, long index);
@@ -411,6 +652,8 @@ internal static unsafe class CpuGemm
 
     private readonly struct F16Weights : IWeightLoader
     {
+        public static int ElementBytes => 2;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Load16(void* p, long index) => HalfConversion.HalfToSingle(Vector256.Load((ushort*)p + index));
 
@@ -423,6 +666,8 @@ internal static unsafe class CpuGemm
 
     private readonly struct BF16Weights : IWeightLoader
     {
+        public static int ElementBytes => 2;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Load16(void* p, long index) =>
             Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load((ushort*)p + index)), 16).AsSingle();
@@ -436,6 +681,8 @@ internal static unsafe class CpuGemm
 
     private readonly struct F32Weights : IWeightLoader
     {
+        public static int ElementBytes => 4;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Load16(void* p, long index) => Vector512.Load((float*)p + index);
 

@@ -1,0 +1,16 @@
+using KvFusion.Cache.Codecs;
+
+namespace KvFusion.Cache.Loading;
+
+/// <summary>Predicted costs the <see cref="LoadController"/> plans with; null where nothing was measured yet.</summary>
+public interface ILoadCosts
+{
+    /// <summary>Seconds to read a blob of <paramref name="bytes"/> from <paramref name="tier"/>.</summary>
+    double? TransferSeconds(string tier, long bytes);
+
+    /// <summary>Seconds to decode <paramref name="tokens"/> tokens of KV (all layers) stored with <paramref name="codec"/>.</summary>
+    double? DecodeSeconds(KvCodecSpec codec, int tokens);
+
+    /// <summary>Seconds to compute <paramref name="tokenLayers"/> token-layers.</summary>
+    double? RecomputeSeconds(double tokenLayers);
+}

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using KvFusion.Cache.Tiers;
+using KvFusion.Diagnostics.Networking;
 
 namespace KvFusion.Storage.Redis.Tests;
 
@@ -74,7 +75,7 @@ public sealed class RedisTierFaultTests
     public async Task A_server_slower_than_the_operation_timeout_is_unavailable()
     {
         await using var server = await RedisServerProcess.StartNewAsync();
-        await using var proxy = new DelayingTcpProxy("127.0.0.1", server.Port);
+        await using var proxy = new ThrottlingTcpProxy("127.0.0.1", server.Port);
         await using var tier = await RedisTier.ConnectAsync(OptionsFor(proxy.Address));
         var key = Keys.Chunk(Keys.TenantA, 3);
         await tier.PutAsync(key, Keys.Random(3000, 3));

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using KvFusion.Cache.Storage;
 using KvFusion.Cache.Tiers;
+using KvFusion.Diagnostics.Networking;
 using StackExchange.Redis;
 
 namespace KvFusion.Storage.Redis.Tests;
@@ -78,7 +79,7 @@ public sealed class RedisTierManagerTests
     public async Task A_slow_redis_is_marked_down_by_the_manager_timeout_and_requests_stay_fast()
     {
         await using var server = await RedisServerProcess.StartNewAsync();
-        await using var proxy = new DelayingTcpProxy("127.0.0.1", server.Port);
+        await using var proxy = new ThrottlingTcpProxy("127.0.0.1", server.Port);
         var managerTimeout = TimeSpan.FromMilliseconds(300);
         var options = FaultOptions(proxy.Address, "kvt-slow") with { OperationTimeout = TimeSpan.FromSeconds(15), PieceExpiryGrace = TimeSpan.FromMinutes(1) };
         var redis = await RedisTier.ConnectAsync(options);

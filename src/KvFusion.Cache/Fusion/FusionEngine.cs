@@ -172,6 +172,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
             var run = new FusionRun { Plan = plan, Session = created, Blend = request.Blend, Logits = logits, Stages = stages, Prefiller = prefiller };
             var report = await runner.RunAsync(run, cancellationToken).ConfigureAwait(false);
             report = report with { Total = total.Elapsed, StageTimes = stages };
+            ObserveCompute(report);
             _logger.LogDebug("Fused {Tokens} tokens in {Mode} mode in {Milliseconds:F1} ms", report.TotalTokens, report.Mode, report.Total.TotalMilliseconds);
             var context = new FusedContext(session, run.Logits, report, plan.Tokens, _gate, _scheduler, this, memory);
             session = null;
@@ -186,6 +187,25 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
             {
                 _gate.Exit();
             }
+        }
+    }
+
+    private void ObserveCompute(FusionReport report)
+    {
+        if (_options.CostModel is not { } costs || !report.StageTimes.TryGetValue("compute", out var compute))
+        {
+            return;
+        }
+
+        var tokenLayers = 0L;
+        foreach (var rows in report.RecomputedPerLayer)
+        {
+            tokenLayers += rows;
+        }
+
+        if (tokenLayers > 0)
+        {
+            costs.ObserveRecompute(tokenLayers, compute);
         }
     }
 

@@ -53,4 +53,11 @@ public sealed record FusionEngineOptions
 
     /// <summary>Store the KV of full 256-token prefix blocks computed by a request, for later exact prefix reuse.</summary>
     public bool StorePrefixBlocks { get; init; } = true;
+
+    /// <summary>
+    /// Where each fusion's compute time is recorded against the token-layers it computed, for the loading controller;
+    /// null: nowhere. With batching, the time includes waiting for the steps of other requests, which is what a
+    /// request's recompute costs under the current load.
+    /// </summary>
+    public Loading.LoadCostModel? CostModel { get; init; }
 }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using KvFusion.Cache.Chunks;
 using KvFusion.Cache.Container;
 using KvFusion.Cache.Keys;
@@ -90,7 +91,12 @@ public sealed class ContainerKvStore : IKvStore
         CachedKv entry;
         try
         {
+            var started = Stopwatch.GetTimestamp();
             entry = KvContainerReader.Read(bytes, _expected, _readOptions);
+            if (Options.CostModel is { } costs)
+            {
+                costs.ObserveDecode(KvContainerReader.ReadHeader(bytes.Span, _readOptions).Codec, entry.TokenCount, Stopwatch.GetElapsedTime(started));
+            }
         }
         catch (KvContainerException e) when (e.Error is KvContainerError.MissingProfile or KvContainerError.UnknownCodec or KvContainerError.UnsupportedVersion)
         {

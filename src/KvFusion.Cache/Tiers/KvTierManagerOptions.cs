@@ -10,6 +10,12 @@ public sealed record KvTierManagerOptions
     /// <summary>The longest one operation on a lower tier may take before the tier is marked down (default 2 s).</summary>
     public TimeSpan OperationTimeout { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Where read times are recorded (per tier, against the bytes read; a miss is a read of none) for the loading
+    /// controller; null: nowhere.
+    /// </summary>
+    public Loading.LoadCostModel? CostModel { get; init; }
+
     /// <summary>How often a tier marked down is probed (default 1 s).</summary>
     public TimeSpan ProbeInterval { get; init; } = TimeSpan.FromSeconds(1);
 

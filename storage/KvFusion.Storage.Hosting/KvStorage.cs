@@ -1,4 +1,5 @@
 using KvFusion.Cache.Codecs;
+using KvFusion.Cache.Loading;
 using KvFusion.Cache.Storage;
 using KvFusion.Cache.Tiers;
 using KvFusion.Engine.Transformer;
@@ -18,13 +19,17 @@ namespace KvFusion.Storage.Hosting;
 /// </summary>
 public sealed class KvStorage : IAsyncDisposable
 {
-    private KvStorage(KvStorageOptions options, KvTierManager manager, KvCodecSpec codec, ILoggerFactory loggers)
+    private KvStorage(KvStorageOptions options, KvTierManager manager, KvCodecSpec codec, LoadCostModel costs, ILoggerFactory loggers)
     {
         Options = options;
         Manager = manager;
         Codec = codec;
+        CostModel = costs;
         Loggers = loggers;
     }
+
+    /// <summary>What reads and decodes cost on this machine, measured from the requests as they run (the loading controller plans with it).</summary>
+    public LoadCostModel CostModel { get; }
 
     /// <summary>The settings it was opened with.</summary>
     public KvStorageOptions Options { get; }
@@ -73,8 +78,9 @@ public sealed class KvStorage : IAsyncDisposable
         }
 
         var memory = new HostMemoryTier(options.Memory, null, loggers.CreateLogger<HostMemoryTier>());
-        var manager = new KvTierManager(memory, lower, options.Manager, loggers.CreateLogger<KvTierManager>());
-        return new KvStorage(options, manager, KvCodecSpec.Parse(options.Codec), loggers);
+        var costs = new LoadCostModel();
+        var manager = new KvTierManager(memory, lower, options.Manager with { CostModel = costs }, loggers.CreateLogger<KvTierManager>());
+        return new KvStorage(options, manager, KvCodecSpec.Parse(options.Codec), costs, loggers);
     }
 
     private static KvCodecSpec? CodecOf(KvStorageOptions options, KvStorageTierKind kind)
@@ -108,7 +114,7 @@ public sealed class KvStorage : IAsyncDisposable
     public ContainerKvStore CreateStore(TransformerModel model, string? tenant = null, KvCodecProfiles? profiles = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var storeOptions = new ContainerKvStoreOptions { Codec = Codec, Profiles = profiles ?? KvCodecProfiles.None };
+        var storeOptions = new ContainerKvStoreOptions { Codec = Codec, Profiles = profiles ?? KvCodecProfiles.None, CostModel = CostModel };
         return ContainerKvStore.ForModel(model, Manager.For(NamespaceOf(model, tenant)), storeOptions, Loggers.CreateLogger<ContainerKvStore>());
     }
 

@@ -205,7 +205,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
 
         if (tokenLayers > 0)
         {
-            costs.ObserveRecompute(tokenLayers, compute);
+            costs.ObserveRecompute(Model.Fingerprint.Model, tokenLayers, compute);
         }
     }
 

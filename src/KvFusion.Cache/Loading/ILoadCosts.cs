@@ -8,8 +8,8 @@ public interface ILoadCosts
     /// <summary>Seconds to read a blob of <paramref name="bytes"/> from <paramref name="tier"/>.</summary>
     double? TransferSeconds(string tier, long bytes);
 
-    /// <summary>Seconds to decode <paramref name="tokens"/> tokens of KV (all layers) stored with <paramref name="codec"/>.</summary>
-    double? DecodeSeconds(KvCodecSpec codec, int tokens);
+    /// <summary>Seconds to decode KV of <paramref name="fp16Bytes"/> (its fp16 size) stored with <paramref name="codec"/>.</summary>
+    double? DecodeSeconds(KvCodecSpec codec, long fp16Bytes);
 
     /// <summary>Seconds to compute <paramref name="tokenLayers"/> token-layers.</summary>
     double? RecomputeSeconds(double tokenLayers);

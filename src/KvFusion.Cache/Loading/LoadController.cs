@@ -75,9 +75,10 @@ public sealed class LoadController(ILoadCosts costs)
             throw new LoadPlanningException("A load request needs its chunks, at least one allowed ratio and a goal.");
         }
 
-        if (request.Layers < 1 || request.RecomputeLayers < 0 || request.RecomputeLayers > request.Layers || request.QueryTokens < 0)
+        if (request.Layers < 1 || request.RecomputeLayers < 0 || request.RecomputeLayers > request.Layers || request.QueryTokens < 0 || request.Fp16BytesPerToken < 1)
         {
-            throw new LoadPlanningException($"Layers ({request.Layers}), recompute layers ({request.RecomputeLayers}) and query tokens ({request.QueryTokens}) are out of range.");
+            throw new LoadPlanningException(
+                $"Layers ({request.Layers}), recompute layers ({request.RecomputeLayers}), query tokens ({request.QueryTokens}) and fp16 bytes per token ({request.Fp16BytesPerToken}) are out of range.");
         }
 
         foreach (var ratio in request.Ratios)
@@ -135,7 +136,7 @@ public sealed class LoadController(ILoadCosts costs)
                 }
 
                 var transfer = costs.TransferSeconds(option.Tier!, option.Bytes);
-                var decode = costs.DecodeSeconds(option.Codec, chunk.Tokens);
+                var decode = costs.DecodeSeconds(option.Codec, (long)chunk.Tokens * request.Fp16BytesPerToken);
                 var recompute = costs.RecomputeSeconds(ratio.Ratio * chunk.Tokens * request.RecomputeLayers);
                 if (transfer is { } t && decode is { } d && recompute is { } r)
                 {

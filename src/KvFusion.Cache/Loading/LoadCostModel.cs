@@ -5,23 +5,23 @@ namespace KvFusion.Cache.Loading;
 
 /// <summary>
 /// What loading costs on the running machine, measured from the requests as they run: each tier's latency and
-/// bandwidth (seconds against bytes read), each codec's decode time (seconds against tokens decoded) and the
-/// recompute time (seconds against token-layers computed). Nothing is a constant: an estimate exists once
-/// <see cref="LoadCostModelOptions.MinSamples"/> observations of it were made. Safe for concurrent use.
+/// bandwidth (seconds against bytes read), each codec's decode time (seconds against the fp16 bytes of KV decoded,
+/// which does not depend on the model) and each model's recompute time (seconds against token-layers computed).
+/// Nothing is a constant: an estimate exists once <see cref="LoadCostModelOptions.MinSamples"/> observations of it
+/// were made. Safe for concurrent use; one instance serves every model of a process.
 /// </summary>
-public sealed class LoadCostModel : ILoadCosts
+public sealed class LoadCostModel
 {
     private readonly LoadCostModelOptions _options;
     private readonly ConcurrentDictionary<string, OnlineLinearFit> _tiers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<KvCodecSpec, OnlineLinearFit> _decode = new();
-    private readonly OnlineLinearFit _recompute;
+    private readonly ConcurrentDictionary<string, OnlineLinearFit> _recompute = new(StringComparer.Ordinal);
 
     /// <summary>Creates an empty model.</summary>
     public LoadCostModel(LoadCostModelOptions? options = null)
     {
         _options = options ?? new LoadCostModelOptions();
         _options.Validate();
-        _recompute = new OnlineLinearFit(_options.Forgetting);
     }
 
     /// <summary>Records that reading <paramref name="bytes"/> from <paramref name="tier"/> took <paramref name="elapsed"/>.</summary>
@@ -31,33 +31,38 @@ public sealed class LoadCostModel : ILoadCosts
         _tiers.GetOrAdd(tier, _ => new OnlineLinearFit(_options.Forgetting)).Observe(bytes, Seconds(elapsed));
     }
 
-    /// <summary>Records that decoding <paramref name="tokens"/> tokens of KV (all layers) with <paramref name="codec"/> took <paramref name="elapsed"/>.</summary>
-    public void ObserveDecode(KvCodecSpec codec, long tokens, TimeSpan elapsed) =>
-        _decode.GetOrAdd(codec, _ => new OnlineLinearFit(_options.Forgetting)).Observe(tokens, Seconds(elapsed));
+    /// <summary>Records that decoding KV of <paramref name="fp16Bytes"/> (its fp16 size) stored with <paramref name="codec"/> took <paramref name="elapsed"/>.</summary>
+    public void ObserveDecode(KvCodecSpec codec, long fp16Bytes, TimeSpan elapsed) =>
+        _decode.GetOrAdd(codec, _ => new OnlineLinearFit(_options.Forgetting)).Observe(fp16Bytes, Seconds(elapsed));
 
-    /// <summary>Records that computing <paramref name="tokenLayers"/> token-layers (tokens × layers) took <paramref name="elapsed"/>.</summary>
-    public void ObserveRecompute(long tokenLayers, TimeSpan elapsed) => _recompute.Observe(tokenLayers, Seconds(elapsed));
+    /// <summary>Records that <paramref name="model"/> (its fingerprint) computed <paramref name="tokenLayers"/> token-layers (tokens × layers) in <paramref name="elapsed"/>.</summary>
+    public void ObserveRecompute(string model, long tokenLayers, TimeSpan elapsed)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        _recompute.GetOrAdd(model, _ => new OnlineLinearFit(_options.Forgetting)).Observe(tokenLayers, Seconds(elapsed));
+    }
 
     /// <summary>A tier's transfer cost (units: bytes), or null before enough reads were observed.</summary>
     public CostEstimate? Transfer(string tier) => _tiers.TryGetValue(tier, out var fit) ? Estimate(fit) : null;
 
-    /// <summary>A codec's decode cost (units: tokens), or null before enough decodes were observed.</summary>
+    /// <summary>A codec's decode cost (units: fp16 bytes of KV), or null before enough decodes were observed.</summary>
     public CostEstimate? Decode(KvCodecSpec codec) => _decode.TryGetValue(codec, out var fit) ? Estimate(fit) : null;
 
-    /// <summary>The recompute cost (units: token-layers), or null before enough passes were observed.</summary>
-    public CostEstimate? Recompute => Estimate(_recompute);
+    /// <summary>A model's recompute cost (units: token-layers), or null before enough of its fusions were observed.</summary>
+    public CostEstimate? Recompute(string model) => _recompute.TryGetValue(model, out var fit) ? Estimate(fit) : null;
+
+    /// <summary>The costs the controller plans <paramref name="model"/>'s requests with.</summary>
+    public ILoadCosts For(string model)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        return new ModelCosts(this, model);
+    }
 
     /// <summary>The tiers observed so far.</summary>
     public IReadOnlyCollection<string> Tiers => [.. _tiers.Keys];
 
     /// <summary>The codecs observed so far.</summary>
     public IReadOnlyCollection<KvCodecSpec> Codecs => [.. _decode.Keys];
-
-    double? ILoadCosts.TransferSeconds(string tier, long bytes) => Transfer(tier)?.Predict(bytes);
-
-    double? ILoadCosts.DecodeSeconds(KvCodecSpec codec, int tokens) => Decode(codec)?.Predict(tokens);
-
-    double? ILoadCosts.RecomputeSeconds(double tokenLayers) => tokenLayers <= 0 ? 0 : Recompute?.Predict(tokenLayers);
 
     private CostEstimate? Estimate(OnlineLinearFit fit)
     {
@@ -67,4 +72,13 @@ public sealed class LoadCostModel : ILoadCosts
 
     private static double Seconds(TimeSpan elapsed) =>
         elapsed >= TimeSpan.Zero ? elapsed.TotalSeconds : throw new ArgumentOutOfRangeException(nameof(elapsed), elapsed, "An elapsed time cannot be negative.");
+
+    private sealed class ModelCosts(LoadCostModel costs, string model) : ILoadCosts
+    {
+        public double? TransferSeconds(string tier, long bytes) => costs.Transfer(tier)?.Predict(bytes);
+
+        public double? DecodeSeconds(KvCodecSpec codec, long fp16Bytes) => costs.Decode(codec)?.Predict(fp16Bytes);
+
+        public double? RecomputeSeconds(double tokenLayers) => tokenLayers <= 0 ? 0 : costs.Recompute(model)?.Predict(tokenLayers);
+    }
 }

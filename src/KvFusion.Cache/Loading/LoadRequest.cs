@@ -22,6 +22,9 @@ public sealed record LoadRequest
     /// <summary>The model's layers (text and query tokens are computed through all of them).</summary>
     public required int Layers { get; init; }
 
+    /// <summary>The fp16 size of one token's K and V over all layers (2 × layers × KV heads × head dim × 2 bytes).</summary>
+    public required long Fp16BytesPerToken { get; init; }
+
     /// <summary>The layers blend recomputes its selected tokens in (those after its first check layer).</summary>
     public required int RecomputeLayers { get; init; }
 

@@ -95,7 +95,7 @@ public sealed class ContainerKvStore : IKvStore
             entry = KvContainerReader.Read(bytes, _expected, _readOptions);
             if (Options.CostModel is { } costs)
             {
-                costs.ObserveDecode(KvContainerReader.ReadHeader(bytes.Span, _readOptions).Codec, entry.TokenCount, Stopwatch.GetElapsedTime(started));
+                costs.ObserveDecode(KvContainerReader.ReadHeader(bytes.Span, _readOptions).Codec, entry.ByteSize, Stopwatch.GetElapsedTime(started));
             }
         }
         catch (KvContainerException e) when (e.Error is KvContainerError.MissingProfile or KvContainerError.UnknownCodec or KvContainerError.UnsupportedVersion)

@@ -10,7 +10,7 @@ public sealed record ContainerKvStoreOptions
     /// <summary>The codec entries are encoded with on put (decoding reads the codec each container names).</summary>
     public KvCodecSpec Codec { get; init; } = KvCodecSpec.Raw;
 
-    /// <summary>Where decode times are recorded (per codec, against tokens decoded) for the loading controller; null: nowhere.</summary>
+    /// <summary>Where decode times are recorded (per codec, against the fp16 bytes decoded) for the loading controller; null: nowhere.</summary>
     public Loading.LoadCostModel? CostModel { get; init; }
 
     /// <summary>The limits every blob read back is checked against before anything is allocated.</summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using KvFusion.Cache.Container;
@@ -106,10 +105,10 @@ public sealed class KvTierManager : IKvTier
     public async ValueTask<ReadOnlyMemory<byte>?> GetAsync(TierKey key, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        var started = Stopwatch.GetTimestamp();
+        var started = _time.GetTimestamp();
         if (Memory.TryGet(key, out var held))
         {
-            Options.CostModel?.ObserveTransfer(Memory.Name, held.Length, Stopwatch.GetElapsedTime(started));
+            Options.CostModel?.ObserveTransfer(Memory.Name, held.Length, _time.GetElapsedTime(started));
             Interlocked.Increment(ref _hits);
             Interlocked.Increment(ref _memoryHits);
             return held;
@@ -395,9 +394,9 @@ public sealed class KvTierManager : IKvTier
         ReadOnlyMemory<byte>? got;
         try
         {
-            var started = Stopwatch.GetTimestamp();
+            var started = _time.GetTimestamp();
             got = await lane.RunAsync((t, ct) => t.GetAsync(key, ct), cancellationToken).ConfigureAwait(false);
-            Options.CostModel?.ObserveTransfer(lane.Tier.Name, got?.Length ?? 0, Stopwatch.GetElapsedTime(started));
+            Options.CostModel?.ObserveTransfer(lane.Tier.Name, got?.Length ?? 0, _time.GetElapsedTime(started));
         }
         catch (KvTierUnavailableException)
         {

@@ -27,7 +27,7 @@ public sealed class ModelRuntime : IAsyncDisposable
         ModelId = IdOf(model);
         LoadedAt = DateTimeOffset.UtcNow;
         HiddenStateLayers = engineOptions.HiddenStateLayers;
-        _root = new FusionEngine(model, storage.CreateStore(model), engineOptions, loggers.CreateLogger<FusionEngine>());
+        _root = new FusionEngine(model, storage.CreateStore(model), engineOptions with { CostModel = storage.CostModel }, loggers.CreateLogger<FusionEngine>());
     }
 
     /// <summary>The model.</summary>

@@ -56,6 +56,7 @@ public sealed class LoadControllerTests
             Chunks = [.. Enumerable.Range(0, 4).Select(_ => Chunk(256))],
             Layers = 30,
             RecomputeLayers = 29,
+            Fp16BytesPerToken = 46_080,
             QueryTokens = 16,
             Ratios = [new LoadRatio(0.15, 0.01)],
         };
@@ -74,6 +75,7 @@ public sealed class LoadControllerTests
             Chunks = [new LoadChunk(64, [LoadOption.Stored("unmeasured", KvCodecSpec.Raw, 1000, 0), LoadOption.Stored("disk", KvCodecSpec.Raw, 1000, 0)])],
             Layers = 4,
             RecomputeLayers = 3,
+            Fp16BytesPerToken = 1024,
             Ratios = [new LoadRatio(0, 0)],
         };
         var costs = new FixedCosts(1e9, knownTier: "disk");
@@ -86,7 +88,7 @@ public sealed class LoadControllerTests
     [Fact]
     public void A_malformed_request_is_refused_with_a_clear_error()
     {
-        var good = new LoadRequest { Chunks = [Chunk(8)], Layers = 4, RecomputeLayers = 3, Ratios = [new LoadRatio(0.1, 0.01)] };
+        var good = new LoadRequest { Chunks = [Chunk(8)], Layers = 4, RecomputeLayers = 3, Fp16BytesPerToken = 1024, Ratios = [new LoadRatio(0.1, 0.01)] };
         var costs = new FixedCosts(1e9);
         var controller = new LoadController(costs);
         Assert.NotNull(controller.Plan(good));
@@ -130,6 +132,7 @@ public sealed class LoadControllerTests
             Chunks = list,
             Layers = 24,
             RecomputeLayers = 23,
+            Fp16BytesPerToken = 46_080,
             QueryTokens = random.Next(4, 64),
             Ratios = [new LoadRatio(0.15, 0.03 * random.NextDouble()), new LoadRatio(0.3, 0.01 * random.NextDouble()), new LoadRatio(0.5, 0.002)],
             Pipelined = pipelined,
@@ -194,7 +197,7 @@ public sealed class LoadControllerTests
             }
 
             transfer += costs.TransferSeconds(option.Tier!, option.Bytes)!.Value;
-            compute += costs.DecodeSeconds(option.Codec, chunk.Tokens)!.Value + costs.RecomputeSeconds(ratio.Ratio * chunk.Tokens * request.RecomputeLayers)!.Value;
+            compute += costs.DecodeSeconds(option.Codec, (long)chunk.Tokens * request.Fp16BytesPerToken)!.Value + costs.RecomputeSeconds(ratio.Ratio * chunk.Tokens * request.RecomputeLayers)!.Value;
             loss += chunk.Tokens * (option.CodecKl + ratio.Kl);
         }
 
@@ -209,13 +212,13 @@ public sealed class LoadControllerTests
         private readonly double _diskSecondsPerByte = 8 / (1e9 + (random.NextDouble() * 9e9));
         private readonly double _redisLatency = 0.001 + (random.NextDouble() * 0.01);
         private readonly double _redisSecondsPerByte = 8 / (1e8 + (random.NextDouble() * 2e9));
-        private readonly double[] _decodePerToken = [1e-6 * random.NextDouble(), 1e-5 * random.NextDouble(), 2e-5 * random.NextDouble(), 3e-5 * random.NextDouble()];
+        private readonly double[] _decodePerByte = [1e-11 * random.NextDouble(), 1e-10 * random.NextDouble(), 2e-10 * random.NextDouble(), 3e-10 * random.NextDouble()];
         private readonly double _recomputePerTokenLayer = 2e-6 + (random.NextDouble() * 2e-5);
 
         public double? TransferSeconds(string tier, long bytes) =>
             tier == "disk" ? _diskLatency + (bytes * _diskSecondsPerByte) : _redisLatency + (bytes * _redisSecondsPerByte);
 
-        public double? DecodeSeconds(KvCodecSpec codec, int tokens) => _decodePerToken[codec.Level] * tokens;
+        public double? DecodeSeconds(KvCodecSpec codec, long fp16Bytes) => _decodePerByte[codec.Level] * fp16Bytes;
 
         public double? RecomputeSeconds(double tokenLayers) => tokenLayers * _recomputePerTokenLayer;
     }
@@ -224,7 +227,7 @@ public sealed class LoadControllerTests
     {
         public double? TransferSeconds(string tier, long bytes) => knownTier is null || tier == knownTier ? 0.002 + (bytes * 8 / bitsPerSecond) : null;
 
-        public double? DecodeSeconds(KvCodecSpec codec, int tokens) => tokens * 2e-6;
+        public double? DecodeSeconds(KvCodecSpec codec, long fp16Bytes) => fp16Bytes * 5e-11;
 
         public double? RecomputeSeconds(double tokenLayers) => tokenLayers * 1e-5;
     }

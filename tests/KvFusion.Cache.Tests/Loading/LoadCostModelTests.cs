@@ -72,20 +72,23 @@ public sealed class LoadCostModelTests
     public void Decode_and_recompute_estimates_exist_once_observed_and_an_unobserved_codec_has_none()
     {
         var model = new LoadCostModel(new LoadCostModelOptions { MinSamples = 2 });
-        Assert.Null(model.Recompute);
-        model.ObserveRecompute(1000, TimeSpan.FromMilliseconds(10));
-        Assert.Null(model.Recompute);
-        model.ObserveRecompute(3000, TimeSpan.FromMilliseconds(30));
-        Assert.Equal(1e-5, model.Recompute!.Value.Predict(1), 9);
+        Assert.Null(model.Recompute("m1"));
+        model.ObserveRecompute("m1", 1000, TimeSpan.FromMilliseconds(10));
+        Assert.Null(model.Recompute("m1"));
+        model.ObserveRecompute("m1", 3000, TimeSpan.FromMilliseconds(30));
+        Assert.Equal(1e-5, model.Recompute("m1")!.Value.Predict(1), 9);
+        Assert.Null(model.Recompute("m2"));
+        Assert.Equal(1e-2, model.For("m1").RecomputeSeconds(1000)!.Value, 9);
+        Assert.Null(model.For("m2").RecomputeSeconds(1000));
 
         model.ObserveDecode(KvCodecSpec.CacheGen(2), 256, TimeSpan.FromMilliseconds(4));
         model.ObserveDecode(KvCodecSpec.CacheGen(2), 512, TimeSpan.FromMilliseconds(8));
         Assert.Equal(0.016, model.Decode(KvCodecSpec.CacheGen(2))!.Value.Predict(1024), 9);
         Assert.Null(model.Decode(KvCodecSpec.Raw));
-        ILoadCosts costs = model;
+        var costs = model.For("m1");
         Assert.Null(costs.DecodeSeconds(KvCodecSpec.Raw, 10));
         Assert.Null(costs.TransferSeconds("redis", 10));
-        Assert.Throws<ArgumentOutOfRangeException>(() => model.ObserveRecompute(1, TimeSpan.FromSeconds(-1)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.ObserveRecompute("m1", 1, TimeSpan.FromSeconds(-1)));
         Assert.Throws<ArgumentOutOfRangeException>(() => new LoadCostModel(new LoadCostModelOptions { Forgetting = 2 }));
     }
 

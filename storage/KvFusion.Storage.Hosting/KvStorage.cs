@@ -64,7 +64,7 @@ public sealed class KvStorage : IAsyncDisposable
                     KvStorageTierKind.RocksDb => new RocksDbTier(options.RocksDb, loggers.CreateLogger<RocksDbTier>()),
                     _ => await RedisTier.ConnectAsync(options.Redis, loggers.CreateLogger<RedisTier>(), cancellationToken).ConfigureAwait(false),
                 };
-                lower.Add(new KvLowerTier(tier, CodecOf(options, kind)));
+                lower.Add(new KvLowerTier(tier, CodecOf(options, kind), LevelsOf(options, kind)));
             }
         }
         catch
@@ -94,6 +94,23 @@ public sealed class KvStorage : IAsyncDisposable
         }
 
         return null;
+    }
+
+    private static List<KvCodecSpec> LevelsOf(KvStorageOptions options, KvStorageTierKind kind)
+    {
+        var levels = new List<KvCodecSpec>();
+        foreach (var (tier, list) in options.TierLevels)
+        {
+            if (string.Equals(tier, kind.ToString(), StringComparison.OrdinalIgnoreCase))
+            {
+                foreach (var level in list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+                {
+                    levels.Add(KvCodecSpec.Parse(level));
+                }
+            }
+        }
+
+        return levels;
     }
 
     /// <summary>Opens the stack from <see cref="IOptions{TOptions}"/> (dependency injection).</summary>

@@ -29,6 +29,13 @@ public sealed class KvStorageOptions
     /// </summary>
     public Dictionary<string, string> TierCodecs { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// Extra levels a lower tier keeps of every chunk, by tier name, comma-separated
+    /// (<c>"TierLevels": { "redis": "cachegen:1,cachegen:3" }</c>): each is stored under its own level key, for the
+    /// loading controller to pick by bandwidth. A tier not named keeps one level.
+    /// </summary>
+    public Dictionary<string, string> TierLevels { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
     /// <summary>Host memory.</summary>
     public HostMemoryTierOptions Memory { get; set; } = new();
 

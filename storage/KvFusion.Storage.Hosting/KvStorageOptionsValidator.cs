@@ -48,6 +48,23 @@ public sealed class KvStorageOptionsValidator : IValidateOptions<KvStorageOption
             }
         }
 
+        foreach (var (tier, levels) in options.TierLevels ?? [])
+        {
+            if (!Enum.TryParse<KvStorageTierKind>(tier, ignoreCase: true, out var kind) || !tiers.Contains(kind))
+            {
+                failures.Add($"{root}:TierLevels:{tier}: '{tier}' is not one of the configured tiers ({options.Tiers}).");
+                continue;
+            }
+
+            foreach (var level in (levels ?? string.Empty).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (!KvCodecSpec.TryParse(level, out _, out var error))
+                {
+                    failures.Add($"{root}:TierLevels:{tier}: {error}");
+                }
+            }
+        }
+
         Check(failures, $"{root}:Memory", options.Memory is null ? null : options.Memory.Validate);
         Check(failures, $"{root}:Manager", options.Manager is null ? null : options.Manager.Validate);
         if (tiers.Contains(KvStorageTierKind.RocksDb))

@@ -1,3 +1,5 @@
+using KvFusion.Cache.Codecs;
+using KvFusion.Cache.Container;
 using KvFusion.Cache.Keys;
 using KvFusion.Cache.Tiers;
 using KvFusion.Storage.Hosting;
@@ -50,6 +52,8 @@ public sealed class KvStorageConfigurationTests
     [InlineData("Storage:Memory:Budget", "1", "Budget")]
     [InlineData("Storage:TierCodecs:redis", "lz4", "Storage:TierCodecs:redis")]
     [InlineData("Storage:TierCodecs:rocksdb", "gzip", "Storage:TierCodecs:rocksdb")]
+    [InlineData("Storage:TierLevels:rocksdb", "cachegen:1,cachegen:9", "Storage:TierLevels:rocksdb")]
+    [InlineData("Storage:TierLevels:redis", "cachegen:1", "Storage:TierLevels:redis")]
     public void A_bad_setting_fails_naming_its_path(string key, string value, string named)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection([new(key, value)]).Build();
@@ -99,5 +103,36 @@ public sealed class KvStorageConfigurationTests
         var e = await Assert.ThrowsAsync<OptionsValidationException>(() => KvStorage.OpenAsync(options));
         Assert.Contains("Storage:Memory:ByteBudget", e.Message, StringComparison.Ordinal);
         Assert.False(Directory.Exists(dir.Combine("data")));
+    }
+
+    [Fact]
+    public async Task A_tier_with_levels_stores_each_chunk_at_every_level_under_its_level_key()
+    {
+        using var dir = new TempDirectory();
+        var options = new KvStorageOptions { RocksDb = new() { Path = dir.Combine("data") }, TierLevels = { ["rocksdb"] = "cachegen:1, fp8" } };
+        var entry = KvTestEntries.Random(3, tokens: 40);
+        var ns = new KvNamespace("default", KvTestEntries.Model);
+        await using var storage = await KvStorage.OpenAsync(options);
+        var other = KvTestEntries.Random(4, tokens: 90);
+        await storage.Manager.PutAsync(new TierKey(ns, entry.Key), KvTestEntries.RawContainer(entry));
+        await storage.Manager.PutAsync(new TierKey(ns, other.Key), KvTestEntries.RawContainer(other));
+        await storage.FlushAsync();
+
+        var rocks = storage.Manager.LowerTiers[0];
+        foreach (var level in new[] { KvCodecSpec.CacheGen(1), KvCodecSpec.Fp8 })
+        {
+            var levelKey = KvStoredLevels.At(entry.Key, level);
+            var blob = (await rocks.GetAsync(new TierKey(ns, levelKey)))!.Value;
+            Assert.Equal(level, KvContainerReader.ReadHeader(blob.Span).Codec);
+            var decoded = KvContainerReader.Read(blob);
+            Assert.Equal(levelKey, decoded.Key);
+            Assert.Equal(entry.Tokens, decoded.Tokens);
+            Assert.True(KvStoredLevels.TryParse(levelKey, out var chunk, out var parsed) && chunk == entry.Key && parsed == level);
+            Assert.Equal(2, storage.CostModel.StoredSize(level)!.Value.Samples);
+        }
+
+        await storage.Manager.RemoveAsync(new TierKey(ns, entry.Key));
+        await storage.FlushAsync();
+        Assert.Null(await rocks.GetAsync(new TierKey(ns, KvStoredLevels.At(entry.Key, KvCodecSpec.Fp8))));
     }
 }

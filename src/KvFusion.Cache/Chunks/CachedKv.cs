@@ -53,6 +53,10 @@ public sealed class CachedKv
     /// <summary>The entry's key.</summary>
     public CacheKey Key { get; }
 
+    /// <summary>The same KV under another key (sharing its arrays): a stored level of the chunk.</summary>
+    internal CachedKv WithKey(CacheKey key) =>
+        new(key, ModelFingerprint, TokenizerFingerprint, HasTokenIds ? [.. Tokens] : null, TokenCount, LayerCount, KvHeads, HeadDim, _keys, _values);
+
     /// <summary>Fingerprint of the model that computed it.</summary>
     public string ModelFingerprint { get; }
 

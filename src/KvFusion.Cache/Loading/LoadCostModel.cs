@@ -15,6 +15,7 @@ public sealed class LoadCostModel
     private readonly LoadCostModelOptions _options;
     private readonly ConcurrentDictionary<string, OnlineLinearFit> _tiers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<KvCodecSpec, OnlineLinearFit> _decode = new();
+    private readonly ConcurrentDictionary<KvCodecSpec, OnlineLinearFit> _sizes = new();
     private readonly ConcurrentDictionary<string, OnlineLinearFit> _recompute = new(StringComparer.Ordinal);
 
     /// <summary>Creates an empty model.</summary>
@@ -35,6 +36,16 @@ public sealed class LoadCostModel
     public void ObserveDecode(KvCodecSpec codec, long fp16Bytes, TimeSpan elapsed) =>
         _decode.GetOrAdd(codec, _ => new OnlineLinearFit(_options.Forgetting)).Observe(fp16Bytes, Seconds(elapsed));
 
+    /// <summary>Records that KV of <paramref name="fp16Bytes"/> (its fp16 size) took <paramref name="storedBytes"/> as a container with <paramref name="codec"/>.</summary>
+    public void ObserveStoredSize(KvCodecSpec codec, long fp16Bytes, long storedBytes) =>
+        _sizes.GetOrAdd(codec, _ => new OnlineLinearFit(_options.Forgetting)).Observe(fp16Bytes, storedBytes);
+
+    /// <summary>
+    /// A codec's container size (fixed part: the header; per unit: bytes stored per fp16 byte), or null before enough
+    /// containers of it were written or read. The controller sizes levels it has not read yet with it.
+    /// </summary>
+    public LinearEstimate? StoredSize(KvCodecSpec codec) => _sizes.TryGetValue(codec, out var fit) ? Estimate(fit) : null;
+
     /// <summary>Records that <paramref name="model"/> (its fingerprint) computed <paramref name="tokenLayers"/> token-layers (tokens × layers) in <paramref name="elapsed"/>.</summary>
     public void ObserveRecompute(string model, long tokenLayers, TimeSpan elapsed)
     {
@@ -43,13 +54,13 @@ public sealed class LoadCostModel
     }
 
     /// <summary>A tier's transfer cost (units: bytes), or null before enough reads were observed.</summary>
-    public CostEstimate? Transfer(string tier) => _tiers.TryGetValue(tier, out var fit) ? Estimate(fit) : null;
+    public LinearEstimate? Transfer(string tier) => _tiers.TryGetValue(tier, out var fit) ? Estimate(fit) : null;
 
     /// <summary>A codec's decode cost (units: fp16 bytes of KV), or null before enough decodes were observed.</summary>
-    public CostEstimate? Decode(KvCodecSpec codec) => _decode.TryGetValue(codec, out var fit) ? Estimate(fit) : null;
+    public LinearEstimate? Decode(KvCodecSpec codec) => _decode.TryGetValue(codec, out var fit) ? Estimate(fit) : null;
 
     /// <summary>A model's recompute cost (units: token-layers), or null before enough of its fusions were observed.</summary>
-    public CostEstimate? Recompute(string model) => _recompute.TryGetValue(model, out var fit) ? Estimate(fit) : null;
+    public LinearEstimate? Recompute(string model) => _recompute.TryGetValue(model, out var fit) ? Estimate(fit) : null;
 
     /// <summary>The costs the controller plans <paramref name="model"/>'s requests with.</summary>
     public ILoadCosts For(string model)
@@ -64,10 +75,10 @@ public sealed class LoadCostModel
     /// <summary>The codecs observed so far.</summary>
     public IReadOnlyCollection<KvCodecSpec> Codecs => [.. _decode.Keys];
 
-    private CostEstimate? Estimate(OnlineLinearFit fit)
+    private LinearEstimate? Estimate(OnlineLinearFit fit)
     {
         var (intercept, slope, samples) = fit.Snapshot();
-        return samples < _options.MinSamples ? null : new CostEstimate(intercept, slope, samples);
+        return samples < _options.MinSamples ? null : new LinearEstimate(intercept, slope, samples);
     }
 
     private static double Seconds(TimeSpan elapsed) =>

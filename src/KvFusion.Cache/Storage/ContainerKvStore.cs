@@ -95,7 +95,9 @@ public sealed class ContainerKvStore : IKvStore
             entry = KvContainerReader.Read(bytes, _expected, _readOptions);
             if (Options.CostModel is { } costs)
             {
-                costs.ObserveDecode(KvContainerReader.ReadHeader(bytes.Span, _readOptions).Codec, entry.ByteSize, Stopwatch.GetElapsedTime(started));
+                var codec = KvContainerReader.ReadHeader(bytes.Span, _readOptions).Codec;
+                costs.ObserveDecode(codec, entry.ByteSize, Stopwatch.GetElapsedTime(started));
+                costs.ObserveStoredSize(codec, entry.ByteSize, bytes.Length);
             }
         }
         catch (KvContainerException e) when (e.Error is KvContainerError.MissingProfile or KvContainerError.UnknownCodec or KvContainerError.UnsupportedVersion)
@@ -135,6 +137,7 @@ public sealed class ContainerKvStore : IKvStore
         Interlocked.Increment(ref _entriesWritten);
         Interlocked.Add(ref _bytesWritten, written.TotalBytes);
         Interlocked.Add(ref _fp16BytesWritten, entry.ByteSize);
+        Options.CostModel?.ObserveStoredSize(Options.Codec, entry.ByteSize, written.TotalBytes);
     }
 
     /// <inheritdoc />

@@ -72,7 +72,7 @@ public sealed class KvTierManager : IKvTier
                 throw new ArgumentException($"Tier {tier.Name}'s codec '{bad}' is not a codec.", nameof(lowerTiers));
             }
 
-            _lanes[i] = new TierLane(tier, lowerTiers[i].Codec, Options, _time, _logger);
+            _lanes[i] = new TierLane(tier, lowerTiers[i].Codec, lowerTiers[i].Levels ?? [], Options, _time, _logger);
         }
 
         LowerTiers = [.. lowerTiers.Select(t => t.Tier)];

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
 using KvFusion.Cache.Codecs;
+using KvFusion.Cache.Keys;
 using KvFusion.Cache.Container;
 using KvFusion.Cache.Storage;
 using Microsoft.Extensions.Logging;
@@ -35,10 +36,11 @@ internal sealed class TierLane
     private long _skippedReads;
     private long _hits;
 
-    public TierLane(IKvTier tier, KvCodecSpec? codec, KvTierManagerOptions options, TimeProvider time, ILogger logger)
+    public TierLane(IKvTier tier, KvCodecSpec? codec, IReadOnlyList<KvCodecSpec> levels, KvTierManagerOptions options, TimeProvider time, ILogger logger)
     {
         Tier = tier;
         Codec = codec;
+        Levels = levels;
         _readOptions = KvContainerReadOptions.Default with { Limits = options.Limits, Profiles = options.Profiles };
         _options = options;
         _time = time;
@@ -51,6 +53,9 @@ internal sealed class TierLane
 
     /// <summary>The codec the tier stores entries with; null to store blobs as given.</summary>
     public KvCodecSpec? Codec { get; }
+
+    /// <summary>Extra levels the tier keeps of every chunk (<see cref="KvStoredLevels"/>).</summary>
+    public IReadOnlyList<KvCodecSpec> Levels { get; }
 
     public bool IsUp => Volatile.Read(ref _state) == 0;
 
@@ -180,10 +185,22 @@ internal sealed class TierLane
                 {
                     var blob = InTierCodec(job.Key, original);
                     await RunAsync((t, ct) => AsUnit(t.PutAsync(job.Key, blob, ct)), stopping).ConfigureAwait(false);
+                    foreach (var (levelKey, levelBlob) in LevelBlobs(job.Key, original))
+                    {
+                        await RunAsync((t, ct) => AsUnit(t.PutAsync(levelKey, levelBlob, ct)), stopping).ConfigureAwait(false);
+                    }
                 }
                 else
                 {
                     await RunAsync((t, ct) => t.RemoveAsync(job.Key, ct), stopping).ConfigureAwait(false);
+                    if (HasLevels(job.Key))
+                    {
+                        foreach (var level in Levels)
+                        {
+                            var levelKey = job.Key with { Key = KvStoredLevels.At(job.Key.Key, level) };
+                            await RunAsync((t, ct) => t.RemoveAsync(levelKey, ct), stopping).ConfigureAwait(false);
+                        }
+                    }
                 }
 
                 Interlocked.Increment(ref _writesDone);
@@ -345,6 +362,41 @@ internal sealed class TierLane
             _logger.LogWarning(e, "Stored {Key} in tier {Tier} as written, not as {Codec}: {Reason}", key, Tier.Name, codec, e.Message);
             return blob;
         }
+    }
+
+    private bool HasLevels(TierKey key) => Levels.Count > 0 && key.Key.Kind == CacheEntryKind.Chunk && !KvStoredLevels.IsLevel(key.Key);
+
+    /// <summary>
+    /// The chunk's extra levels, each re-encoded under its level key; none when the tier keeps none, the key is not a
+    /// chunk's own, or the blob is not a container this process can decode (logged: the chunk is stored, its levels are not).
+    /// </summary>
+    private List<(TierKey Key, byte[] Blob)> LevelBlobs(TierKey key, byte[] blob)
+    {
+        var levels = new List<(TierKey, byte[])>();
+        if (!HasLevels(key))
+        {
+            return levels;
+        }
+
+        try
+        {
+            var contents = KvContainerReader.ReadWithHiddenStates(blob, null, _readOptions);
+            var writeOptions = KvContainerWriteOptions.Default with { IncludeTokenIds = contents.Entry.HasTokenIds, Profiles = _options.Profiles };
+            foreach (var level in Levels)
+            {
+                var levelKey = KvStoredLevels.At(key.Key, level);
+                var encoded = KvContainerWriter.ToArray(contents.Entry.WithKey(levelKey), contents.HiddenStates, level, writeOptions);
+                _options.CostModel?.ObserveStoredSize(level, contents.Entry.ByteSize, encoded.Length);
+                levels.Add((key with { Key = levelKey }, encoded));
+            }
+        }
+        catch (Exception e) when (e is KvContainerException or NotSupportedException)
+        {
+            _logger.LogWarning(e, "Stored {Key} in tier {Tier} without its levels: {Reason}", key, Tier.Name, e.Message);
+            levels.Clear();
+        }
+
+        return levels;
     }
 
     private void Park(TierKey key, bool isRemove)

@@ -56,7 +56,7 @@ public sealed class LoadCostModelTests
 
         var estimate = model.Transfer(tier.Name)!.Value;
         Assert.InRange(estimate.BitsPerSecond, 90e6, 110e6);
-        Assert.InRange(estimate.FixedSeconds, 0.002, 0.004);
+        Assert.InRange(estimate.Fixed, 0.002, 0.004);
 
         link.BitsPerSecond = 10e6;
         for (var i = ConvergenceReads; i < 2 * ConvergenceReads; i++)

@@ -51,7 +51,7 @@ public sealed class LoadCostObservationTests(TinyModelFixture fixture)
         var estimate = model.Transfer("remote")!.Value;
         Assert.Equal(6, estimate.Samples);
         Assert.InRange(estimate.BitsPerSecond, 72e6, 88e6);
-        Assert.InRange(estimate.FixedSeconds, 0.001, 0.004);
+        Assert.InRange(estimate.Fixed, 0.001, 0.004);
         Assert.Null(model.Transfer("memory"));
     }
 

@@ -60,7 +60,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
         _scheduler = ownsGate && options.Batching is { } batching ? new BatchScheduler(model, gate, batching, logger) : scheduler;
         _memory = ownsGate && options.MaxSessionKvBytes is { } bytes ? new KvMemoryBudget(bytes) : memory;
         _planner = new FusionPlanner(model, store, options);
-        var chunks = new ChunkCaches(model, store, options.HiddenStateLayers);
+        var chunks = new ChunkCaches(model, store, options);
         var prefixBlocks = new PrefixBlocks(model, store, options.StorePrefixBlocks);
         IFusionModeRunner[] runners =
         [

@@ -60,4 +60,7 @@ public sealed record FusionEngineOptions
     /// request's recompute costs under the current load.
     /// </summary>
     public Loading.LoadCostModel? CostModel { get; init; }
+
+    /// <summary>The levels and tier the loading controller chooses from for requests with a loading goal (needs <see cref="CostModel"/>); null: no controller.</summary>
+    public Loading.LoadingOptions? Loading { get; init; }
 }

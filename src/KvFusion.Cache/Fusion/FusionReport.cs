@@ -45,6 +45,9 @@ public sealed record FusionReport
     /// <summary>Blend's quality estimate and gate decision (null for other modes, and for a blend without chunk tokens).</summary>
     public FusionQuality? Quality { get; init; }
 
+    /// <summary>What the loading controller chose per chunk, when the request set a loading goal.</summary>
+    public Loading.LoadReport? Loading { get; init; }
+
     /// <summary>Time per stage (tokenize, precompute, load, compute, select, store).</summary>
     public required IReadOnlyDictionary<string, TimeSpan> StageTimes { get; init; }
 

@@ -70,4 +70,11 @@ public sealed record FusionRequest
 
     /// <summary>Extra slots to reserve after the prompt for generation.</summary>
     public int ReserveTokens { get; init; } = 256;
+
+    /// <summary>
+    /// A TTFT deadline or quality budget for loading (needs <see cref="FusionEngineOptions.Loading"/>): each chunk sent
+    /// as text is read at the stored level, or computed from its text, that the loading controller picks; null reads
+    /// every chunk's own entry.
+    /// </summary>
+    public Loading.LoadGoal? Loading { get; init; }
 }

@@ -5,13 +5,14 @@ namespace KvFusion.Cache.Loading;
 /// budget or to meet a TTFT deadline at the best quality, from costs measured on the running machine.
 /// </summary>
 /// <remarks>
-/// <para>TTFT is modelled as the transfer time (reads share one link: their times add) and the compute time (decode,
-/// recompute, text and query: one CPU or GPU, so they add); pipelined, the two overlap layer by layer, so TTFT is the
-/// longer plus one layer's share of the shorter; not pipelined, they add. Quality is the mean KL per chunk token:
-/// the codec's KL plus the ratio's for a stored chunk, none for text.</para>
-/// <para>The search is exact: per ratio, partial plans are extended chunk by chunk and only the Pareto front in
-/// (transfer, compute, KL) is kept. Both TTFT and KL grow with each of the three sums, so an optimal plan's every
-/// prefix is on the front. Unlike CacheGen's loader (one deadline share per chunk, chunks chosen independently),
+/// <para>TTFT is modelled from the transfer time (reads share one link: their times add) and the compute times
+/// (decode, blend recompute, chunks computed from text and the query: one CPU or GPU, so they add), as
+/// <see cref="LoadOverlap"/> says they overlap: not at all; layer by layer (the longer plus one layer's share of the
+/// shorter); or reads and decodes beside the chunks computed from text, before the fusion's own compute. Quality is the mean KL per chunk token:
+/// the codec's KL plus the ratio's for a stored chunk, the ratio's alone for text (computed here, as lossless).</para>
+/// <para>The search is exact: per ratio, partial plans are extended chunk by chunk and only the Pareto front of
+/// their five sums (<see cref="Sums"/>) is kept. TTFT and KL grow with each sum, so an optimal plan's every prefix is
+/// on the front. Unlike CacheGen's loader (one deadline share per chunk, chunks chosen independently),
 /// slack on one chunk pays for another, and transfer overlaps compute.</para>
 /// </remarks>
 public sealed class LoadController(ILoadCosts costs)
@@ -51,7 +52,8 @@ public sealed class LoadController(ILoadCosts costs)
         for (var node = chosen.State.Node; node is not null; node = node.Parent)
         {
             var option = chosen.Priced[node.Chunk][node.Option];
-            choices[node.Chunk] = new LoadChoice(option.Index, request.Chunks[node.Chunk].Options[option.Index], option.Transfer, option.Compute);
+            var sums = option.Sums;
+            choices[node.Chunk] = new LoadChoice(option.Index, request.Chunks[node.Chunk].Options[option.Index], sums.Transfer, sums.Decode + sums.Recompute + sums.Text);
         }
 
         return new LoadPlan
@@ -64,9 +66,20 @@ public sealed class LoadController(ILoadCosts costs)
         };
     }
 
-    /// <summary>The TTFT the model gives for summed transfer and compute seconds.</summary>
-    public static double Ttft(double transfer, double compute, int layers, bool pipelined) =>
-        pipelined ? Math.Max(transfer, compute) + (Math.Min(transfer, compute) / layers) : transfer + compute;
+    /// <summary>
+    /// The TTFT the model gives for a plan's summed seconds of transfer, decode, blend recompute and chunks computed
+    /// from text, plus the query's compute, under <paramref name="overlap"/>.
+    /// </summary>
+    public static double Ttft(Sums sums, double query, int layers, LoadOverlap overlap)
+    {
+        var compute = sums.Decode + sums.Recompute + sums.Text + query;
+        return overlap switch
+        {
+            LoadOverlap.Layers => Math.Max(sums.Transfer, compute) + (Math.Min(sums.Transfer, compute) / layers),
+            LoadOverlap.Chunks => Math.Max(sums.Transfer + sums.Decode, sums.Text) + sums.Recompute + query,
+            _ => sums.Transfer + compute,
+        };
+    }
 
     private static void Validate(LoadRequest request)
     {
@@ -127,9 +140,10 @@ public sealed class LoadController(ILoadCosts costs)
                 var option = chunk.Options[o];
                 if (option.Source == LoadSource.Text)
                 {
+                    // Computed here from its text, the chunk's KV is what a lossless level holds: the fusion's own KL stays.
                     if (costs.RecomputeSeconds((double)chunk.Tokens * request.Layers) is { } text)
                     {
-                        list.Add(new PricedOption(o, 0, text, 0));
+                        list.Add(new PricedOption(o, new Sums(0, 0, 0, text, chunk.Tokens * ratio.Kl)));
                     }
 
                     continue;
@@ -140,7 +154,7 @@ public sealed class LoadController(ILoadCosts costs)
                 var recompute = costs.RecomputeSeconds(ratio.Ratio * chunk.Tokens * request.RecomputeLayers);
                 if (transfer is { } t && decode is { } d && recompute is { } r)
                 {
-                    list.Add(new PricedOption(o, t, d + r, chunk.Tokens * (option.CodecKl + ratio.Kl)));
+                    list.Add(new PricedOption(o, new Sums(t, d, r, 0, chunk.Tokens * (option.CodecKl + ratio.Kl))));
                 }
             }
 
@@ -157,7 +171,7 @@ public sealed class LoadController(ILoadCosts costs)
 
     private static List<State> Search(PricedOption[][] priced)
     {
-        var front = new List<State> { new(0, 0, 0, null) };
+        var front = new List<State> { new(default, null) };
         var next = new List<State>();
         for (var c = 0; c < priced.Length; c++)
         {
@@ -167,7 +181,7 @@ public sealed class LoadController(ILoadCosts costs)
                 for (var o = 0; o < priced[c].Length; o++)
                 {
                     var option = priced[c][o];
-                    next.Add(new State(state.Transfer + option.Transfer, state.Compute + option.Compute, state.Loss + option.Loss, new Node(c, o, state.Node)));
+                    next.Add(new State(state.Sums + option.Sums, new Node(c, o, state.Node)));
                 }
             }
 
@@ -177,23 +191,17 @@ public sealed class LoadController(ILoadCosts costs)
         return front;
     }
 
-    /// <summary>Keeps the states no other state beats or equals in all three sums (the first of equal ones).</summary>
+    /// <summary>Keeps the states no other state beats or equals in all five sums (the first of equal ones).</summary>
     private static List<State> Prune(List<State> states)
     {
-        states.Sort(static (a, b) =>
-        {
-            var c = a.Transfer.CompareTo(b.Transfer);
-            if (c != 0) return c;
-            c = a.Compute.CompareTo(b.Compute);
-            return c != 0 ? c : a.Loss.CompareTo(b.Loss);
-        });
+        states.Sort(static (a, b) => a.Sums.Order.CompareTo(b.Sums.Order));
         var kept = new List<State>();
         foreach (var s in states)
         {
             var dominated = false;
             foreach (var k in kept)
             {
-                if (k.Compute <= s.Compute && k.Loss <= s.Loss)
+                if (k.Sums.AtMost(s.Sums))
                 {
                     dominated = true;
                     break;
@@ -224,8 +232,8 @@ public sealed class LoadController(ILoadCosts costs)
 
     private static Candidate Evaluate(LoadRequest request, LoadRatio ratio, PricedOption[][] priced, State state, double query, long chunkTokens)
     {
-        var ttft = Ttft(state.Transfer, state.Compute + query, request.Layers, request.Pipelined);
-        var meanKl = chunkTokens > 0 ? state.Loss / chunkTokens : 0;
+        var ttft = Ttft(state.Sums, query, request.Layers, request.Overlap);
+        var meanKl = chunkTokens > 0 ? state.Sums.Loss / chunkTokens : 0;
         var goal = request.Goal;
         var feasible = (goal.Deadline is not { } d || ttft <= d.TotalSeconds) && (goal.MaxMeanKl is not { } b || meanKl <= b + 1e-12);
         return new Candidate(ratio, priced, state, ttft, meanKl, feasible);
@@ -289,14 +297,32 @@ public sealed class LoadController(ILoadCosts costs)
         return a2 < b2 - (Tie * (1 + Math.Abs(b2)));
     }
 
-    /// <summary>An option with its predicted seconds and KL mass (internal to the search).</summary>
-    public readonly record struct PricedOption(int Index, double Transfer, double Compute, double Loss);
+    /// <summary>
+    /// Seconds of transfer, decode, blend recompute and text compute, and the KL mass (KL × tokens), of an option or
+    /// a (partial) plan; every TTFT model grows with each of them.
+    /// </summary>
+    public readonly record struct Sums(double Transfer, double Decode, double Recompute, double Text, double Loss)
+    {
+        /// <summary>A key to sort by before pruning (a state can only be dominated by one sorted before it).</summary>
+        public double Order => Transfer + Decode + Recompute + Text + Loss;
+
+        /// <summary>Sum of two.</summary>
+        public static Sums operator +(Sums a, Sums b) =>
+            new(a.Transfer + b.Transfer, a.Decode + b.Decode, a.Recompute + b.Recompute, a.Text + b.Text, a.Loss + b.Loss);
+
+        /// <summary>Whether every sum is at most <paramref name="other"/>'s.</summary>
+        public bool AtMost(Sums other) =>
+            Transfer <= other.Transfer && Decode <= other.Decode && Recompute <= other.Recompute && Text <= other.Text && Loss <= other.Loss;
+    }
+
+    /// <summary>An option with its predicted sums (internal to the search).</summary>
+    public readonly record struct PricedOption(int Index, Sums Sums);
 
     /// <summary>A step of a partial plan (internal to the search).</summary>
     public sealed record Node(int Chunk, int Option, Node? Parent);
 
     /// <summary>A partial plan's sums (internal to the search).</summary>
-    public readonly record struct State(double Transfer, double Compute, double Loss, Node? Node);
+    public readonly record struct State(Sums Sums, Node? Node);
 
     /// <summary>A complete plan as the selection sees it.</summary>
     public readonly record struct Candidate(LoadRatio Ratio, PricedOption[][] Priced, State State, double Ttft, double MeanKl, bool Feasible);

@@ -16,6 +16,7 @@ public sealed class LoadCostModel
     private readonly ConcurrentDictionary<string, OnlineLinearFit> _tiers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<KvCodecSpec, OnlineLinearFit> _decode = new();
     private readonly ConcurrentDictionary<KvCodecSpec, OnlineLinearFit> _sizes = new();
+    private readonly ConcurrentDictionary<string, long> _lastTransfer = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, OnlineLinearFit> _recompute = new(StringComparer.Ordinal);
 
     /// <summary>Creates an empty model.</summary>
@@ -30,7 +31,12 @@ public sealed class LoadCostModel
     {
         ArgumentException.ThrowIfNullOrEmpty(tier);
         _tiers.GetOrAdd(tier, _ => new OnlineLinearFit(_options.Forgetting)).Observe(bytes, Seconds(elapsed));
+        _lastTransfer[tier] = Environment.TickCount64;
     }
+
+    /// <summary>How long ago a read of <paramref name="tier"/> was last observed; null when never.</summary>
+    public TimeSpan? TransferAge(string tier) =>
+        _lastTransfer.TryGetValue(tier, out var at) ? TimeSpan.FromMilliseconds(Environment.TickCount64 - at) : null;
 
     /// <summary>Records that decoding KV of <paramref name="fp16Bytes"/> (its fp16 size) stored with <paramref name="codec"/> took <paramref name="elapsed"/>.</summary>
     public void ObserveDecode(KvCodecSpec codec, long fp16Bytes, TimeSpan elapsed) =>

@@ -8,7 +8,7 @@ public enum LoadSource
     /// <summary>A stored container: read from a tier, decoded, and (with blend) partly recomputed.</summary>
     Stored,
 
-    /// <summary>The chunk's text, prefilled in full inside the fused prompt: nothing read, no quality lost.</summary>
+    /// <summary>The chunk computed here from its text (as a precompute would): nothing read, nothing lost to a codec.</summary>
     Text,
 }
 

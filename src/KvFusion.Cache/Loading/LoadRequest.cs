@@ -13,6 +13,19 @@ public sealed record LoadGoal(TimeSpan? Deadline = null, double? MaxMeanKl = nul
     public static LoadGoal Fastest { get; } = new();
 }
 
+/// <summary>How the reads of a plan overlap its compute.</summary>
+public enum LoadOverlap
+{
+    /// <summary>Reads, then compute.</summary>
+    None,
+
+    /// <summary>Reads and decodes run beside the chunks computed from text; blend's recompute and the query follow.</summary>
+    Chunks,
+
+    /// <summary>Layer i's reads run beside layer i-1's compute (layer-pipelined fusion).</summary>
+    Layers,
+}
+
 /// <summary>The prompt the <see cref="LoadController"/> plans: its chunks, the model's depth, the ratios blend may use, and the goal.</summary>
 public sealed record LoadRequest
 {
@@ -37,8 +50,8 @@ public sealed record LoadRequest
     /// <summary>What to optimise.</summary>
     public LoadGoal Goal { get; init; } = LoadGoal.Fastest;
 
-    /// <summary>Whether reading overlaps computing layer by layer (the pipelined fusion) or precedes it.</summary>
-    public bool Pipelined { get; init; } = true;
+    /// <summary>How reading overlaps computing in the fusion that will run the plan.</summary>
+    public LoadOverlap Overlap { get; init; } = LoadOverlap.Chunks;
 }
 
 /// <summary>The option picked for one chunk and what it is predicted to cost.</summary>

@@ -386,7 +386,15 @@ internal sealed class TierLane
             {
                 var levelKey = KvStoredLevels.At(key.Key, level);
                 var encoded = KvContainerWriter.ToArray(contents.Entry.WithKey(levelKey), contents.HiddenStates, level, writeOptions);
-                _options.CostModel?.ObserveStoredSize(level, contents.Entry.ByteSize, encoded.Length);
+                if (_options.CostModel is { } costs)
+                {
+                    // A level is read only once the controller picks it, which it does only once its decode cost is
+                    // known: decode it once here, off the request path, to measure it.
+                    costs.ObserveStoredSize(level, contents.Entry.ByteSize, encoded.Length);
+                    var started = _time.GetTimestamp();
+                    KvContainerReader.Read(encoded, null, _readOptions);
+                    costs.ObserveDecode(level, contents.Entry.ByteSize, _time.GetElapsedTime(started));
+                }
                 levels.Add((key with { Key = levelKey }, encoded));
             }
         }

@@ -8,17 +8,18 @@ public sealed class LoadControllerTests
     private static readonly KvCodecSpec[] Levels = [KvCodecSpec.Raw, KvCodecSpec.CacheGen(1), KvCodecSpec.CacheGen(3)];
 
     [Theory]
-    [InlineData(1, true)]
-    [InlineData(2, false)]
-    [InlineData(3, true)]
-    [InlineData(4, true)]
-    [InlineData(5, false)]
-    [InlineData(6, true)]
-    public void The_plan_is_the_best_of_a_brute_force_search_for_every_goal(int seed, bool pipelined)
+    [InlineData(1, LoadOverlap.Layers)]
+    [InlineData(2, LoadOverlap.None)]
+    [InlineData(3, LoadOverlap.Chunks)]
+    [InlineData(4, LoadOverlap.Layers)]
+    [InlineData(5, LoadOverlap.Chunks)]
+    [InlineData(6, LoadOverlap.None)]
+    [InlineData(7, LoadOverlap.Chunks)]
+    public void The_plan_is_the_best_of_a_brute_force_search_for_every_goal(int seed, LoadOverlap overlap)
     {
         var random = new Random(seed);
         var costs = new SyntheticCosts(random);
-        var request = RandomRequest(random, chunks: 5, pipelined);
+        var request = RandomRequest(random, chunks: 5, overlap);
         var fastestExact = BruteForce(request, costs, new LoadGoal(TtftSlack: 0));
         var slowest = BruteForce(request, costs, new LoadGoal(MaxMeanKl: 0));
         var goals = new[]
@@ -110,7 +111,7 @@ public sealed class LoadControllerTests
         LoadOption.Text,
     ]);
 
-    private static LoadRequest RandomRequest(Random random, int chunks, bool pipelined)
+    private static LoadRequest RandomRequest(Random random, int chunks, LoadOverlap overlap)
     {
         var list = new List<LoadChunk>();
         for (var c = 0; c < chunks; c++)
@@ -135,7 +136,7 @@ public sealed class LoadControllerTests
             Fp16BytesPerToken = 46_080,
             QueryTokens = random.Next(4, 64),
             Ratios = [new LoadRatio(0.15, 0.03 * random.NextDouble()), new LoadRatio(0.3, 0.01 * random.NextDouble()), new LoadRatio(0.5, 0.002)],
-            Pipelined = pipelined,
+            Overlap = overlap,
         };
     }
 
@@ -184,7 +185,8 @@ public sealed class LoadControllerTests
     /// <summary>TTFT and mean KL of one plan, computed directly from the costs.</summary>
     private static (double Ttft, double MeanKl) Cost(LoadRequest request, ILoadCosts costs, LoadRatio ratio, int[] pick)
     {
-        double transfer = 0, compute = costs.RecomputeSeconds((double)request.QueryTokens * request.Layers)!.Value, loss = 0, tokens = 0;
+        double transfer = 0, decode = 0, recompute = 0, text = 0, loss = 0, tokens = 0;
+        var query = costs.RecomputeSeconds((double)request.QueryTokens * request.Layers)!.Value;
         for (var c = 0; c < request.Chunks.Count; c++)
         {
             var chunk = request.Chunks[c];
@@ -192,16 +194,24 @@ public sealed class LoadControllerTests
             tokens += chunk.Tokens;
             if (option.Source == LoadSource.Text)
             {
-                compute += costs.RecomputeSeconds((double)chunk.Tokens * request.Layers)!.Value;
+                text += costs.RecomputeSeconds((double)chunk.Tokens * request.Layers)!.Value;
+                loss += chunk.Tokens * ratio.Kl;
                 continue;
             }
 
             transfer += costs.TransferSeconds(option.Tier!, option.Bytes)!.Value;
-            compute += costs.DecodeSeconds(option.Codec, (long)chunk.Tokens * request.Fp16BytesPerToken)!.Value + costs.RecomputeSeconds(ratio.Ratio * chunk.Tokens * request.RecomputeLayers)!.Value;
+            decode += costs.DecodeSeconds(option.Codec, (long)chunk.Tokens * request.Fp16BytesPerToken)!.Value;
+            recompute += costs.RecomputeSeconds(ratio.Ratio * chunk.Tokens * request.RecomputeLayers)!.Value;
             loss += chunk.Tokens * (option.CodecKl + ratio.Kl);
         }
 
-        var ttft = request.Pipelined ? Math.Max(transfer, compute) + (Math.Min(transfer, compute) / request.Layers) : transfer + compute;
+        var compute = decode + recompute + text + query;
+        var ttft = request.Overlap switch
+        {
+            LoadOverlap.Layers => Math.Max(transfer, compute) + (Math.Min(transfer, compute) / request.Layers),
+            LoadOverlap.Chunks => Math.Max(transfer + decode, text) + recompute + query,
+            _ => transfer + compute,
+        };
         return (ttft, loss / tokens);
     }
 

@@ -25,6 +25,15 @@ internal sealed class FusionPlan
 
     public int ChunkTokens => Chunks.Sum(c => c.Tokens.Length);
 
+    /// <summary>The request's loading goal: chunks sent as text are read at the level (or computed from the text) the controller picks.</summary>
+    public Loading.LoadGoal? Loading { get; init; }
+
+    /// <summary>The share of chunk tokens the mode recomputes after its first check layer (blend's ratio; 0 otherwise).</summary>
+    public double RecomputeRatio { get; init; }
+
+    /// <summary>What the controller chose while the chunks were loaded (set by <c>ChunkCaches</c>).</summary>
+    public Loading.LoadReport? LoadReport { get; set; }
+
     /// <summary>The report every mode starts from; the engine adds the times.</summary>
     public FusionReport Report(int reused, int[] recomputedPerLayer) => new()
     {
@@ -35,6 +44,7 @@ internal sealed class FusionPlan
         QueryTokens = Query.Length,
         ReusedTokens = reused,
         RecomputedPerLayer = recomputedPerLayer,
+        Loading = LoadReport,
         StageTimes = new Dictionary<string, TimeSpan>(),
         Total = TimeSpan.Zero,
     };

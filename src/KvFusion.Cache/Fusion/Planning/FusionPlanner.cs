@@ -82,7 +82,11 @@ internal sealed class FusionPlanner(TransformerModel model, IKvStore store, Fusi
             FusionMode.Share => $"share:{shared!.Recompute}",
             _ => request.Mode.ToString().ToLowerInvariant(),
         };
-        return new FusionPlan { ModeName = modeName, Prefix = prefix, Chunks = chunks, Query = query, Sink = sink, Tokens = all, SharedFrom = shared };
+        return new FusionPlan
+        {
+            ModeName = modeName, Prefix = prefix, Chunks = chunks, Query = query, Sink = sink, Tokens = all, SharedFrom = shared,
+            Loading = request.Loading, RecomputeRatio = request.Mode == FusionMode.Blend ? request.Blend.Ratio : 0,
+        };
     }
 
     /// <summary>The request's sender, checked: present in share mode (optional in blend) only, of this model's family, its ranges within the layers.</summary>

@@ -1,33 +1,78 @@
+using System.Diagnostics;
 using KvFusion.Cache.Chunks;
+using KvFusion.Cache.Codecs;
 using KvFusion.Cache.Fusion.Planning;
+using KvFusion.Cache.Keys;
+using KvFusion.Cache.Loading;
 using KvFusion.Cache.Storage;
+using KvFusion.Cache.Tiers;
 using KvFusion.Engine.Compute;
 using KvFusion.Engine.Transformer;
 
 namespace KvFusion.Cache.Fusion.Runners;
 
-/// <summary>Brings a plan's chunk caches from the store (precomputing missing ones) into a session.</summary>
-internal sealed class ChunkCaches(TransformerModel model, IKvStore store, IReadOnlyList<int> hiddenStateLayers)
+/// <summary>
+/// Brings a plan's chunk caches from the store (precomputing missing ones) into a session. With a loading goal, the
+/// <see cref="LoadController"/> picks per chunk the stored level to read, or to compute the chunk from its text.
+/// </summary>
+internal sealed class ChunkCaches(TransformerModel model, IKvStore store, FusionEngineOptions options)
 {
-    /// <summary>Loads stored chunk entries, precomputing and storing the missing ones; returns how many were computed.</summary>
+    /// <summary>
+    /// Loads the chunk entries the plan lacks, reading them all at once (their transfers overlap each other and the
+    /// chunks computed here), precomputing and storing the ones not stored; returns how many were computed.
+    /// </summary>
     public async Task<int> EnsureAsync(FusionPlan plan, CancellationToken ct)
     {
-        var computed = 0;
+        var missing = new List<ChunkPlan>();
         foreach (var c in plan.Chunks)
         {
+            if (c.Entry is null)
+            {
+                missing.Add(c);
+            }
+        }
+
+        if (missing.Count == 0)
+        {
+            return 0;
+        }
+
+        var choices = Choose(plan, missing);
+        var reads = new Task<CachedKv?>[missing.Count];
+        for (var i = 0; i < missing.Count; i++)
+        {
+            reads[i] = choices?[i] is { Source: LoadSource.Text } ? Task.FromResult<CachedKv?>(null) : ReadAsync(missing[i].Key, choices?[i]?.Codec, ct);
+        }
+
+        RefreshIfAllText(missing, choices);
+
+        // Chunks computed from their text run while the reads are in flight.
+        var computed = 0;
+        for (var i = 0; i < missing.Count; i++)
+        {
+            if (choices?[i] is { Source: LoadSource.Text })
+            {
+                missing[i].Entry = Precompute(plan, missing[i], ct);
+                computed++;
+            }
+        }
+
+        for (var i = 0; i < missing.Count; i++)
+        {
+            var c = missing[i];
             if (c.Entry is not null)
             {
                 continue;
             }
 
-            var entry = await store.GetAsync(c.Key, ct).ConfigureAwait(false);
+            var entry = await reads[i].ConfigureAwait(false);
             if (entry is not null)
             {
                 StoredKvCheck.Check(model, entry, $"Chunk {c.Key.Id}");
             }
             else
             {
-                entry = ChunkPrecomputer.Compute(model, c.Key, plan.Sink, c.Tokens, hiddenStateLayers, ct);
+                entry = Precompute(plan, c, ct);
                 await store.PutAsync(entry, ct).ConfigureAwait(false);
                 computed++;
             }
@@ -36,6 +81,151 @@ internal sealed class ChunkCaches(TransformerModel model, IKvStore store, IReadO
         }
 
         return computed;
+    }
+
+    /// <summary>
+    /// When every chunk is computed from text and the tier's transfer estimate is older than
+    /// <see cref="LoadingOptions.RefreshAfter"/>, reads the first chunk's smallest level in the background (the tier
+    /// manager records the read), so a link that got faster is noticed.
+    /// </summary>
+    private void RefreshIfAllText(List<ChunkPlan> missing, LoadOption?[]? choices)
+    {
+        if (choices is null || options.Loading is not { } loading || options.CostModel is not { } costs
+            || costs.TransferAge(loading.Tier) is { } age && age < loading.RefreshAfter)
+        {
+            return;
+        }
+
+        foreach (var choice in choices)
+        {
+            if (choice is not { Source: LoadSource.Text })
+            {
+                return;
+            }
+        }
+
+        var smallest = loading.StoredCodec;
+        var size = costs.StoredSize(smallest)?.PerUnit ?? double.MaxValue;
+        foreach (var level in loading.Levels)
+        {
+            if (costs.StoredSize(level) is { } s && s.PerUnit < size)
+            {
+                (smallest, size) = (level, s.PerUnit);
+            }
+        }
+
+        var key = missing[0].Key;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await ReadAsync(key, smallest, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // Only a measurement: a failed read is the tier manager's to count and log.
+            }
+        });
+    }
+
+    /// <summary>Computes a chunk alone behind the plan's sink (a chunk computed from its text by choice is stored already, and is not written again).</summary>
+    private CachedKv Precompute(FusionPlan plan, ChunkPlan chunk, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var entry = ChunkPrecomputer.Compute(model, chunk.Key, plan.Sink, chunk.Tokens, options.HiddenStateLayers, ct);
+        options.CostModel?.ObserveRecompute(model.Fingerprint.Model, (long)(plan.Sink.Length + chunk.Tokens.Length) * model.Config.LayerCount, Stopwatch.GetElapsedTime(started));
+        return entry;
+    }
+
+    /// <summary>The chunk's entry at <paramref name="level"/> (its own entry when that is the stored codec or null), or its own entry when the level is not stored.</summary>
+    private async Task<CachedKv?> ReadAsync(CacheKey key, KvCodecSpec? level, CancellationToken ct)
+    {
+        if (level is { } codec && options.Loading is { } loading && codec != loading.StoredCodec
+            && await store.GetAsync(KvStoredLevels.At(key, codec), ct).ConfigureAwait(false) is { } stored)
+        {
+            return stored;
+        }
+
+        return await store.GetAsync(key, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The controller's option per missing chunk, or null (read each chunk's own entry) without a goal or before costs are measured.</summary>
+    private LoadOption?[]? Choose(FusionPlan plan, List<ChunkPlan> missing)
+    {
+        if (plan.Loading is not { } goal)
+        {
+            return null;
+        }
+
+        if (options.Loading is not { } loading || options.CostModel is not { } costModel)
+        {
+            plan.LoadReport = new LoadReport { Choices = [], Skipped = "the engine has no loading controller (FusionEngineOptions.Loading and CostModel)" };
+            return null;
+        }
+
+        var config = model.Config;
+        var bytesPerToken = 2L * config.LayerCount * config.KvHeadCount * config.HeadDim * 2;
+        var levels = new List<KvCodecSpec> { loading.StoredCodec };
+        foreach (var level in loading.Levels)
+        {
+            if (!levels.Contains(level))
+            {
+                levels.Add(level);
+            }
+        }
+
+        var chunks = new LoadChunk[missing.Count];
+        for (var i = 0; i < missing.Count; i++)
+        {
+            var fp16 = missing[i].Tokens.Length * bytesPerToken;
+            var chunkOptions = new List<LoadOption>();
+            foreach (var level in levels)
+            {
+                var kl = level.IsLossless ? 0 : loading.CodecKl.TryGetValue(level, out var measured) ? measured : double.NaN;
+                if (!double.IsNaN(kl) && costModel.StoredSize(level) is { } size)
+                {
+                    chunkOptions.Add(LoadOption.Stored(loading.Tier, level, (long)Math.Ceiling(size.Predict(fp16)), kl));
+                }
+            }
+
+            if (loading.AllowText)
+            {
+                chunkOptions.Add(LoadOption.Text);
+            }
+
+            chunks[i] = new LoadChunk(missing[i].Tokens.Length, chunkOptions);
+        }
+
+        var request = new LoadRequest
+        {
+            Chunks = chunks,
+            Layers = config.LayerCount,
+            RecomputeLayers = Math.Max(0, config.LayerCount - 1),
+            Fp16BytesPerToken = bytesPerToken,
+            QueryTokens = plan.Query.Length,
+            Ratios = [new LoadRatio(plan.RecomputeRatio, 0)],
+            Goal = goal,
+            Overlap = LoadOverlap.Chunks,
+        };
+        try
+        {
+            var chosen = new LoadController(costModel.For(model.Fingerprint.Model)).Plan(request);
+            var names = new string[chosen.Choices.Count];
+            var result = new LoadOption?[chosen.Choices.Count];
+            for (var i = 0; i < names.Length; i++)
+            {
+                result[i] = chosen.Choices[i].Option;
+                names[i] = chosen.Choices[i].Option.ToString();
+            }
+
+            plan.LoadReport = new LoadReport { Choices = names, PredictedTtft = chosen.PredictedTtft, PredictedMeanKl = chosen.PredictedMeanKl, MeetsGoal = chosen.MeetsGoal };
+            return result;
+        }
+        catch (LoadPlanningException e)
+        {
+            plan.LoadReport = new LoadReport { Choices = [], Skipped = e.Message };
+            return null;
+        }
     }
 
     /// <summary>Writes every chunk's stored KV at its slots, positioned where it sits in the fused prompt.</summary>

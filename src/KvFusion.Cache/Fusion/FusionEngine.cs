@@ -31,6 +31,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
     private readonly FusionEngineOptions _options;
     private readonly SingleFlight<CacheKey> _precomputes = new();
     private readonly FusionPlanner _planner;
+    private readonly ChunkTokenCatalog _catalog;
     private readonly Dictionary<FusionMode, IFusionModeRunner> _runners;
     private int _precomputeCallers;
     private int _precomputesStarted;
@@ -59,7 +60,8 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
         _ownsGate = ownsGate;
         _scheduler = ownsGate && options.Batching is { } batching ? new BatchScheduler(model, gate, batching, logger) : scheduler;
         _memory = ownsGate && options.MaxSessionKvBytes is { } bytes ? new KvMemoryBudget(bytes) : memory;
-        _planner = new FusionPlanner(model, store, options);
+        _catalog = new ChunkTokenCatalog(options.ChunkTokenCatalogTokens);
+        _planner = new FusionPlanner(model, store, options, _catalog);
         var chunks = new ChunkCaches(model, store, options);
         var prefixBlocks = new PrefixBlocks(model, store, options.StorePrefixBlocks);
         IFusionModeRunner[] runners =
@@ -104,6 +106,7 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
         ObjectDisposedException.ThrowIf(_gate.IsClosed, this);
         ArgumentNullException.ThrowIfNull(chunk);
         var target = _planner.PlanChunk(chunk, sink, prefix);
+        _catalog.Add(target.Key, target.Tokens);
         if (!await Store.ContainsAsync(target.Key, cancellationToken).ConfigureAwait(false))
         {
             var precompute = _precomputes.RunAsync(target.Key, ct => PrecomputeAsync(target, ct), cancellationToken);

@@ -61,6 +61,12 @@ public sealed record FusionEngineOptions
     /// </summary>
     public Loading.LoadCostModel? CostModel { get; init; }
 
+    /// <summary>
+    /// Tokens of chunk ids an engine remembers (about 4 bytes each), so a chunk named by id can be planned before its
+    /// KV is read and loaded at the level the controller picks; chunks it does not know are read whole first.
+    /// </summary>
+    public long ChunkTokenCatalogTokens { get; init; } = 4_000_000;
+
     /// <summary>The levels and tier the loading controller chooses from for requests with a loading goal (needs <see cref="CostModel"/>); null: no controller.</summary>
     public Loading.LoadingOptions? Loading { get; init; }
 }

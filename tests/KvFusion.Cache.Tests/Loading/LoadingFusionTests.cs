@@ -1,5 +1,6 @@
 using KvFusion.Cache.Codecs;
 using KvFusion.Cache.Fusion;
+using KvFusion.Cache.Keys;
 using KvFusion.Cache.Loading;
 using KvFusion.Cache.Storage;
 using KvFusion.Cache.Tests.Support;
@@ -63,6 +64,21 @@ public sealed class LoadingFusionTests(TinyModelFixture fixture)
     }
 
     [SkippableFact]
+    public async Task Chunks_named_by_id_are_planned_from_their_known_tokens_and_a_removed_one_is_unknown()
+    {
+        await using var setup = await Setup.CreateAsync(fixture, bitsPerSecond: 2e6);
+        var byId = Request() with { Chunks = [.. setup.Ids.Select(ChunkInput.FromId)] };
+        var plain = await setup.FuseAsync(byId);
+        var slow = await setup.FuseAsync(byId with { Loading = new LoadGoal(MaxMeanKl: 0) });
+        Assert.Equal(["text", "text", "text"], slow.Report.Loading!.Choices);
+        Assert.Equal(plain.Logits, slow.Logits);
+
+        Assert.True(await setup.Store.RemoveAsync(new CacheKey(CacheEntryKind.Chunk, setup.Ids[1].ToString(), "sink:bos")));
+        var e = await Assert.ThrowsAsync<FusionException>(() => setup.FuseAsync(byId with { Loading = new LoadGoal(MaxMeanKl: 0) }));
+        Assert.Equal(FusionError.UnknownChunk, e.Error);
+    }
+
+    [SkippableFact]
     public async Task Without_a_controller_or_before_costs_are_measured_the_report_says_why_and_every_chunk_is_read()
     {
         await using var setup = await Setup.CreateAsync(fixture, bitsPerSecond: 1e9, withController: false);
@@ -90,6 +106,10 @@ public sealed class LoadingFusionTests(TinyModelFixture fixture)
 
         public LoadCostModel Costs { get; } = new(new LoadCostModelOptions { MinSamples = 1 });
 
+        public List<ChunkId> Ids { get; } = [];
+
+        public ContainerKvStore Store { get; private set; } = null!;
+
         public static async Task<Setup> CreateAsync(TinyModelFixture fixture, double bitsPerSecond, bool withController = true)
         {
             var setup = new Setup();
@@ -98,7 +118,7 @@ public sealed class LoadingFusionTests(TinyModelFixture fixture)
             var remote = new KvLowerTier(new ThrottledKvTier(new ControllableTier("remote"), link), null, [KvCodecSpec.Fp8]);
             var managerOptions = new KvTierManagerOptions { CostModel = setup.Costs, OperationTimeout = TimeSpan.FromSeconds(60), PromoteToUpperTiers = false };
             setup._manager = new KvTierManager(new HostMemoryTier(new HostMemoryTierOptions { ByteBudget = 16 }), [remote], managerOptions);
-            var store = ContainerKvStore.ForModel(model, setup._manager.For(new KvNamespace("default", model.Fingerprint.Model)), new ContainerKvStoreOptions { CostModel = setup.Costs });
+            var store = setup.Store = ContainerKvStore.ForModel(model, setup._manager.For(new KvNamespace("default", model.Fingerprint.Model)), new ContainerKvStoreOptions { CostModel = setup.Costs });
             var loading = new LoadingOptions
             {
                 Tier = "remote",
@@ -110,7 +130,7 @@ public sealed class LoadingFusionTests(TinyModelFixture fixture)
             setup._engine = new FusionEngine(model, store, new FusionEngineOptions { CostModel = setup.Costs, Loading = withController ? loading : null });
             foreach (var text in Texts)
             {
-                await setup._engine.PutChunkAsync(ChunkInput.FromText(text));
+                setup.Ids.Add(await setup._engine.PutChunkAsync(ChunkInput.FromText(text)));
             }
 
             await setup._manager.FlushAsync();

@@ -10,6 +10,9 @@ internal sealed class ChunkPlan
 
     public required CacheKey Key { get; init; }
 
+    /// <summary>Whether the request named the chunk by id (it must be stored: it is never computed for the request).</summary>
+    public bool ById { get; init; }
+
     /// <summary>The stored KV; null until loaded or precomputed.</summary>
     public CachedKv? Entry { get; set; }
 

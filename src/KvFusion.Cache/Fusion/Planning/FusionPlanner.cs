@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using KvFusion.Cache.Chunks;
 using KvFusion.Cache.Keys;
 using KvFusion.Cache.Sharing;
 using KvFusion.Cache.Storage;
@@ -11,7 +12,7 @@ namespace KvFusion.Cache.Fusion.Planning;
 /// Turns requests into plans: tokenizes the segments, finds stored chunks, checks ids, vocabulary and context, and
 /// names the store variant of each chunk (its sink). Nothing is computed or stored here.
 /// </summary>
-internal sealed class FusionPlanner(TransformerModel model, IKvStore store, FusionEngineOptions options)
+internal sealed class FusionPlanner(TransformerModel model, IKvStore store, FusionEngineOptions options, ChunkTokenCatalog catalog)
 {
     /// <summary>The id of a chunk's tokens under this model and tokenizer.</summary>
     public ChunkId ChunkIdOf(ReadOnlySpan<int> tokens) => ChunkId.Compute(model.Fingerprint.Model, model.Fingerprint.Tokenizer, tokens);
@@ -65,7 +66,7 @@ internal sealed class FusionPlanner(TransformerModel model, IKvStore store, Fusi
             chunks.Add(shared is not null
                 ? await PlanSharedChunkAsync(shared, input, i, variant, sink.Length, ct).ConfigureAwait(false)
                 : input.Id is { } id
-                    ? await PlanStoredChunkAsync(id, variant, ct).ConfigureAwait(false)
+                    ? await PlanStoredChunkAsync(id, variant, request.Loading is not null, ct).ConfigureAwait(false)
                     : PlanChunkText(input, i, variant, sink.Length));
         }
 
@@ -163,14 +164,31 @@ internal sealed class FusionPlanner(TransformerModel model, IKvStore store, Fusi
         return new ChunkPlan { Tokens = [.. entry.Tokens], Key = key, Entry = entry };
     }
 
-    private async Task<ChunkPlan> PlanStoredChunkAsync(ChunkId id, string variant, CancellationToken ct)
+    private async Task<ChunkPlan> PlanStoredChunkAsync(ChunkId id, string variant, bool deferRead, CancellationToken ct)
     {
         var key = new CacheKey(CacheEntryKind.Chunk, id.ToString(), variant);
+
+        // With a loading goal, a chunk whose tokens are known is read later, at the level the controller picks.
+        if (deferRead && catalog.TryGet(key, out var known))
+        {
+            return new ChunkPlan { Tokens = known, Key = key, ById = true };
+        }
+
         var entry = await store.GetAsync(key, ct).ConfigureAwait(false)
-            ?? throw new FusionException(FusionError.UnknownChunk, $"Chunk {id} is not stored (variant {variant}); store it first or send its text.");
+            ?? throw UnknownChunk(id, variant);
         StoredKvCheck.Check(model, entry, $"Chunk {id}");
-        return new ChunkPlan { Tokens = [.. entry.Tokens], Key = key, Entry = entry };
+        int[] tokens = [.. entry.Tokens];
+        if (entry.HasTokenIds)
+        {
+            catalog.Add(key, tokens);
+        }
+
+        return new ChunkPlan { Tokens = tokens, Key = key, Entry = entry, ById = true };
     }
+
+    /// <summary>The error for a chunk named by id that is not stored.</summary>
+    public static FusionException UnknownChunk(ChunkId id, string variant) =>
+        new(FusionError.UnknownChunk, $"Chunk {id} is not stored (variant {variant}); store it first or send its text.");
 
     private ChunkPlan PlanChunkText(ChunkInput input, int index, string variant, int sinkLength)
     {

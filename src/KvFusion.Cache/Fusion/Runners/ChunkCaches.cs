@@ -38,10 +38,14 @@ internal sealed class ChunkCaches(TransformerModel model, IKvStore store, Fusion
         }
 
         var choices = Choose(plan, missing);
+        // A chunk named by id and computed from its known tokens must still be stored (one round trip, no KV).
         var reads = new Task<CachedKv?>[missing.Count];
+        var stored = new Task<bool>?[missing.Count];
         for (var i = 0; i < missing.Count; i++)
         {
-            reads[i] = choices?[i] is { Source: LoadSource.Text } ? Task.FromResult<CachedKv?>(null) : ReadAsync(missing[i].Key, choices?[i]?.Codec, ct);
+            var text = choices?[i] is { Source: LoadSource.Text };
+            reads[i] = text ? Task.FromResult<CachedKv?>(null) : ReadAsync(missing[i].Key, choices?[i]?.Codec, ct);
+            stored[i] = text && missing[i].ById ? store.ContainsAsync(missing[i].Key, ct).AsTask() : null;
         }
 
         RefreshIfAllText(missing, choices);
@@ -70,6 +74,10 @@ internal sealed class ChunkCaches(TransformerModel model, IKvStore store, Fusion
             {
                 StoredKvCheck.Check(model, entry, $"Chunk {c.Key.Id}");
             }
+            else if (c.ById)
+            {
+                throw FusionPlanner.UnknownChunk(ChunkId.Parse(c.Key.Id), c.Key.Variant);
+            }
             else
             {
                 entry = Precompute(plan, c, ct);
@@ -78,6 +86,14 @@ internal sealed class ChunkCaches(TransformerModel model, IKvStore store, Fusion
             }
 
             c.Entry = entry;
+        }
+
+        for (var i = 0; i < missing.Count; i++)
+        {
+            if (stored[i] is { } check && !await check.ConfigureAwait(false))
+            {
+                throw FusionPlanner.UnknownChunk(ChunkId.Parse(missing[i].Key.Id), missing[i].Key.Variant);
+            }
         }
 
         return computed;

@@ -135,6 +135,29 @@ public sealed class KvStorage : IAsyncDisposable
         return ContainerKvStore.ForModel(model, Manager.For(NamespaceOf(model, tenant)), storeOptions, Loggers.CreateLogger<ContainerKvStore>());
     }
 
+    /// <summary>
+    /// What the loading controller chooses from: the first lower tier (memory misses go there; host memory when there
+    /// is none), the codec of a chunk's own entry in it and the levels <see cref="KvStorageOptions.TierLevels"/> keeps
+    /// there, priced with <see cref="CostModel"/>; <paramref name="codecKl"/> is the KL each lossy codec adds.
+    /// </summary>
+    public LoadingOptions LoadingFor(IReadOnlyDictionary<KvCodecSpec, double> codecKl)
+    {
+        ArgumentNullException.ThrowIfNull(codecKl);
+        var tiers = KvStorageOptionsValidator.ParseTiers(Options.Tiers);
+        if (tiers.Count == 0 || Manager.LowerTiers.Count == 0)
+        {
+            return new LoadingOptions { Tier = Manager.Memory.Name, StoredCodec = Codec, CodecKl = codecKl };
+        }
+
+        return new LoadingOptions
+        {
+            Tier = Manager.LowerTiers[0].Name,
+            StoredCodec = CodecOf(Options, tiers[0]) ?? Codec,
+            Levels = LevelsOf(Options, tiers[0]),
+            CodecKl = codecKl,
+        };
+    }
+
     /// <summary>Waits for queued writes to reach the lower tiers.</summary>
     public Task FlushAsync(CancellationToken cancellationToken = default) => Manager.FlushAsync(cancellationToken);
 

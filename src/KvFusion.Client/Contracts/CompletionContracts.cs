@@ -36,6 +36,19 @@ public sealed record FusionOptions
     /// </summary>
     public double? QualityFloor { get; init; }
 
+    /// <summary>
+    /// Loading: the time to first token to meet, in milliseconds. The loading controller reads each chunk at the
+    /// stored level (or computes it from its tokens) that meets it at the best quality; the choices are in
+    /// <see cref="FusionUsage.Loading"/>.
+    /// </summary>
+    public double? TtftDeadlineMs { get; init; }
+
+    /// <summary>Loading: the largest mean KL the stored levels may add (0: lossless only); the controller then minimises TTFT.</summary>
+    public double? MaxMeanKl { get; init; }
+
+    /// <summary>Loading: the share of TTFT above the fastest plan that may be spent on quality (default 0.1).</summary>
+    public double? TtftSlack { get; init; }
+
     /// <summary>Share (and blend with <see cref="SharedFrom"/>): the layer ranges the receiver recomputes (<c>"1-3"</c>, <c>"0,4-5"</c>, <c>"none"</c>); default: the pair's loaded profile.</summary>
     public string? Recompute { get; init; }
 }
@@ -72,6 +85,28 @@ public sealed record FusionUsage
 
     /// <summary>Milliseconds per fusion stage (tokenize, load, compute, select, store…).</summary>
     public IReadOnlyDictionary<string, double> StageMs { get; init; } = new Dictionary<string, double>();
+
+    /// <summary>With a loading goal (<see cref="FusionOptions.TtftDeadlineMs"/>, <see cref="FusionOptions.MaxMeanKl"/>): what the loading controller chose.</summary>
+    public LoadingUsage? Loading { get; init; }
+}
+
+/// <summary>The loading controller's choices for a request, in <see cref="FusionUsage.Loading"/>.</summary>
+public sealed record LoadingUsage
+{
+    /// <summary>Per chunk loaded for the request, in prompt order: <c>text</c> (computed here) or the level read (<c>cachegen:3@redis</c>).</summary>
+    public required IReadOnlyList<string> Choices { get; init; }
+
+    /// <summary>The TTFT the controller predicted for its plan (fusion only, without the queue).</summary>
+    public double? PredictedTtftMs { get; init; }
+
+    /// <summary>The mean KL the chosen levels are predicted to add.</summary>
+    public double? PredictedMeanKl { get; init; }
+
+    /// <summary>Whether the plan meets the deadline and budget.</summary>
+    public bool MeetsGoal { get; init; }
+
+    /// <summary>Why no plan was made (the controller is off, or the costs are not measured yet); every chunk was then read as stored.</summary>
+    public string? Skipped { get; init; }
 }
 
 /// <summary>Blend's quality estimate and gate decision, in <see cref="FusionUsage.Quality"/>.</summary>

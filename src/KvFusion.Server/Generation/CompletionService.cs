@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using KvFusion.Cache.Fusion;
 using KvFusion.Cache.Keys;
+using KvFusion.Cache.Loading;
 using KvFusion.Cache.Sharing;
 using KvFusion.Client.Contracts;
 using KvFusion.Engine.Generation;
@@ -310,13 +311,33 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
             chunks.Add(ChunkInput.FromId(ChunkService.ParseId(id)));
         }
 
-        var request = new FusionRequest { Mode = mode, Blend = BlendOptions.Default(ratio) with { QualityFloor = floor }, Chunks = chunks };
+        var request = new FusionRequest { Mode = mode, Blend = BlendOptions.Default(ratio) with { QualityFloor = floor }, Chunks = chunks, Loading = LoadGoalOf(kv) };
         // Blend combines with sharing: over another agent's caches it recomputes the pair's ranges and its own selection.
         return mode == FusionMode.Share || (mode == FusionMode.Blend && kv.SharedFrom is not null)
             ? request with { SharedFrom = SharedFrom(kv, models, receiver, tenant) }
             : kv.SharedFrom is not null || kv.Recompute is not null
                 ? throw ApiProblemException.BadRequest("kvfusion.shared_from and kvfusion.recompute apply to modes share and blend only.")
                 : request;
+    }
+
+    /// <summary>The request's loading goal, or null when it sets none.</summary>
+    private static LoadGoal? LoadGoalOf(FusionOptions kv)
+    {
+        if (kv.TtftDeadlineMs is null && kv.MaxMeanKl is null && kv.TtftSlack is null)
+        {
+            return null;
+        }
+
+        TimeSpan? deadline = kv.TtftDeadlineMs is { } ms
+            ? ms > 0 && double.IsFinite(ms) ? TimeSpan.FromMilliseconds(ms) : throw ApiProblemException.BadRequest($"kvfusion.ttft_deadline_ms must be a number of milliseconds above 0, got {ms.ToString(CultureInfo.InvariantCulture)}.")
+            : null;
+        double? budget = kv.MaxMeanKl is { } kl
+            ? kl >= 0 && double.IsFinite(kl) ? kl : throw ApiProblemException.BadRequest($"kvfusion.max_mean_kl is a KL: a number of at least 0, got {kl.ToString(CultureInfo.InvariantCulture)}.")
+            : null;
+        var slack = kv.TtftSlack is { } s
+            ? s >= 0 && s <= 10 ? s : throw ApiProblemException.BadRequest($"kvfusion.ttft_slack is a fraction of TTFT from 0 to 10, got {s.ToString(CultureInfo.InvariantCulture)}.")
+            : LoadGoal.DefaultTtftSlack;
+        return new LoadGoal(deadline, budget, slack);
     }
 
     /// <summary>The sender's caches in the caller's own namespace, and the layer ranges the receiver recomputes.</summary>
@@ -385,6 +406,14 @@ public sealed class CompletionService(IRequestScheduler queue, KvFusionMetrics m
                 Ratio = Math.Round(q.Ratio, 4),
                 RequestedRatio = Math.Round(q.RequestedRatio, 4),
                 CostMs = Math.Round(q.Cost.TotalMilliseconds, 3),
+            } : null,
+            Loading = report.Loading is { } l ? new LoadingUsage
+            {
+                Choices = l.Choices,
+                PredictedTtftMs = l.PredictedTtft is { } t ? Math.Round(t.TotalMilliseconds, 3) : null,
+                PredictedMeanKl = l.PredictedMeanKl is { } k ? Math.Round(k, 6) : null,
+                MeetsGoal = l.MeetsGoal,
+                Skipped = l.Skipped,
             } : null,
         };
     }

@@ -43,6 +43,25 @@ public sealed class KvFusionServerOptions
 
     /// <summary>Blend's quality gate.</summary>
     public QualityGateOptions Quality { get; set; } = new();
+
+    /// <summary>The loading controller.</summary>
+    public LoadingControllerOptions Loading { get; set; } = new();
+}
+
+/// <summary>Section <c>KvFusion:Loading</c>.</summary>
+public sealed class LoadingControllerOptions
+{
+    /// <summary>
+    /// Whether requests with a loading goal (<c>kvfusion.ttft_deadline_ms</c>, <c>max_mean_kl</c>) get the controller;
+    /// it chooses from the first lower tier's entry and the levels <c>Storage:TierLevels</c> keeps there.
+    /// </summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>
+    /// The mean KL each lossy codec adds for the served model, as <c>kvfusion bench codec</c> measured it
+    /// (<c>"CodecKl": { "cachegen:3": 0.04 }</c>); a lossy level not named here is never chosen.
+    /// </summary>
+    public Dictionary<string, double> CodecKl { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 }
 
 /// <summary>Section <c>KvFusion:Quality</c>.</summary>

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using KvFusion.Cache.Codecs;
 using KvFusion.Cache.Tiers;
 using Microsoft.Extensions.Options;
 
@@ -20,6 +21,17 @@ public sealed class KvFusionServerOptionsValidator : IValidateOptions<KvFusionSe
         Annotations(options.RateLimit, $"{root}:RateLimit", failures);
         Annotations(options.Queue, $"{root}:Queue", failures);
         Annotations(options.Quality, $"{root}:Quality", failures);
+        foreach (var (codec, kl) in options.Loading?.CodecKl ?? [])
+        {
+            if (!KvCodecSpec.TryParse(codec, out _, out var error))
+            {
+                failures.Add($"{root}:Loading:CodecKl:{codec}: {error}");
+            }
+            else if (!(kl >= 0) || !double.IsFinite(kl))
+            {
+                failures.Add($"{root}:Loading:CodecKl:{codec}: a KL is a finite number of at least 0, got {kl.ToString(System.Globalization.CultureInfo.InvariantCulture)}.");
+            }
+        }
         if (options.Limits.DefaultCompletionTokens > options.Limits.MaxCompletionTokens)
         {
             failures.Add($"{root}:Limits:DefaultCompletionTokens ({options.Limits.DefaultCompletionTokens}) is above {root}:Limits:MaxCompletionTokens ({options.Limits.MaxCompletionTokens}).");

@@ -63,7 +63,7 @@ public sealed class ModelRuntimeHost(
             scrubber.Add(Path.GetDirectoryName(Path.GetFullPath(profile)));
         }
 
-        var models = await ServedModels.OpenAsync(directories, () => backends(), storage.Value, options.Value.Sharing.Profiles, options.Value.Quality.Calibration, options.Value.Queue.EngineOptions(), loggers, cancellationToken).ConfigureAwait(false);
+        var models = await ServedModels.OpenAsync(directories, () => backends(), storage.Value, options.Value.Sharing.Profiles, options.Value.Quality.Calibration, options.Value.Queue.EngineOptions(), options.Value.Loading, loggers, cancellationToken).ConfigureAwait(false);
         Volatile.Write(ref _models, models);
         foreach (var runtime in models.All)
         {

@@ -1,9 +1,11 @@
+using KvFusion.Cache.Codecs;
 using KvFusion.Cache.Fusion;
 using KvFusion.Cache.Sharing;
 using KvFusion.Engine.Compute;
 using KvFusion.Engine.Models;
 using KvFusion.Engine.Transformer;
 using KvFusion.Server.Errors;
+using KvFusion.Server.Hosting;
 using KvFusion.Storage.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -67,6 +69,17 @@ public sealed class ServedModels : IAsyncDisposable
         return null;
     }
 
+    private static Dictionary<KvCodecSpec, double> CodecKlOf(LoadingControllerOptions loading)
+    {
+        var kl = new Dictionary<KvCodecSpec, double>();
+        foreach (var (codec, value) in loading.CodecKl)
+        {
+            kl[KvCodecSpec.Parse(codec)] = value;
+        }
+
+        return kl;
+    }
+
     /// <summary>
     /// Loads every model (each on a backend of its own from <paramref name="backends"/>), checks that they are one
     /// family and that each profile is for a served pair, and opens the tiers. Each model's engine starts from
@@ -80,10 +93,12 @@ public sealed class ServedModels : IAsyncDisposable
         IReadOnlyList<string> profilePaths,
         string? qualityCalibrationPath,
         FusionEngineOptions engineDefaults,
+        LoadingControllerOptions loading,
         ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(engineDefaults);
+        ArgumentNullException.ThrowIfNull(loading);
         ArgumentNullException.ThrowIfNull(modelDirectories);
         ArgumentNullException.ThrowIfNull(backends);
         ArgumentNullException.ThrowIfNull(profilePaths);
@@ -120,6 +135,7 @@ public sealed class ServedModels : IAsyncDisposable
             {
                 var options = engineDefaults with
                 {
+                    Loading = loading.Enabled ? storage.LoadingFor(CodecKlOf(loading)) : null,
                     HiddenStateLayers = HiddenStateLayersOf(model, loaded.Count, profiles),
                     QualityCalibration = calibration is { } c && c.Model == model ? c.Calibration : FusionEngineOptions.DefaultQualityCalibration,
                 };

@@ -73,6 +73,34 @@ public sealed class CompletionEndpointTests(ServerFixture server) : IClassFixtur
     }
 
     [SkippableFact]
+    public async Task A_chat_with_a_loading_goal_reports_the_controllers_choice_per_chunk()
+    {
+        using var client = server.Client();
+        var (ids, _) = await ChunksAsync(client);
+
+        // The first fusions measure the costs the controller plans with; until then it says why it made no plan.
+        JsonElement loading = default;
+        for (var attempt = 0; attempt < 4; attempt++)
+        {
+            var answer = await ChatAsync(client, Api.Chat(Question, kvfusion: new { chunks = ids, mode = "blend", max_mean_kl = 0.0, ttft_deadline_ms = 60000 }));
+            loading = answer.GetProperty("kvfusion").GetProperty("loading");
+            if (loading.GetProperty("choices").GetArrayLength() > 0)
+            {
+                break;
+            }
+
+            Assert.False(string.IsNullOrEmpty(loading.GetProperty("skipped").GetString()));
+        }
+
+        var choices = loading.GetProperty("choices").EnumerateArray().Select(c => c.GetString()).ToList();
+        Assert.Equal(ids.Length, choices.Count);
+        Assert.All(choices, c => Assert.True(c == "text" || c!.StartsWith("lz4@", StringComparison.Ordinal) || c.StartsWith("raw@", StringComparison.Ordinal), c));
+        Assert.True(loading.GetProperty("meets_goal").GetBoolean());
+        Assert.Equal(0, loading.GetProperty("predicted_mean_kl").GetDouble());
+        Assert.True(loading.GetProperty("predicted_ttft_ms").GetDouble() > 0);
+    }
+
+    [SkippableFact]
     public async Task A_full_recompute_chat_reports_no_cached_tokens()
     {
         using var client = server.Client();

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using KvFusion.Cache.Fusion;
+using KvFusion.Cache.Loading;
 using KvFusion.Engine.Generation;
 using Microsoft.Extensions.AI;
 
@@ -17,6 +18,9 @@ internal sealed record ChatCallSettings
 
     /// <summary>The agent whose stored caches the call fuses (mode share), or null.</summary>
     public string? SharedFrom { get; init; }
+
+    /// <summary>The call's loading goal, or null.</summary>
+    public LoadGoal? Loading { get; init; }
 
     /// <summary>Blend settings of <see cref="Mode"/>.</summary>
     public required BlendOptions Blend { get; init; }
@@ -128,7 +132,18 @@ internal sealed record ChatCallSettings
             TopK = topK,
             Seed = options?.Seed,
             StopSequences = stops,
+            Loading = LoadingOf(options),
         };
+    }
+
+    private static LoadGoal? LoadingOf(ChatOptions? options)
+    {
+        var deadline = NumberOf(options, KvFusionReport.TtftDeadlineProperty, "a TTFT deadline in milliseconds (a number above 0)", x => x > 0);
+        var budget = NumberOf(options, KvFusionReport.MaxMeanKlProperty, "a mean KL (a number of at least 0)", x => x >= 0);
+        var slack = NumberOf(options, KvFusionReport.TtftSlackProperty, "a fraction of TTFT from 0 to 10", x => x is >= 0 and <= 10);
+        return deadline is null && budget is null && slack is null
+            ? null
+            : new LoadGoal(deadline is { } ms ? TimeSpan.FromMilliseconds(ms) : null, budget, slack ?? LoadGoal.DefaultTtftSlack);
     }
 
     private static bool HasMode(ChatOptions? options) =>
@@ -152,14 +167,18 @@ internal sealed record ChatCallSettings
             : text;
     }
 
-    private static double? QualityFloorOf(ChatOptions? options)
+    private static double? QualityFloorOf(ChatOptions? options) =>
+        NumberOf(options, KvFusionReport.QualityFloorProperty, "an estimated KL (a number of at least 0)", x => x >= 0);
+
+    /// <summary>A number under <paramref name="key"/> of the call's additional properties (any numeric type, a JSON number or an invariant string), or null when absent.</summary>
+    private static double? NumberOf(ChatOptions? options, string key, string what, Func<double, bool> valid)
     {
-        if (options?.AdditionalProperties is null || !options.AdditionalProperties.TryGetValue(KvFusionReport.QualityFloorProperty, out var value) || value is null)
+        if (options?.AdditionalProperties is null || !options.AdditionalProperties.TryGetValue(key, out var value) || value is null)
         {
             return null;
         }
 
-        double? floor = value switch
+        double? number = value switch
         {
             double d => d,
             float f => f,
@@ -170,10 +189,9 @@ internal sealed record ChatCallSettings
             string s when double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed) => parsed,
             _ => null,
         };
-        return floor is { } x && x >= 0 && double.IsFinite(x)
+        return number is { } x && double.IsFinite(x) && valid(x)
             ? x
-            : throw new ArgumentException(
-                $"ChatOptions.AdditionalProperties[\"{KvFusionReport.QualityFloorProperty}\"] must be an estimated KL (a number of at least 0); got '{value}'.", nameof(options));
+            : throw new ArgumentException($"ChatOptions.AdditionalProperties[\"{key}\"] must be {what}; got '{value}'.", nameof(options));
     }
 
     private static FusionModeSpec ModeOf(ChatOptions? options, KvFusionChatClientOptions defaults)

@@ -7,6 +7,7 @@ using KvFusion.Engine.Generation;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using LoadingUsage = KvFusion.Client.Contracts.LoadingUsage;
 using QualityUsage = KvFusion.Client.Contracts.QualityUsage;
 
 namespace KvFusion.SemanticKernel.Chat;
@@ -125,7 +126,7 @@ public sealed class KvFusionChatClient : IChatClient
             ids.Add((resolved.Id ?? _engine.ChunkIdOf(_engine.Tokenize(resolved.Text!))).ToString());
         }
 
-        var request = (prompt with { Chunks = chunks }).ToRequest(settings.Mode.Mode, settings.Blend, settings.MaxOutputTokens);
+        var request = (prompt with { Chunks = chunks }).ToRequest(settings.Mode.Mode, settings.Blend, settings.MaxOutputTokens) with { Loading = settings.Loading };
         return new Call(request, settings, ids, started, ChatResponses.NewResponseId(), DateTimeOffset.UtcNow);
     }
 
@@ -205,6 +206,14 @@ public sealed class KvFusionChatClient : IChatClient
                 Ratio = q.Ratio,
                 RequestedRatio = q.RequestedRatio,
                 CostMs = q.Cost.TotalMilliseconds,
+            } : null,
+            Loading = fusion.Loading is { } l ? new LoadingUsage
+            {
+                Choices = l.Choices,
+                PredictedTtftMs = l.PredictedTtft?.TotalMilliseconds,
+                PredictedMeanKl = l.PredictedMeanKl,
+                MeetsGoal = l.MeetsGoal,
+                Skipped = l.Skipped,
             } : null,
         };
         _logger.LogDebug(

@@ -1,4 +1,5 @@
 using System.Globalization;
+using LoadingUsage = KvFusion.Client.Contracts.LoadingUsage;
 using QualityUsage = KvFusion.Client.Contracts.QualityUsage;
 
 namespace KvFusion.SemanticKernel.Chat;
@@ -35,6 +36,15 @@ public sealed record KvFusionReport
     /// </summary>
     public const string QualityFloorProperty = "kvfusion.quality_floor";
 
+    /// <summary>The <c>ChatOptions.AdditionalProperties</c> key of a call's TTFT deadline in milliseconds (a loading goal: the service's <c>kvfusion.ttft_deadline_ms</c>).</summary>
+    public const string TtftDeadlineProperty = "kvfusion.ttft_deadline_ms";
+
+    /// <summary>The <c>ChatOptions.AdditionalProperties</c> key of a call's quality budget: the largest mean KL stored levels may add (a loading goal).</summary>
+    public const string MaxMeanKlProperty = "kvfusion.max_mean_kl";
+
+    /// <summary>The <c>ChatOptions.AdditionalProperties</c> key of the share of TTFT above the fastest plan a loading goal may spend on quality (default 0.1).</summary>
+    public const string TtftSlackProperty = "kvfusion.ttft_slack";
+
     /// <summary>The mode used, as the engine names it (<c>blend:0.15</c>, <c>reuse</c>, ...).</summary>
     public required string Mode { get; init; }
 
@@ -70,6 +80,9 @@ public sealed record KvFusionReport
     /// <c>kvfusion.quality</c> object, or the engine's report in the same shape.
     /// </summary>
     public QualityUsage? Quality { get; init; }
+
+    /// <summary>With a loading goal: what the loading controller chose per chunk (the service's <c>kvfusion.loading</c>, or the engine's report in its shape).</summary>
+    public LoadingUsage? Loading { get; init; }
 
     /// <summary>
     /// One line for logs and consoles (a program printing a response's metadata generically shows this): the mode, the

@@ -284,6 +284,7 @@ public sealed class KvFusionServiceChatClient : IChatClient
         TtftMs = fusion.TtftMs,
         PrefillMs = fusion.StageMs.Values.Sum(),
         Quality = fusion.Quality,
+        Loading = fusion.Loading,
     };
 
     private static ChatFinishReason FinishOf(string reason) => reason switch
@@ -347,6 +348,9 @@ public sealed class KvFusionServiceChatClient : IChatClient
                 Mode = Settings.Mode.Mode.ToString().ToLowerInvariant(),
                 RecomputeRatio = Settings.Mode.Mode == FusionMode.Blend ? Settings.Mode.Ratio : null,
                 QualityFloor = Settings.Blend.QualityFloor,
+                TtftDeadlineMs = Settings.Loading?.Deadline?.TotalMilliseconds,
+                MaxMeanKl = Settings.Loading?.MaxMeanKl,
+                TtftSlack = Settings.Loading?.TtftSlack,
                 SharedFrom = Settings.SharedFrom,
                 Recompute = Settings.Mode.Recompute?.ToString(),
             },

@@ -247,6 +247,34 @@ public sealed class KvFusionChatClientTests(CpuModelFixture models)
     }
 
     [SkippableFact]
+    public async Task A_loading_goal_reaches_the_engine_and_its_report_says_what_the_controller_did()
+    {
+        using var chat = NewChat();
+        var options = new ChatOptions { Temperature = 0, MaxOutputTokens = 2, AdditionalProperties = new() { [KvFusionReport.MaxMeanKlProperty] = 0.0, [KvFusionReport.TtftDeadlineProperty] = 5000 } };
+
+        var response = await chat.Client.GetResponseAsync(Conversation((Len, null)), options);
+
+        // This engine has no loading controller configured, and says so rather than ignoring the goal.
+        var loading = ReportOf(response).Loading!;
+        Assert.Empty(loading.Choices);
+        Assert.Contains("no loading controller", loading.Skipped, StringComparison.Ordinal);
+    }
+
+    [SkippableTheory]
+    [InlineData("kvfusion.ttft_deadline_ms", 0)]
+    [InlineData("kvfusion.max_mean_kl", -0.5)]
+    [InlineData("kvfusion.ttft_slack", "lots")]
+    public async Task A_loading_goal_out_of_range_is_refused_naming_the_property(string property, object value)
+    {
+        using var chat = NewChat();
+        var options = new ChatOptions { AdditionalProperties = new() { [property] = value } };
+
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => chat.Client.GetResponseAsync(Conversation((Len, null)), options));
+
+        Assert.Contains(property, e.Message, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
     public async Task A_floor_with_a_mode_other_than_blend_is_refused()
     {
         using var chat = NewChat();

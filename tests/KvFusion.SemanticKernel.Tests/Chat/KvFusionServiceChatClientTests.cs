@@ -209,6 +209,23 @@ public sealed class KvFusionServiceChatClientTests(ChatServerFixture server, Cpu
     }
 
     [SkippableFact]
+    public async Task A_loading_goal_reaches_the_service_and_its_choices_come_back_in_the_report()
+    {
+        using var service = NewService();
+        var options = new ChatOptions { Temperature = 0, MaxOutputTokens = 2, AdditionalProperties = new() { [KvFusionReport.MaxMeanKlProperty] = 0.0 } };
+        LoadingUsage? loading = null;
+        for (var attempt = 0; attempt < 4 && loading is not { Choices.Count: > 0 }; attempt++)
+        {
+            loading = ReportOf(await service.Client.GetResponseAsync(Conversation((Len, null)), options)).Loading;
+            Assert.NotNull(loading);
+        }
+
+        Assert.NotEmpty(loading!.Choices);
+        Assert.True(loading.MeetsGoal);
+        Assert.Equal(0, loading.PredictedMeanKl);
+    }
+
+    [SkippableFact]
     public async Task A_chunk_named_by_id_only_that_the_service_lacks_surfaces_its_404()
     {
         using var service = NewService();

@@ -281,8 +281,8 @@ public sealed class FusionEvaluator(FusionEngine engine, FusionEvaluationOptions
             var q = new double[vocab];
             for (var i = 0; i < answer.Length; i++)
             {
-                Softmax(reference.Distributions[i], p);
-                Softmax(run.Distributions[i], q);
+                NextTokenDivergence.Softmax(reference.Distributions[i], p);
+                NextTokenDivergence.Softmax(run.Distributions[i], q);
                 double kl = 0;
                 for (var v = 0; v < vocab; v++)
                 {
@@ -335,27 +335,6 @@ public sealed class FusionEvaluator(FusionEngine engine, FusionEvaluationOptions
                 PromptTokens = _cases == 0 ? 0 : _prompt / _cases,
                 PerCase = [.. _perCase],
             };
-        }
-
-        private static void Softmax(float[] logits, double[] output)
-        {
-            double max = double.NegativeInfinity;
-            foreach (var x in logits)
-            {
-                max = Math.Max(max, x);
-            }
-
-            double sum = 0;
-            for (var i = 0; i < logits.Length; i++)
-            {
-                output[i] = Math.Exp(logits[i] - max);
-                sum += output[i];
-            }
-
-            for (var i = 0; i < logits.Length; i++)
-            {
-                output[i] /= sum;
-            }
         }
     }
 }

@@ -11,6 +11,9 @@ public interface ILoadCosts
     /// <summary>Seconds to decode KV of <paramref name="fp16Bytes"/> (its fp16 size) stored with <paramref name="codec"/>.</summary>
     double? DecodeSeconds(KvCodecSpec codec, long fp16Bytes);
 
-    /// <summary>Seconds to compute <paramref name="tokenLayers"/> token-layers.</summary>
+    /// <summary>Seconds the fusion's own pass takes for <paramref name="tokenLayers"/> token-layers (blend's recomputed rows and the query).</summary>
     double? RecomputeSeconds(double tokenLayers);
+
+    /// <summary>Seconds to compute a chunk alone from its tokens, for <paramref name="tokenLayers"/> token-layers (a chunk loaded as text).</summary>
+    double? PrefillSeconds(double tokenLayers);
 }

@@ -8,7 +8,8 @@ namespace KvFusion.Cache.Loading;
 /// <para>TTFT is modelled from the transfer time (reads share one link: their times add) and the compute times
 /// (decode, blend recompute, chunks computed from text and the query: one CPU or GPU, so they add), as
 /// <see cref="LoadOverlap"/> says they overlap: not at all; layer by layer (the longer plus one layer's share of the
-/// shorter); or reads and decodes beside the chunks computed from text, before the fusion's own compute. Quality is the mean KL per chunk token:
+/// shorter); or reads beside the chunks computed from text, with decodes, which take the same cores, added to the
+/// fusion's own compute. Quality is the mean KL per chunk token:
 /// the codec's KL plus the ratio's for a stored chunk, the ratio's alone for text (computed here, as lossless).</para>
 /// <para>The search is exact: per ratio, partial plans are extended chunk by chunk and only the Pareto front of
 /// their five sums (<see cref="Sums"/>) is kept. TTFT and KL grow with each sum, so an optimal plan's every prefix is
@@ -76,7 +77,7 @@ public sealed class LoadController(ILoadCosts costs)
         return overlap switch
         {
             LoadOverlap.Layers => Math.Max(sums.Transfer, compute) + (Math.Min(sums.Transfer, compute) / layers),
-            LoadOverlap.Chunks => Math.Max(sums.Transfer + sums.Decode, sums.Text) + sums.Recompute + query,
+            LoadOverlap.Chunks => Math.Max(sums.Transfer, sums.Text) + sums.Decode + sums.Recompute + query,
             _ => sums.Transfer + compute,
         };
     }
@@ -140,10 +141,12 @@ public sealed class LoadController(ILoadCosts costs)
                 var option = chunk.Options[o];
                 if (option.Source == LoadSource.Text)
                 {
-                    // Computed here from its text, the chunk's KV is what a lossless level holds: the fusion's own KL stays.
-                    if (costs.RecomputeSeconds((double)chunk.Tokens * request.Layers) is { } text)
+                    // Computed here from its text, the chunk's KV is what a lossless level holds: blend still recomputes
+                    // its share of it, and the fusion's own KL stays.
+                    if (costs.PrefillSeconds((double)chunk.Tokens * request.Layers) is { } text
+                        && costs.RecomputeSeconds(ratio.Ratio * chunk.Tokens * request.RecomputeLayers) is { } blended)
                     {
-                        list.Add(new PricedOption(o, new Sums(0, 0, 0, text, chunk.Tokens * ratio.Kl)));
+                        list.Add(new PricedOption(o, new Sums(0, 0, blended, text, chunk.Tokens * ratio.Kl)));
                     }
 
                     continue;

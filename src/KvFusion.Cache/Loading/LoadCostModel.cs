@@ -6,7 +6,8 @@ namespace KvFusion.Cache.Loading;
 /// <summary>
 /// What loading costs on the running machine, measured from the requests as they run: each tier's latency and
 /// bandwidth (seconds against bytes read), each codec's decode time (seconds against the fp16 bytes of KV decoded,
-/// which does not depend on the model) and each model's recompute time (seconds against token-layers computed).
+/// which does not depend on the model), and per model the time of a fusion's own pass and of computing a chunk alone
+/// (seconds against token-layers computed).
 /// Nothing is a constant: an estimate exists once <see cref="LoadCostModelOptions.MinSamples"/> observations of it
 /// were made. Safe for concurrent use; one instance serves every model of a process.
 /// </summary>
@@ -18,6 +19,7 @@ public sealed class LoadCostModel
     private readonly ConcurrentDictionary<KvCodecSpec, OnlineLinearFit> _sizes = new();
     private readonly ConcurrentDictionary<string, long> _lastTransfer = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, OnlineLinearFit> _recompute = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, OnlineLinearFit> _prefill = new(StringComparer.Ordinal);
 
     /// <summary>Creates an empty model.</summary>
     public LoadCostModel(LoadCostModelOptions? options = null)
@@ -65,6 +67,16 @@ public sealed class LoadCostModel
     /// <summary>A codec's decode cost (units: fp16 bytes of KV), or null before enough decodes were observed.</summary>
     public LinearEstimate? Decode(KvCodecSpec codec) => _decode.TryGetValue(codec, out var fit) ? Estimate(fit) : null;
 
+    /// <summary>Records that <paramref name="model"/> computed a chunk alone, <paramref name="tokenLayers"/> token-layers, in <paramref name="elapsed"/>.</summary>
+    public void ObservePrefill(string model, long tokenLayers, TimeSpan elapsed)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        _prefill.GetOrAdd(model, _ => new OnlineLinearFit(_options.Forgetting)).Observe(tokenLayers, Seconds(elapsed));
+    }
+
+    /// <summary>A model's cost of computing a chunk alone (units: token-layers), or null before enough were observed.</summary>
+    public LinearEstimate? Prefill(string model) => _prefill.TryGetValue(model, out var fit) ? Estimate(fit) : null;
+
     /// <summary>A model's recompute cost (units: token-layers), or null before enough of its fusions were observed.</summary>
     public LinearEstimate? Recompute(string model) => _recompute.TryGetValue(model, out var fit) ? Estimate(fit) : null;
 
@@ -97,5 +109,7 @@ public sealed class LoadCostModel
         public double? DecodeSeconds(KvCodecSpec codec, long fp16Bytes) => costs.Decode(codec)?.Predict(fp16Bytes);
 
         public double? RecomputeSeconds(double tokenLayers) => tokenLayers <= 0 ? 0 : costs.Recompute(model)?.Predict(tokenLayers);
+
+        public double? PrefillSeconds(double tokenLayers) => tokenLayers <= 0 ? 0 : costs.Prefill(model)?.Predict(tokenLayers);
     }
 }

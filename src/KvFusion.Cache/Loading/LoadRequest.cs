@@ -19,7 +19,7 @@ public enum LoadOverlap
     /// <summary>Reads, then compute.</summary>
     None,
 
-    /// <summary>Reads and decodes run beside the chunks computed from text; blend's recompute and the query follow.</summary>
+    /// <summary>Reads run beside the chunks computed from text; decodes (on the same cores), blend's recompute and the query follow.</summary>
     Chunks,
 
     /// <summary>Layer i's reads run beside layer i-1's compute (layer-pipelined fusion).</summary>

@@ -396,7 +396,10 @@ public sealed class KvTierManager : IKvTier
         {
             var started = _time.GetTimestamp();
             got = await lane.RunAsync((t, ct) => t.GetAsync(key, ct), cancellationToken).ConfigureAwait(false);
-            Options.CostModel?.ObserveTransfer(lane.Tier.Name, got?.Length ?? 0, _time.GetElapsedTime(started));
+            if (Options.CostModel is { } costs)
+            {
+                costs.ObserveTransfer(lane.Tier.Name, got?.Length ?? 0, lane.ReadTime(started, _time.GetTimestamp(), _time.TimestampFrequency));
+            }
         }
         catch (KvTierUnavailableException)
         {

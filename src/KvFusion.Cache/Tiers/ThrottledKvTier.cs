@@ -5,13 +5,14 @@ namespace KvFusion.Cache.Tiers;
 /// operation pays its latency. For tests and benchmarks of loading over slow tiers (and for trying a deployment's
 /// network before it exists); it owns the inner tier.
 /// </summary>
-public sealed class ThrottledKvTier(IKvTier inner, ThrottledLink link) : IKvTier
+public sealed class ThrottledKvTier(IKvTier inner, ThrottledLink link, string? name = null) : IKvTier
 {
     /// <summary>The link blobs cross.</summary>
     public ThrottledLink Link { get; } = link ?? throw new ArgumentNullException(nameof(link));
 
     /// <inheritdoc />
-    public string Name => inner.Name;
+    /// <remarks>The name given, or the inner tier's (a remote tier simulated over host memory needs its own).</remarks>
+    public string Name { get; } = name ?? inner.Name;
 
     /// <inheritdoc />
     public async ValueTask<ReadOnlyMemory<byte>?> GetAsync(TierKey key, CancellationToken cancellationToken = default)

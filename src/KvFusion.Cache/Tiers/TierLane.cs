@@ -35,6 +35,7 @@ internal sealed class TierLane
     private long _failures;
     private long _skippedReads;
     private long _hits;
+    private long _lastReadDone;
 
     public TierLane(IKvTier tier, KvCodecSpec? codec, IReadOnlyList<KvCodecSpec> levels, KvTierManagerOptions options, TimeProvider time, ILogger logger)
     {
@@ -56,6 +57,24 @@ internal sealed class TierLane
 
     /// <summary>Extra levels the tier keeps of every chunk (<see cref="KvStoredLevels"/>).</summary>
     public IReadOnlyList<KvCodecSpec> Levels { get; }
+
+    /// <summary>
+    /// The time a read that ran from <paramref name="started"/> to <paramref name="done"/> (timestamps) is charged:
+    /// from its start, or from the previous read's end when reads overlapped. Concurrent reads share the link, so the
+    /// k-th to finish waited for the ones before it; charged its own share, each read costs what the controller adds
+    /// up (the first one keeps the round trip).
+    /// </summary>
+    public TimeSpan ReadTime(long started, long done, long frequency)
+    {
+        long previous;
+        do
+        {
+            previous = Volatile.Read(ref _lastReadDone);
+        }
+        while (previous < done && Interlocked.CompareExchange(ref _lastReadDone, done, previous) != previous);
+
+        return TimeSpan.FromSeconds(Math.Max(0, done - Math.Max(started, previous)) / (double)frequency);
+    }
 
     public bool IsUp => Volatile.Read(ref _state) == 0;
 

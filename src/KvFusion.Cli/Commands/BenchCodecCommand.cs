@@ -160,7 +160,7 @@ internal static class BenchCodecCommand
         return generated;
     }
 
-    private static IReadOnlyList<FusionCase> LoadCases(string? path, int? limit, Engine.Transformer.TransformerModel model, CancellationToken ct)
+    internal static IReadOnlyList<FusionCase> LoadCases(string? path, int? limit, Engine.Transformer.TransformerModel model, CancellationToken ct)
     {
         if (path is not null)
         {

@@ -22,6 +22,7 @@ internal static class BenchCommands
         command.Subcommands.Add(BenchStoreCommand.Create());
         command.Subcommands.Add(BenchServeCommand.Create());
         command.Subcommands.Add(BenchBatchCommand.Create());
+        command.Subcommands.Add(BenchLoaderCommand.Create());
         return command;
     }
 

@@ -280,6 +280,77 @@ internal static class FusionCharts
     }
 
     /// <summary>
+    /// Two panels against the link's nominal rate (log scale): TTFT p50 (solid) and p90 (dashed) on a log scale, and
+    /// the share of requests that met the deadline, one line per loading policy.
+    /// </summary>
+    public static void LoaderByBandwidth(string pngPath, string title, IReadOnlyList<BandwidthLoadPoint> points)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(pngPath);
+        ArgumentNullException.ThrowIfNull(points);
+
+        Plot ttft = NewPlot(title, "link rate (Gbit/s, log scale)", "time to first token (ms, log scale)", TitleFontSize);
+        Plot met = NewPlot("requests that met the TTFT deadline", "link rate (Gbit/s, log scale)", "share of requests", TitleFontSize);
+        List<string> policies = points.Select(p => p.Policy).Distinct(StringComparer.Ordinal).ToList();
+        List<double> all = [];
+        for (int m = 0; m < policies.Count; m++)
+        {
+            BandwidthLoadPoint[] line = points.Where(p => p.Policy == policies[m]).OrderBy(p => p.GbitPerSecond).ToArray();
+            Color color = SeriesColors[m % SeriesColors.Length];
+            double[] xs = line.Select(p => Math.Log10(p.GbitPerSecond)).ToArray();
+            foreach (var (pick, suffix, pattern) in new (Func<BandwidthLoadPoint, double>, string, LinePattern)[] { (p => p.P50Ms, "p50", LinePattern.Solid), (p => p.P90Ms, "p90", LinePattern.Dashed) })
+            {
+                all.AddRange(line.Select(pick));
+                var scatter = ttft.Add.Scatter(xs, line.Select(p => Math.Log10(Math.Max(pick(p), 1e-3))).ToArray(), color);
+                scatter.LegendText = $"{policies[m]} {suffix}";
+                scatter.LineWidth = 2;
+                scatter.LinePattern = pattern;
+                scatter.MarkerSize = suffix == "p50" ? 9 : 7;
+                scatter.MarkerShape = MarkerShapes[m % MarkerShapes.Length];
+            }
+
+            var share = met.Add.Scatter(xs, line.Select(p => p.DeadlineMet).ToArray(), color);
+            share.LegendText = policies[m];
+            share.LineWidth = 2;
+            share.MarkerSize = 9;
+            share.MarkerShape = MarkerShapes[m % MarkerShapes.Length];
+        }
+
+        if (all.Count > 0)
+        {
+            double lo = Math.Max(all.Min(), 1e-3);
+            double hi = Math.Max(all.Max(), lo * 1.01);
+            double xLo = points.Min(p => p.GbitPerSecond);
+            double xHi = points.Max(p => p.GbitPerSecond);
+            ttft.Axes.Left.TickGenerator = Log10Ticks(lo, hi);
+            ttft.Axes.Bottom.TickGenerator = Log10Ticks(xLo, xHi);
+            met.Axes.Bottom.TickGenerator = Log10Ticks(xLo, xHi);
+            double span = Math.Max(Math.Log10(hi / lo), 0.3);
+            double xSpan = Math.Max(Math.Log10(xHi / xLo), 0.3);
+            ttft.Axes.SetLimits(Math.Log10(xLo) - 0.05 * xSpan, Math.Log10(xHi) + 0.05 * xSpan, Math.Log10(lo) - 0.08 * span, Math.Log10(hi) + 0.08 * span);
+            met.Axes.SetLimits(Math.Log10(xLo) - 0.05 * xSpan, Math.Log10(xHi) + 0.05 * xSpan, -0.05, 1.05);
+            ttft.ShowLegend(Alignment.UpperRight);
+            StyleLegend(ttft);
+            met.ShowLegend(Alignment.LowerRight);
+            StyleLegend(met);
+        }
+
+        const int width = 900;
+        const int height = 650;
+        using SKSurface surface = CreateSurface(2 * width, height);
+        surface.Canvas.Clear(SKColors.White);
+        foreach (var (panel, x) in new[] { (ttft, 0), (met, width) })
+        {
+            using SKSurface half = CreateSurface(width, height);
+            half.Canvas.Clear(SKColors.White);
+            panel.Render(half.Canvas, new PixelRect(0, width, 0, height));
+            using SKImage image = half.Snapshot();
+            surface.Canvas.DrawImage(image, x, 0);
+        }
+
+        SavePng(surface, pngPath);
+    }
+
+    /// <summary>
     /// Prefill and decode throughput against prompt length. The two rates differ by orders of magnitude, so prefill
     /// uses the left axis and decode the right one, each labelled in its line's color.
     /// </summary>

@@ -194,7 +194,8 @@ public sealed class LoadControllerTests
             tokens += chunk.Tokens;
             if (option.Source == LoadSource.Text)
             {
-                text += costs.RecomputeSeconds((double)chunk.Tokens * request.Layers)!.Value;
+                text += costs.PrefillSeconds((double)chunk.Tokens * request.Layers)!.Value;
+                recompute += costs.RecomputeSeconds(ratio.Ratio * chunk.Tokens * request.RecomputeLayers)!.Value;
                 loss += chunk.Tokens * ratio.Kl;
                 continue;
             }
@@ -209,7 +210,7 @@ public sealed class LoadControllerTests
         var ttft = request.Overlap switch
         {
             LoadOverlap.Layers => Math.Max(transfer, compute) + (Math.Min(transfer, compute) / request.Layers),
-            LoadOverlap.Chunks => Math.Max(transfer + decode, text) + recompute + query,
+            LoadOverlap.Chunks => Math.Max(transfer, text) + decode + recompute + query,
             _ => transfer + compute,
         };
         return (ttft, loss / tokens);
@@ -224,6 +225,7 @@ public sealed class LoadControllerTests
         private readonly double _redisSecondsPerByte = 8 / (1e8 + (random.NextDouble() * 2e9));
         private readonly double[] _decodePerByte = [1e-11 * random.NextDouble(), 1e-10 * random.NextDouble(), 2e-10 * random.NextDouble(), 3e-10 * random.NextDouble()];
         private readonly double _recomputePerTokenLayer = 2e-6 + (random.NextDouble() * 2e-5);
+        private readonly double _prefillPerTokenLayer = 1e-6 + (random.NextDouble() * 1e-5);
 
         public double? TransferSeconds(string tier, long bytes) =>
             tier == "disk" ? _diskLatency + (bytes * _diskSecondsPerByte) : _redisLatency + (bytes * _redisSecondsPerByte);
@@ -231,6 +233,8 @@ public sealed class LoadControllerTests
         public double? DecodeSeconds(KvCodecSpec codec, long fp16Bytes) => _decodePerByte[codec.Level] * fp16Bytes;
 
         public double? RecomputeSeconds(double tokenLayers) => tokenLayers * _recomputePerTokenLayer;
+
+        public double? PrefillSeconds(double tokenLayers) => tokenLayers * _prefillPerTokenLayer;
     }
 
     private sealed class FixedCosts(double bitsPerSecond, string? knownTier = null) : ILoadCosts
@@ -240,5 +244,7 @@ public sealed class LoadControllerTests
         public double? DecodeSeconds(KvCodecSpec codec, long fp16Bytes) => fp16Bytes * 5e-11;
 
         public double? RecomputeSeconds(double tokenLayers) => tokenLayers * 1e-5;
+
+        public double? PrefillSeconds(double tokenLayers) => tokenLayers * 1e-5;
     }
 }

@@ -149,7 +149,7 @@ internal sealed class ChunkCaches(TransformerModel model, IKvStore store, Fusion
     {
         var started = Stopwatch.GetTimestamp();
         var entry = ChunkPrecomputer.Compute(model, chunk.Key, plan.Sink, chunk.Tokens, options.HiddenStateLayers, ct);
-        options.CostModel?.ObserveRecompute(model.Fingerprint.Model, (long)(plan.Sink.Length + chunk.Tokens.Length) * model.Config.LayerCount, Stopwatch.GetElapsedTime(started));
+        options.CostModel?.ObservePrefill(model.Fingerprint.Model, (long)(plan.Sink.Length + chunk.Tokens.Length) * model.Config.LayerCount, Stopwatch.GetElapsedTime(started));
         return entry;
     }
 

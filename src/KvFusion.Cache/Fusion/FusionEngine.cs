@@ -271,7 +271,9 @@ public sealed class FusionEngine : IAsyncDisposable, IDisposable
                 return;
             }
 
+            var started = Stopwatch.GetTimestamp();
             var entry = ChunkPrecomputer.Compute(Model, target.Key, target.Sink, target.Tokens, _options.HiddenStateLayers, ct);
+            _options.CostModel?.ObservePrefill(Model.Fingerprint.Model, (long)(target.Sink.Length + target.Tokens.Length) * Model.Config.LayerCount, Stopwatch.GetElapsedTime(started));
             await Store.PutAsync(entry, ct).ConfigureAwait(false);
         }
         finally

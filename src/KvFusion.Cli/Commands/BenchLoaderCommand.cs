@@ -25,9 +25,10 @@ internal static class BenchLoaderCommand
         var deadline = new Option<double?>("--deadline-ms") { Description = "The TTFT deadline; default: the median TTFT of computing every chunk from text, measured in the warm-up." };
         var json = new Option<string?>("--json") { Description = "Write the results as JSON to this file." };
         var png = new Option<string?>("--png") { Description = "Plot TTFT and deadlines met against the link rate to this PNG file." };
+        var redis = new Option<string?>("--redis") { Description = "Keep the chunks in this Redis (host:port), reached through a bandwidth-limiting TCP proxy on loopback; default: a throttled in-process tier." };
         var command = new Command("loader", "TTFT, quality and deadlines met of the loading controller against always-raw, always-smallest and always-text over a throttled tier.")
         {
-            model, threads, device, cases, limit, rates, requests, sigma, deadline, json, png,
+            model, threads, device, cases, limit, rates, requests, sigma, deadline, redis, json, png,
         };
         command.SetAction((parse, ct) => CommonOptions.RunAsync(async () =>
         {
@@ -40,6 +41,7 @@ internal static class BenchLoaderCommand
                 GbitPerSecond = gbits,
                 Requests = parse.GetValue(requests),
                 TraceSigma = parse.GetValue(sigma),
+                Redis = parse.GetValue(redis),
                 Deadline = parse.GetValue(deadline) is { } ms ? TimeSpan.FromMilliseconds(ms > 0 ? ms : throw new CliException("--deadline-ms must be above 0.")) : null,
             };
             LoaderBenchmarkResult? result = null;
@@ -102,7 +104,7 @@ internal static class BenchLoaderCommand
     private static void Write(LoaderBenchmarkResult result, string model, string device, int cases, LoaderBenchmarkOptions options)
     {
         var table = new Table()
-            .Title($"loader: {Markup.Escape(model)} on {Markup.Escape(device)}, {cases} cases, {options.Requests} requests per rate and policy, deadline {result.Deadline.TotalMilliseconds:F0} ms")
+            .Title($"loader: {Markup.Escape(model)} on {Markup.Escape(device)}, {cases} cases, {options.Requests} requests per rate and policy, deadline {result.Deadline.TotalMilliseconds:F0} ms, remote tier: {(options.Redis is null ? "throttled in-process" : "Redis through a throttling TCP proxy")}")
             .AddColumns("Gbit/s", "policy", "TTFT p50 ms", "TTFT p90 ms", "mean KL vs full", "deadline met", "choices", "TTFT / best fixed");
         foreach (var gbit in result.Points.Select(p => p.GbitPerSecond).Distinct())
         {
@@ -116,7 +118,7 @@ internal static class BenchLoaderCommand
         }
 
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine($"[grey]Codec KL given to the controller, measured in this run (blend over the level against blend over raw): {Markup.Escape(string.Join(", ", result.CodecKl.Select(k => $"{k.Key} {k.Value:F4}")))}. The rate of each request is the nominal one × e^(σ·N(0,1)), σ {options.TraceSigma:F2}; the link's latency is {options.Latency.TotalMilliseconds:F0} ms per read.[/]");
+        AnsiConsole.MarkupLine($"[grey]Codec KL given to the controller, measured in this run (blend over the level against blend over raw): {Markup.Escape(string.Join(", ", result.CodecKl.Select(k => $"{k.Key} {k.Value:F4}")))}. The rate of each request is the nominal one × e^(σ·N(0,1)), σ {options.TraceSigma:F2}; {(options.Redis is null ? $"the link's latency is {options.Latency.TotalMilliseconds:F0} ms per read" : "the proxy limits the rate and adds no latency")}.[/]");
         foreach (var gbit in result.Points.Select(p => p.GbitPerSecond).Distinct())
         {
             var (best, ratio, quality, deadlines) = Targets(result.Points, gbit);
@@ -132,6 +134,7 @@ internal static class BenchLoaderCommand
         w.WriteNumber("requests", options.Requests);
         w.WriteNumber("trace_sigma", options.TraceSigma);
         w.WriteNumber("latency_ms", options.Latency.TotalMilliseconds);
+        w.WriteString("remote_tier", options.Redis is null ? "throttled-memory" : "redis-through-proxy");
         w.WriteStartObject("codec_kl");
         foreach (var (codec, kl) in result.CodecKl)
         {

@@ -8,6 +8,7 @@ using KvFusion.Cache.Loading;
 using KvFusion.Cache.Storage;
 using KvFusion.Cache.Tiers;
 using KvFusion.Engine.Transformer;
+using KvFusion.Storage.Redis;
 
 namespace KvFusion.Diagnostics.Benchmarks;
 
@@ -34,6 +35,13 @@ public sealed record LoaderBenchmarkOptions
 
     /// <summary>The seed of the rate trace.</summary>
     public int Seed { get; init; } = 1;
+
+    /// <summary>
+    /// A Redis (StackExchange.Redis configuration, one server) to keep the chunks in, reached through a
+    /// <see cref="Networking.ThrottlingTcpProxy"/> on loopback so loading meets real network code; null: a throttled
+    /// in-process tier.
+    /// </summary>
+    public string? Redis { get; init; }
 }
 
 /// <summary>One policy at one nominal rate.</summary>
@@ -72,7 +80,11 @@ public static class LoaderBenchmark
 
         var costs = new LoadCostModel();
         var link = new ThrottledLink(1e11, options.Latency);
-        var remote = new ThrottledKvTier(new HostMemoryTier(new HostMemoryTierOptions { ByteBudget = 1L << 34 }), link, "remote");
+        await using var proxy = options.Redis is { } redis ? ProxyTo(redis) : null;
+        IKvTier remote = proxy is null
+            ? new ThrottledKvTier(new HostMemoryTier(new HostMemoryTierOptions { ByteBudget = 1L << 34 }), link, "remote")
+            : await RedisTier.ConnectAsync(new RedisTierOptions { Configuration = proxy.Address, KeyPrefix = "kvf-bench-loader-" + Guid.NewGuid().ToString("N")[..8], OperationTimeout = TimeSpan.FromMinutes(2) }, null, ct).ConfigureAwait(false);
+        var rate = proxy is null ? (Action<double>)(bps => link.BitsPerSecond = bps) : bps => proxy.BitsPerSecond = bps;
         var managerOptions = new KvTierManagerOptions { CostModel = costs, OperationTimeout = TimeSpan.FromMinutes(5), PromoteToUpperTiers = false };
         await using var manager = new KvTierManager(new HostMemoryTier(new HostMemoryTierOptions { ByteBudget = 16 }), [new KvLowerTier(remote, null, options.Levels)], managerOptions);
         var store = ContainerKvStore.ForModel(model, manager.For(new KvNamespace(KvNamespace.DefaultTenant, model.Fingerprint.Model)), new ContainerKvStoreOptions { CostModel = costs });
@@ -97,7 +109,7 @@ public static class LoaderBenchmark
         }
 
         // The KL each level adds over raw, measured on this model: what the controller is told.
-        link.BitsPerSecond = 1e11;
+        rate(1e11);
         var codecKl = new Dictionary<KvCodecSpec, double>();
         var rawKl = 0.0;
         for (var i = 0; i < cases.Count; i++)
@@ -123,7 +135,7 @@ public static class LoaderBenchmark
 
         // Warm-up at the middle rate: every policy once per case, so each cost is measured.
         var middle = options.GbitPerSecond[options.GbitPerSecond.Count / 2] * 1e9;
-        link.BitsPerSecond = middle;
+        rate(middle);
         var textTtft = new List<double>();
         for (var i = 0; i < cases.Count; i++)
         {
@@ -151,7 +163,7 @@ public static class LoaderBenchmark
                 var factor = Math.Exp(options.TraceSigma * Gaussian(random));
                 foreach (var policy in Policies)
                 {
-                    link.BitsPerSecond = gbit * 1e9 * factor;
+                    rate(gbit * 1e9 * factor);
                     var request = Request(cases[i]);
                     var (engine, choices) = policy switch
                     {
@@ -187,6 +199,19 @@ public static class LoaderBenchmark
         }
 
         return new LoaderBenchmarkResult(points, deadline, codecKl);
+    }
+
+    /// <summary>A proxy on loopback in front of the one Redis server <paramref name="configuration"/> names.</summary>
+    private static Networking.ThrottlingTcpProxy ProxyTo(string configuration)
+    {
+        var endpoint = configuration.Split(',')[0].Trim();
+        var colon = endpoint.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(endpoint[(colon + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port))
+        {
+            throw new ArgumentException($"The Redis address '{endpoint}' is not host:port.", nameof(configuration));
+        }
+
+        return new Networking.ThrottlingTcpProxy(endpoint[..colon], port);
     }
 
     private static FusionRequest Request(FusionCase c) => new()

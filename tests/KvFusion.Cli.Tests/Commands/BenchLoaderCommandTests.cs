@@ -40,6 +40,25 @@ public sealed class BenchLoaderCommandTests
         Assert.True(new FileInfo(png).Length > 10_000);
     }
 
+    [SkippableFact]
+    public async Task Through_a_real_redis_behind_the_throttling_proxy_every_policy_is_measured()
+    {
+        var redis = Environment.GetEnvironmentVariable("KVF_TEST_REDIS");
+        Skip.If(string.IsNullOrEmpty(redis), "KVF_TEST_REDIS is not set (scripts/ci/redis-up.sh starts a Redis and prints it)");
+        var model = SharedModels.Path("tiny-pydocs");
+        var cases = RepositoryRoot.Combine("tests", "data", "fusion-cases-mini.jsonl");
+        using var work = new TempDirectory();
+        var json = work.Combine("loader.json");
+
+        var run = await Kvfusion.RunInAsync(work.Path, null, "bench", "loader", "--model", model, "--cases", cases, "--limit", "1", "--gbits", "1", "--requests", "2", "--redis", redis!, "--json", json);
+
+        Assert.True(run.ExitCode == 0, run.StandardError);
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(json));
+        Assert.Equal("redis-through-proxy", doc.RootElement.GetProperty("remote_tier").GetString());
+        Assert.Equal(4, doc.RootElement.GetProperty("points").GetArrayLength());
+        Assert.Contains("Redis through a throttling TCP proxy", run.StandardOutput, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("--gbits: 'fast' is not a rate in Gbit/s above 0.", "--gbits", "fast")]
     [InlineData("--gbits: '0' is not a rate in Gbit/s above 0.", "--gbits", "0")]

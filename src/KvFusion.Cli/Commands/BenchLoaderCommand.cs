@@ -105,14 +105,14 @@ internal static class BenchLoaderCommand
     {
         var table = new Table()
             .Title($"loader: {Markup.Escape(model)} on {Markup.Escape(device)}, {cases} cases, {options.Requests} requests per rate and policy, deadline {result.Deadline.TotalMilliseconds:F0} ms, remote tier: {(options.Redis is null ? "throttled in-process" : "Redis through a throttling TCP proxy")}")
-            .AddColumns("Gbit/s", "policy", "TTFT p50 ms", "TTFT p90 ms", "mean KL vs full", "deadline met", "choices", "TTFT / best fixed");
+            .AddColumns("Gbit/s", "policy", "TTFT p50 ms", "TTFT p90 ms", "predicted p50 ms", "mean KL vs full", "deadline met", "choices", "TTFT / best fixed");
         foreach (var gbit in result.Points.Select(p => p.GbitPerSecond).Distinct())
         {
             var (best, _, _, _) = Targets(result.Points, gbit);
             foreach (var p in result.Points.Where(p => p.GbitPerSecond == gbit))
             {
                 var choices = string.Join(" ", p.Choices.OrderByDescending(c => c.Value).Select(c => $"{c.Key}×{c.Value}"));
-                table.AddRow(F(gbit, "G"), p.Policy, F(p.TtftMs, "F1"), F(p.TtftP90Ms, "F1"), F(p.MeanKl, "F4"), F(p.DeadlineMet * 100, "F0") + "%", Markup.Escape(choices),
+                table.AddRow(F(gbit, "G"), p.Policy, F(p.TtftMs, "F1"), F(p.TtftP90Ms, "F1"), double.IsFinite(p.PredictedTtftMs) ? F(p.PredictedTtftMs, "F1") : "-", F(p.MeanKl, "F4"), F(p.DeadlineMet * 100, "F0") + "%", Markup.Escape(choices),
                     p == best ? "best fixed" : F(p.TtftMs / best.TtftMs, "F2") + "x");
             }
         }
@@ -151,6 +151,11 @@ internal static class BenchLoaderCommand
             w.WriteNumber("ttft_ms", Math.Round(p.TtftMs, 3));
             w.WriteNumber("ttft_p90_ms", Math.Round(p.TtftP90Ms, 3));
             w.WriteNumber("mean_kl", Math.Round(p.MeanKl, 6));
+            if (double.IsFinite(p.PredictedTtftMs))
+            {
+                w.WriteNumber("predicted_ttft_ms", Math.Round(p.PredictedTtftMs, 3));
+            }
+
             w.WriteNumber("deadline_met", Math.Round(p.DeadlineMet, 4));
             w.WriteStartObject("choices");
             foreach (var (choice, count) in p.Choices)

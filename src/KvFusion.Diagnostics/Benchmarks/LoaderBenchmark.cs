@@ -44,8 +44,8 @@ public sealed record LoaderBenchmarkOptions
     public string? Redis { get; init; }
 }
 
-/// <summary>One policy at one nominal rate.</summary>
-public sealed record LoaderPoint(double GbitPerSecond, string Policy, double TtftMs, double TtftP90Ms, double MeanKl, double DeadlineMet, IReadOnlyDictionary<string, int> Choices);
+/// <summary>One policy at one nominal rate; <c>PredictedTtftMs</c> is the controller's median predicted TTFT (NaN for the fixed choices, and when it made no plan).</summary>
+public sealed record LoaderPoint(double GbitPerSecond, string Policy, double TtftMs, double TtftP90Ms, double MeanKl, double DeadlineMet, IReadOnlyDictionary<string, int> Choices, double PredictedTtftMs);
 
 /// <summary>The run: points, the deadline, and the codec KLs the controller was given (measured in the same run).</summary>
 public sealed record LoaderBenchmarkResult(IReadOnlyList<LoaderPoint> Points, TimeSpan Deadline, IReadOnlyDictionary<KvCodecSpec, double> CodecKl);
@@ -151,7 +151,7 @@ public static class LoaderBenchmark
         var done = 0;
         foreach (var gbit in options.GbitPerSecond)
         {
-            var runs = new Dictionary<string, List<(double Ms, double Kl, IReadOnlyList<string> Choices)>>();
+            var runs = new Dictionary<string, List<(double Ms, double Kl, IReadOnlyList<string> Choices, double Predicted)>>();
             foreach (var policy in Policies)
             {
                 runs[policy] = [];
@@ -178,7 +178,7 @@ public static class LoaderBenchmark
                     }
 
                     var run = await TimedAsync(engine, request, ct).ConfigureAwait(false);
-                    runs[policy].Add((run.Ms, NextTokenDivergence.Kl(full[i], run.Logits), choices ?? run.Report.Loading?.Choices ?? []));
+                    runs[policy].Add((run.Ms, NextTokenDivergence.Kl(full[i], run.Logits), choices ?? run.Report.Loading?.Choices ?? [], run.Report.Loading?.PredictedTtft?.TotalMilliseconds ?? double.NaN));
                     progress?.Report((++done, total));
                 }
             }
@@ -194,7 +194,9 @@ public static class LoaderBenchmark
                     counts[name] = counts.GetValueOrDefault(name) + 1;
                 }
 
-                points.Add(new LoaderPoint(gbit, policy, Median(ms), Percentile(ms, 0.9), list.Average(x => x.Kl), list.Count(x => x.Ms <= deadline.TotalMilliseconds) / (double)list.Count, counts));
+                var predicted = list.Select(x => x.Predicted).Where(double.IsFinite).ToList();
+                points.Add(new LoaderPoint(gbit, policy, Median(ms), Percentile(ms, 0.9), list.Average(x => x.Kl), list.Count(x => x.Ms <= deadline.TotalMilliseconds) / (double)list.Count, counts,
+                    predicted.Count > 0 ? Median(predicted) : double.NaN));
             }
         }
 

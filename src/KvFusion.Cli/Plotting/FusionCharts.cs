@@ -262,21 +262,7 @@ internal static class FusionCharts
             StyleLegend(throughput);
         }
 
-        // Each panel renders on a surface of its own (a plot paints its whole canvas), then both go side by side.
-        const int width = 900;
-        const int height = 650;
-        using SKSurface surface = CreateSurface(2 * width, height);
-        surface.Canvas.Clear(SKColors.White);
-        foreach (var (panel, x) in new[] { (ttft, 0), (throughput, width) })
-        {
-            using SKSurface half = CreateSurface(width, height);
-            half.Canvas.Clear(SKColors.White);
-            panel.Render(half.Canvas, new PixelRect(0, width, 0, height));
-            using SKImage image = half.Snapshot();
-            surface.Canvas.DrawImage(image, x, 0);
-        }
-
-        SavePng(surface, pngPath);
+        SaveSideBySide(pngPath, ttft, throughput);
     }
 
     /// <summary>
@@ -334,11 +320,17 @@ internal static class FusionCharts
             StyleLegend(met);
         }
 
+        SaveSideBySide(pngPath, ttft, met);
+    }
+
+    /// <summary>Two panels side by side in one PNG; each renders on a surface of its own (a plot paints its whole canvas).</summary>
+    private static void SaveSideBySide(string pngPath, Plot left, Plot right)
+    {
         const int width = 900;
         const int height = 650;
         using SKSurface surface = CreateSurface(2 * width, height);
         surface.Canvas.Clear(SKColors.White);
-        foreach (var (panel, x) in new[] { (ttft, 0), (met, width) })
+        foreach (var (panel, x) in new[] { (left, 0), (right, width) })
         {
             using SKSurface half = CreateSurface(width, height);
             half.Canvas.Clear(SKColors.White);

@@ -248,7 +248,7 @@ public sealed class LoadController(ILoadCosts costs)
     /// <see cref="LoadGoal.TtftSlack"/> of the fastest of them. When none does: with a deadline, the fastest; with only
     /// a budget, the best quality. Ties go to the faster, then to the first.
     /// </summary>
-    public static int Select(LoadGoal goal, IReadOnlyList<Candidate> candidates)
+    private static int Select(LoadGoal goal, List<Candidate> candidates)
     {
         var anyFeasible = false;
         var fastest = double.PositiveInfinity;
@@ -318,15 +318,15 @@ public sealed class LoadController(ILoadCosts costs)
             Transfer <= other.Transfer && Decode <= other.Decode && Recompute <= other.Recompute && Text <= other.Text && Loss <= other.Loss;
     }
 
-    /// <summary>An option with its predicted sums (internal to the search).</summary>
-    public readonly record struct PricedOption(int Index, Sums Sums);
+    /// <summary>An option with its predicted sums.</summary>
+    private readonly record struct PricedOption(int Index, Sums Sums);
 
-    /// <summary>A step of a partial plan (internal to the search).</summary>
-    public sealed record Node(int Chunk, int Option, Node? Parent);
+    /// <summary>A step of a partial plan.</summary>
+    private sealed record Node(int Chunk, int Option, Node? Parent);
 
-    /// <summary>A partial plan's sums (internal to the search).</summary>
-    public readonly record struct State(Sums Sums, Node? Node);
+    /// <summary>A partial plan's sums.</summary>
+    private readonly record struct State(Sums Sums, Node? Node);
 
     /// <summary>A complete plan as the selection sees it.</summary>
-    public readonly record struct Candidate(LoadRatio Ratio, PricedOption[][] Priced, State State, double Ttft, double MeanKl, bool Feasible);
+    private readonly record struct Candidate(LoadRatio Ratio, PricedOption[][] Priced, State State, double Ttft, double MeanKl, bool Feasible);
 }
